@@ -1,0 +1,13 @@
+# compiler/local.mk -- libplastcc.a (every stage of the compiler) and the plastc driver.
+noinst_LIBRARIES += compiler/libplastcc.a
+compiler_libplastcc_a_SOURCES = \
+	compiler/diag.h compiler/ir.h compiler/ops.def
+compiler_libplastcc_a_CFLAGS = $(AM_CFLAGS) $(LLVM_CFLAGS) $(JANSSON_CFLAGS)
+
+PLASTC_LIBS = compiler/libplastcc.a grammar/libgrammar.a runtime/libplastrt.a \
+	$(LLVM_LIBS) $(JANSSON_LIBS) $(OPENBLAS_LIBS)
+
+bin_PROGRAMS += plastc
+plastc_SOURCES = compiler/main.c
+plastc_CFLAGS = $(AM_CFLAGS) $(LLVM_CFLAGS)
+plastc_LDADD = $(PLASTC_LIBS)

@@ -1,0 +1,15 @@
+/* compiler/main.c -- the plastc driver (placeholder until the front end lands). */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("plastc %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "usage: plastc COMMAND [ARGS]\n");
+	return 1;
+}
