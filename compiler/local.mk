@@ -11,3 +11,7 @@ bin_PROGRAMS += plastc
 plastc_SOURCES = compiler/main.c
 plastc_CFLAGS = $(AM_CFLAGS) $(LLVM_CFLAGS)
 plastc_LDADD = $(PLASTC_LIBS)
+include $(srcdir)/compiler/frontend.mk
+include $(srcdir)/compiler/ir.mk
+include $(srcdir)/compiler/emitc.mk
+include $(srcdir)/compiler/llvm.mk

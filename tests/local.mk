@@ -3,3 +3,9 @@ TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) -Wno-unused-parame
 TEST_LIBS = $(PLASTC_LIBS) $(CMOCKA_LIBS)
 AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
 	PLASTC='$(abs_top_builddir)/plastc'; export top_srcdir top_builddir PLASTC;
+include $(srcdir)/tests/frontend.mk
+include $(srcdir)/tests/ir.mk
+include $(srcdir)/tests/runtime.mk
+include $(srcdir)/tests/emitc.mk
+include $(srcdir)/tests/llvm.mk
+include $(srcdir)/tests/e2e.mk

@@ -1,0 +1,1 @@
+# compiler/emitc.mk -- sources of the emitc part of libplastcc.a (owned by that part)

@@ -1,0 +1,1 @@
+# compiler/llvm.mk -- sources of the llvm part of libplastcc.a (owned by that part)

@@ -1,0 +1,1 @@
+# runtime/more.mk -- runtime sources

@@ -1,0 +1,1 @@
+# tests/e2e.mk -- tests of the e2e part

@@ -1,0 +1,1 @@
+# tests/emitc.mk -- tests of the emitc part

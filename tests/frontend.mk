@@ -1,0 +1,1 @@
+# tests/frontend.mk -- tests of the frontend part

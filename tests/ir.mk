@@ -1,0 +1,1 @@
+# tests/ir.mk -- tests of the ir part

@@ -1,0 +1,1 @@
+# tests/llvm.mk -- tests of the llvm part

@@ -1,0 +1,1 @@
+# tests/runtime.mk -- tests of the runtime part
