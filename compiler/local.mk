@@ -4,7 +4,7 @@ compiler_libplastcc_a_SOURCES = \
 	compiler/diag.h compiler/ir.h compiler/ops.def
 compiler_libplastcc_a_CFLAGS = $(AM_CFLAGS) $(LLVM_CFLAGS) $(JANSSON_CFLAGS)
 
-PLASTC_LIBS = compiler/libplastcc.a grammar/libgrammar.a runtime/libplastrt.a \
+PLASTC_LIBS = compiler/libplastcc.a grammar/libgrammar.a compiler/libplastcc.a runtime/libplastrt.a \
 	$(LLVM_LIBS) $(JANSSON_LIBS) $(OPENBLAS_LIBS)
 
 bin_PROGRAMS += plastc
