@@ -38,10 +38,15 @@ typedef enum PlInit {
 	PL_INIT_IDENTITY,     /* a * I (square matrices) */
 } PlInit;
 
+/* Meta-loss of a trial: L = sum_t mask[t] * l_t, where mask[t] is the task's weight of step t (e.g.
+ * 1/(T - test_begin) on the counted steps, 0 elsewhere) and l_t is, over the B trials and Oy outputs:
+ *   MSE: (1/(B*Oy)) sum_b sum_k (y - target)^2                (PyTorch MSELoss, as the reference)
+ *   CE:  (1/B) sum_b -sum_k target_k * log softmax(y)_k        (target one-hot)
+ *   SSE: (1/B) sum_b sum_k (y - target)^2                      (Miconi 2016's summed squared error) */
 typedef enum PlLoss {
-	PL_LOSS_MSE = 0, /* mean over batch and prediction dims, per step; steps weighted by the task mask */
-	PL_LOSS_CE,      /* softmax cross-entropy over the prediction dims; target is a one-hot / class vector */
-	PL_LOSS_SSE,     /* summed squared error (Miconi 2016) */
+	PL_LOSS_MSE = 0,
+	PL_LOSS_CE,
+	PL_LOSS_SSE,
 } PlLoss;
 
 typedef struct PlTensorDesc {
