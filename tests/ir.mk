@@ -1,1 +1,6 @@
 # tests/ir.mk -- tests of the ir part
+check_PROGRAMS += tests/test_ir
+TESTS += tests/test_ir
+tests_test_ir_SOURCES = tests/test_ir.c
+tests_test_ir_CFLAGS = $(TEST_CFLAGS)
+tests_test_ir_LDADD = $(TEST_LIBS)
