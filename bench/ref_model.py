@@ -238,7 +238,7 @@ def make_batch(task, B, seed=0, T=20, I=16, out_dim=1, n=5, m=40, K=20, d=12):
     if task == "random":
         x = rng.uniform(-1, 1, (T, B, I))
         target = rng.uniform(-1, 1, (T, B, out_dim))
-        mask = np.full(T, 1.0 / T)
+        mask = 2.0 * np.arange(1, T + 1) / (T * (T + 1))  # unequal weights (sum 1) exercise the mask
     elif task == "cue_reward":
         T, dc, ncls = 20, 14, 5
         x = np.zeros((T, B, dc + 2))
