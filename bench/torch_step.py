@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +38,17 @@ DEFAULT = ["cue_reward-rnn-hebbian", "cue_reward-rnn-gradient", "cue_reward-lstm
            "cue_reward-lstm-gradient"]
 
 
+def _mem_total_gb():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        pass
+    return 0.0
+
+
 def task_shape(task, opts):
     """(T, I) of a task configuration."""
     if task == "cue_reward":
@@ -46,7 +58,10 @@ def task_shape(task, opts):
     return opts["K"] + 20, opts["d"] + 2
 
 
-def run_one(name, steps, warmup, batch, seed, hidden=None):
+def run_one(name, steps, warmup, batch, seed, hidden=None, max_mem_gb=0.0):
+    if max_mem_gb > 0:  # an allocation beyond this fails in PyTorch instead of waking the OOM killer
+        lim = int(max_mem_gb * 2 ** 30)
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch
     import ref_model
@@ -92,6 +107,8 @@ def main(argv=None):
     ap.add_argument("--hidden", type=int, help="override the hidden size (for quick tests)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print JSON lines")
+    ap.add_argument("--max-mem-gb", type=float, default=0.75 * _mem_total_gb(),
+                    help="address-space limit per configuration (default: 3/4 of RAM); 0 = none")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.list:
@@ -103,7 +120,12 @@ def main(argv=None):
         print("torch_step.py: python3 torch is not installed: skipped", file=sys.stderr)
         return 77
     if a.one:
-        print(json.dumps(run_one(a.one, a.steps, a.warmup, a.batch, a.seed, a.hidden)))
+        try:
+            r = run_one(a.one, a.steps, a.warmup, a.batch, a.seed, a.hidden, a.max_mem_gb)
+        except RuntimeError as e:  # PyTorch's allocation failure under the limit
+            print(f"torch_step.py: {a.one}: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 3
+        print(json.dumps(r))
         return 0
     names = a.configs or DEFAULT
     for n in names:
@@ -113,7 +135,7 @@ def main(argv=None):
     status = 0
     for n in names:
         cmd = [sys.executable, os.path.abspath(__file__), "--one", n, "--steps", str(a.steps), "--warmup",
-               str(a.warmup), "--batch", str(a.batch), "--seed", str(a.seed)]
+               str(a.warmup), "--batch", str(a.batch), "--seed", str(a.seed), "--max-mem-gb", str(a.max_mem_gb)]
         if a.hidden:
             cmd += ["--hidden", str(a.hidden)]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
@@ -121,7 +143,9 @@ def main(argv=None):
         _, st, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(st)
         if p.returncode != 0:
-            print(f"torch_step.py: {n}: exit status {p.returncode}", file=sys.stderr)
+            why = " (out of memory under --max-mem-gb)" if p.returncode == 3 else ""
+            print(f"torch_step.py: {n}: exit status {p.returncode}{why}, peak RSS {ru.ru_maxrss / 1024:.0f} MiB",
+                  file=sys.stderr)
             status = 1
             continue
         r = json.loads(out.decode().strip().splitlines()[-1])
