@@ -36,3 +36,27 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 		const float *mask, float *const *grads);
 
 #endif
+
+/* ---- command-line helpers ---- */
+
+/* A task and its options as given on the command line (--task, --task-opt k=v, --n, --m, --K, --fn). */
+#define PL_MAX_TASK_OPTS 16
+typedef struct PlTaskSpec {
+	char name[32];
+	int n_opts;
+	char opts[PL_MAX_TASK_OPTS][64];
+} PlTaskSpec;
+/* 1 if `flag` is a task flag (then applied, or -1 after an error message), 0 if not. */
+int pl_task_flag(PlTaskSpec *ts, const char *flag, const char *value);
+/* Creates the task, prints the error and returns NULL if it fails or does not fit the model. */
+PlTask *pl_task_from_spec(const PlTaskSpec *ts, const PlModel *m);
+
+/* Splits argv[*i] into a flag name (without "--") and its value, advancing *i past a separate value.
+ * `boolean` lists flags that take no value ("help quiet"). Returns 0, or -1 after an error message. */
+int pl_next_flag(int argc, char **argv, int *i, const char *cmd, const char *boolean, char *name,
+		size_t name_len, const char **value);
+int pl_parse_long(const char *flag, const char *v, long lo, long hi, long *out);
+int pl_parse_u64(const char *flag, const char *v, uint64_t *out);
+int pl_parse_double(const char *flag, const char *v, double lo, double hi, double *out);
+/* "store", "recompute", "recompute:K" or "auto" (*auto_ = 1). */
+int pl_parse_bptt(const char *v, PlBpttStrategy *s, int *k, int *auto_);
