@@ -568,7 +568,7 @@ static int load_checkpoint(Trainer *tr, const PlSt *st)
 	return 0;
 }
 
-/* Keeps the header and the rows up to `step` (a killed run may have logged past its checkpoint). */
+/* Keeps the header and the train/val rows up to `step` (a killed run may have logged past its checkpoint). */
 static int truncate_metrics(const char *path, long step)
 {
 	FILE *f = fopen(path, "r");
@@ -590,7 +590,8 @@ static int truncate_metrics(const char *path, long step)
 				fputs(line, o);
 			continue;
 		}
-		if (s <= step && strchr(line, '\n'))
+		/* Test rows belong to a finished session; the resumed run writes its own. */
+		if (s <= step && strchr(line, '\n') && strncmp(end, ",test,", 6) != 0)
 			fputs(line, o);
 	}
 	fclose(f);
