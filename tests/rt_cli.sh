@@ -51,6 +51,14 @@ cut -d, -f1-4 "$D/full/metrics.csv" >"$D/m1"
 cut -d, -f1-4 "$D/killed/metrics.csv" >"$D/m2"
 check "metrics rows identical after resume" cmp -s "$D/m1" "$D/m2"
 
+# the recompute strategy trains to the same bits as store; two threads run too (last bits may differ)
+$BIN $RUN --bptt recompute:3 --out "$D/rec" --quiet >/dev/null 2>&1
+check "recompute:3 run exits 0" test $? -eq 0
+check "recompute:3 final checkpoint identical to store" $CMP "$D/full/checkpoint.safetensors" "$D/rec/checkpoint.safetensors"
+$BIN $RUN --threads 2 --out "$D/thr" --quiet >"$D/thr.out" 2>&1
+check "--threads 2 run exits 0" test $? -eq 0
+check "--threads recorded in run.json" grep -q '"--threads",' "$D/thr/run.json"
+
 # 3. divergence: NaN in the gradient of cell.alpha during step 6 (T = 20 VJP calls per step)
 RT_MODEL_NAN_AFTER=100 $BIN $RUN --out "$D/nan" --quiet >/dev/null 2>"$D/nan.err"
 check "divergence exits 3" test $? -eq 3
