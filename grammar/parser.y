@@ -156,9 +156,15 @@ file:
 
 end: NL | ';' ;
 
-/* Names: `rule`, `weight` and `bias` are keywords but also ordinary names where no keyword can stand
- * (`const rule = hebbian`, `rule = rule`, `fixed = weight`). */
-name: IDENT | RULE { $$ = "rule"; } | WEIGHT { $$ = "weight"; } | BIAS { $$ = "bias"; } ;
+/* Names: `rule`, `weight`, `bias` and `internal_loss` are keywords but also ordinary names where no
+ * keyword can stand (`const rule = hebbian`, `rule = rule`, `fixed = weight`, grad(internal_loss, w)). */
+name:
+	  IDENT
+	| RULE                    { $$ = "rule"; }
+	| WEIGHT                  { $$ = "weight"; }
+	| BIAS                    { $$ = "bias"; }
+	| INTERNAL_LOSS           { $$ = "internal_loss"; }
+	;
 
 decl:
 	  IMPORT STRING {
@@ -465,12 +471,11 @@ static void describe_token(yysymbol_kind_t k, yyscan_t scanner, char *buf, size_
 	default:
 		break;
 	}
-	/* Bison quotes aliases ("->") and character literals ('('); show both as '...' */
-	size_t len = strlen(s);
-	if (len >= 2 && (s[0] == '"' || s[0] == '\''))
-		snprintf(buf, n, "'%.*s'", (int)(len - 2), s + 1);
-	else
+	/* character literals come quoted ('('), keywords and "->" bare: quote them alike */
+	if (s[0] == '\'')
 		snprintf(buf, n, "%s", s);
+	else
+		snprintf(buf, n, "'%s'", s);
 }
 
 static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, ParseCtx *ctx)
