@@ -1825,16 +1825,18 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 	}
 	if (!tables_ok)
 		goto rules_only;
-	const AstExpr **checked = ast_alloc(p->arena, (size_t)(2 * m->nlayers + 1) * sizeof *checked);
+	const AstExpr **checked = ast_alloc(p->arena, (size_t)(2 * m->nlayers + 2) * sizeof *checked);
 	int nchecked = 0;
 	RuleMark *marks = ast_alloc(p->arena, (size_t)(8 * m->nlayers + 1) * sizeof *marks);
 	int nmarks = 0;
 	const AstDecl *grad_rule = NULL;
-	for (int li = 0; li < m->nlayers; li++) {
-		SemaLayer *L = &m->layers[li];
-		if (!L->plastic)
+	for (int li = -1; li < m->nlayers; li++) {
+		/* li = -1: the plasticity block's own rate and decay, even if no layer uses them */
+		SemaLayer *L = li >= 0 ? &m->layers[li] : NULL;
+		if (L && !L->plastic)
 			continue;
-		const AstExpr *rd[2] = {L->rate, L->decay};
+		const AstExpr *rd[2] = {L ? L->rate : model_pl.rate ? model_pl.rate->value : NULL,
+			L ? L->decay : model_pl.decay ? model_pl.decay->value : NULL};
 		for (int k = 0; k < 2; k++) {
 			if (!rd[k])
 				continue;
@@ -1849,7 +1851,7 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 			x.what = k ? "decay" : "rate";
 			value_ok_for_rate(p, &x, rd[k], x.what);
 		}
-		if (!L->rule)
+		if (!L || !L->rule)
 			continue;
 		for (int k = 0; k < L->nt; k++) {
 			const SemaTensor *t = &L->t[k];

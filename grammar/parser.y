@@ -15,6 +15,11 @@
 %define api.pure full
 %define api.location.type {SrcSpan}
 %define parse.error custom
+/* Canonical LR without default reductions: errors are detected in the state where they occur, so the
+ * expected-token lists are exact (no merged lookaheads) and error recovery resumes inside the enclosing
+ * block instead of at the top level. The grammar is small; the tables stay small too. */
+%define lr.type canonical-lr
+%define lr.default-reduction accepting
 %locations
 %expect 0
 %param {yyscan_t scanner}
@@ -174,6 +179,7 @@ decl:
 	}
 	| IMPORT error {
 		parse_flush_error(ctx, "write the path in quotes: import \"lib/duan.plast\"");
+		yyerrok;
 		$$ = decl_new(ctx, DECL_IMPORT, @$);
 		$$->name = NULL;
 	}
@@ -186,6 +192,7 @@ decl:
 	}
 	| CONST name error {
 		parse_flush_error(ctx, "a constant is declared as: const NAME = VALUE");
+		yyerrok;
 		$$ = decl_new(ctx, DECL_CONST, @$);
 		$$->name = $2;
 		$$->name_span = @2;
@@ -378,12 +385,9 @@ layer:
 		ast_list_free($5);
 		$$ = NULL;
 	}
-	| opt_plastic layer_kind name '(' error ')' {
-		parse_flush_error(ctx, "write the layer as: linear NAME (SRC -> SIZE) [ACT], sources joined by ','");
-		$$ = NULL;
-	}
 	| opt_plastic layer_kind name error {
-		parse_flush_error(ctx, "write the layer as: linear NAME (SRC -> SIZE) [ACT]");
+		parse_flush_error(ctx, "write the layer as: linear NAME (SRC -> SIZE) [ACT], sources joined by ','");
+		yyerrok;
 		$$ = NULL;
 	}
 	;
@@ -430,7 +434,7 @@ primary:
 	| name                    { $$ = ast_name(ctx->arena, $1, @$); }
 	| name '(' args ')'       { $$ = depth_check(ctx, ast_call(ctx->arena, $1, @1, $3, @$)); }
 	| '(' expr ')'            { $$ = $2; $$->span = @$; }
-	| '(' error ')'           { parse_flush_error(ctx, NULL); $$ = ast_error(ctx->arena, @$); }
+	| '(' error ')'           { parse_flush_error(ctx, NULL); yyerrok; $$ = ast_error(ctx->arena, @$); }
 	;
 
 args: %empty { $$ = NULL; } | expr_list ;
@@ -483,14 +487,24 @@ static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, Par
 	parse_flush_error(ctx, NULL);
 	if (ctx->stop)
 		return 0; /* the scanner already reported why the input ends here */
-	enum { MAXEXP = 6 };
-	yysymbol_kind_t expected[MAXEXP];
-	int nexp = yypcontext_expected_tokens(pctx, expected, MAXEXP);
+	enum { MAXEXP = 12 };
+	yysymbol_kind_t all[MAXEXP], expected[MAXEXP];
+	int nall = yypcontext_expected_tokens(pctx, all, MAXEXP), nexp = 0;
+	/* keywords that are also names are not worth listing beside "name" */
+	bool name_ok = false;
+	for (int i = 0; i < nall; i++)
+		name_ok = name_ok || all[i] == YYSYMBOL_IDENT;
+	for (int i = 0; i < nall; i++)
+		if (!(name_ok && (all[i] == YYSYMBOL_RULE || all[i] == YYSYMBOL_WEIGHT || all[i] == YYSYMBOL_BIAS ||
+			all[i] == YYSYMBOL_INTERNAL_LOSS)))
+			expected[nexp++] = all[i];
+	if (nall == 0 || nall >= MAXEXP)
+		nexp = 0;
 	yysymbol_kind_t got = yypcontext_token(pctx);
 	char what[96], msg[sizeof ctx->pend_msg];
 	describe_token(got, scanner, what, sizeof what);
 	size_t len = (size_t)snprintf(msg, sizeof msg, "unexpected %s", what);
-	if (nexp > 0 && nexp < MAXEXP) {
+	if (nexp > 0 && nexp <= 6) {
 		for (int i = 0; i < nexp && len < sizeof msg; i++) {
 			char e[64];
 			describe_token(expected[i], scanner, e, sizeof e);
