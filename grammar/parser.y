@@ -15,11 +15,13 @@
 %define api.pure full
 %define api.location.type {SrcSpan}
 %define parse.error custom
-/* Canonical LR without default reductions: errors are detected in the state where they occur, so the
- * expected-token lists are exact (no merged lookaheads) and error recovery resumes inside the enclosing
- * block instead of at the top level. The grammar is small; the tables stay small too. */
+/* Canonical LR with default reductions only in consistent states: errors are detected in the state where
+ * they occur, so the expected-token lists are exact (no merged lookaheads) and error recovery resumes
+ * inside the enclosing block instead of at the top level (a default reduction of `items` would first
+ * close the block). Consistent states still reduce by default, so `file: %empty` is reduced before the
+ * first token and `file error end` can catch an error there. The grammar is small; so are the tables. */
 %define lr.type canonical-lr
-%define lr.default-reduction accepting
+%define lr.default-reduction consistent
 %locations
 %expect 0
 %param {yyscan_t scanner}
@@ -527,6 +529,6 @@ void parse_flush_error(ParseCtx *ctx, const char *hint)
 		return;
 	ctx->pending = false;
 	diag_emit(ctx->diag, DIAG_ERROR, ctx->pend_at, NULL, hint, "%s", ctx->pend_msg);
-	if (diag_error_count(ctx->diag) >= 20)
+	if (diag_error_count(ctx->diag) > 20)
 		ctx->stop = true;
 }
