@@ -42,6 +42,9 @@ int yylex(YYSTYPE *lval, SrcSpan *lloc, yyscan_t scanner);
 #include <string.h>
 
 char *yyget_text(yyscan_t scanner);
+ParseCtx *yyget_extra(yyscan_t scanner);
+int lex_raw(YYSTYPE *lval, SrcSpan *lloc, yyscan_t scanner);
+static const char *parse_stmt_hint(int tok, bool top);
 
 /* Spans: from the first symbol's start to the last one's end; an empty rule sits at the previous end. */
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                  \
@@ -158,7 +161,7 @@ file:
 	  %empty
 	| file end
 	| file decl end           { ast_list_push(ctx->decls, $2); }
-	| file error end          { parse_flush_error(ctx, NULL); yyerrok; }
+	| file error end          { parse_flush_error(ctx, parse_stmt_hint(ctx->pend_stmt, true)); yyerrok; }
 	;
 
 end: NL | ';' ;
@@ -179,26 +182,12 @@ decl:
 		$$->name = $2;
 		$$->name_span = @2;
 	}
-	| IMPORT error {
-		parse_flush_error(ctx, "write the path in quotes: import \"lib/duan.plast\"");
-		yyerrok;
-		$$ = decl_new(ctx, DECL_IMPORT, @$);
-		$$->name = NULL;
-	}
 	| CONST name '=' expr {
 		$$ = decl_new(ctx, DECL_CONST, @$);
 		$$->name = $2;
 		$$->name_span = @2;
 		$$->value = $4;
 		$$->value_span = @4;
-	}
-	| CONST name error {
-		parse_flush_error(ctx, "a constant is declared as: const NAME = VALUE");
-		yyerrok;
-		$$ = decl_new(ctx, DECL_CONST, @$);
-		$$->name = $2;
-		$$->name_span = @2;
-		$$->value = ast_error(ctx->arena, @3);
 	}
 	| rule_decl
 	| MODEL name '{' items '}' {
@@ -265,7 +254,7 @@ item_seq:
 	  %empty                  { $$ = ast_list_new(); }
 	| item_seq end            { $$ = $1; }
 	| item_seq item end       { $$ = $1; if ($2) ast_list_push($$, $2); }
-	| item_seq error end      { $$ = $1; parse_flush_error(ctx, NULL); yyerrok; }
+	| item_seq error end      { $$ = $1; parse_flush_error(ctx, parse_stmt_hint(ctx->pend_stmt, false)); yyerrok; }
 	;
 
 settings:
@@ -385,11 +374,6 @@ layer:
 		diag_emit(ctx->diag, DIAG_ERROR, @6, NULL, "write the layer as: linear NAME (SRC -> SIZE) [ACT]",
 			"expected '->' in layer declaration");
 		ast_list_free($5);
-		$$ = NULL;
-	}
-	| opt_plastic layer_kind name error {
-		parse_flush_error(ctx, "write the layer as: linear NAME (SRC -> SIZE) [ACT], sources joined by ','");
-		yyerrok;
 		$$ = NULL;
 	}
 	;
@@ -518,9 +502,63 @@ static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, Par
 		}
 	}
 	ctx->pending = true;
+	ctx->pend_stmt = ctx->stmt_tok;
 	ctx->pend_at = *yypcontext_location(pctx);
 	snprintf(ctx->pend_msg, sizeof ctx->pend_msg, "%s", msg);
 	return 0;
+}
+
+/* The hint of a statement-level syntax error, chosen by the statement's first token. */
+static const char *parse_stmt_hint(int tok, bool top)
+{
+	switch (tok) {
+	case LINEAR:
+	case RNN:
+	case LSTM:
+	case PLASTIC:
+		return top ? "layers are declared inside model NAME { ... }" :
+			"write the layer as: [plastic] linear NAME (SRC, ... -> SIZE or OUTPUTS) [ACT] [{ KEY = VALUE; ... }]";
+	case INPUT:
+	case OUTPUT:
+	case EXTRA:
+		return top ? "inputs and outputs are declared inside model NAME { ... }" :
+			"declare it as: input NAME[SIZE] (output and extra likewise)";
+	case MODULATOR:
+		return "declare it as: modulator NAME";
+	case PARAM:
+		return "declare it as: param NAME[DIM, ...] = INIT";
+	case CONST:
+		return "a constant is declared as: const NAME = VALUE (a number or a rule name)";
+	case IMPORT:
+		return "write the path in quotes: import \"lib/duan.plast\"";
+	case RULE:
+		return "a rule is declared as: rule NAME = EXPR, or rule NAME { weight = EXPR; bias = EXPR }";
+	case MODEL:
+		return "a model is declared as: model NAME { ITEMS }";
+	case INTERNAL_LOSS:
+		return "write it as: internal_loss = EXPR";
+	case META_LOSS:
+		return "write it as: meta_loss = mse | cross_entropy | sse";
+	case PLASTICITY:
+		return "write it as: plasticity { KEY = VALUE ... }";
+	default:
+		return NULL;
+	}
+}
+
+/* The scanner, seen through the statement tracker: remembers the first token of each statement for
+ * parse_stmt_hint. */
+int yylex(YYSTYPE *lval, SrcSpan *lloc, yyscan_t scanner)
+{
+	ParseCtx *ctx = yyget_extra(scanner);
+	int tok = lex_raw(lval, lloc, scanner);
+	if (tok == NL || tok == ';' || tok == '{' || tok == '}') {
+		ctx->at_stmt_start = true;
+	} else if (ctx->at_stmt_start) {
+		ctx->stmt_tok = tok;
+		ctx->at_stmt_start = false;
+	}
+	return tok;
 }
 
 void parse_flush_error(ParseCtx *ctx, const char *hint)
