@@ -9,7 +9,6 @@
 set -u
 : "${PLASTC:?PLASTC is not set (run through make check)}"
 : "${top_srcdir:=.}"
-m="$top_srcdir/models"
 fail=0
 n=0
 
@@ -23,7 +22,7 @@ total() {
 expect() { # expect FILE N [ARGS...]
 	f=$1; want=$2; shift 2
 	n=$((n + 1))
-	got=$(total "$m/$f" "$@")
+	got=$(total "$top_srcdir/$f" "$@")
 	if [ "$got" = "$want" ]; then
 		echo "ok $n - $f $* total $got"
 	else
@@ -34,12 +33,12 @@ expect() { # expect FILE N [ARGS...]
 
 #      task              RNN plastic  RNN none  LSTM plastic  LSTM none
 while read -r task rp rn lp ln; do
-	expect "$task/rnn_hebbian.plast"   "$rp"
-	expect "$task/rnn_gradient.plast"  "$rp"
-	expect "$task/rnn_none.plast"      "$rn"
-	expect "$task/lstm_hebbian.plast"  "$lp"
-	expect "$task/lstm_gradient.plast" "$lp"
-	expect "$task/lstm_none.plast"     "$ln"
+	expect "models/$task/rnn_hebbian.plast"   "$rp"
+	expect "models/$task/rnn_gradient.plast"  "$rp"
+	expect "models/$task/rnn_none.plast"      "$rn"
+	expect "models/$task/lstm_hebbian.plast"  "$lp"
+	expect "models/$task/lstm_gradient.plast" "$lp"
+	expect "models/$task/lstm_none.plast"     "$ln"
 done <<'TABLE'
 cue_reward         274962 304524 270098 300876
 copy               268306 299532 266770 298380
@@ -49,19 +48,22 @@ TABLE
 
 # --set switches the rule (same count) and the size (count follows the formula 2(S)+6 at H=64:
 # enc 16*64+64 = 1088, cell 2(64*64+64) = 8320, head 64*6+6 = 390; S = 9798; total 19602).
-expect cue_reward/rnn_hebbian.plast  274962 --set rule=gradient
-expect cue_reward/rnn_gradient.plast 274962 --set rule=hebbian
-expect cue_reward/rnn_hebbian.plast  19602  --set hidden=64
+expect models/cue_reward/rnn_hebbian.plast  274962 --set rule=gradient
+expect models/cue_reward/rnn_gradient.plast 274962 --set rule=hebbian
+expect models/cue_reward/rnn_hebbian.plast  19602  --set hidden=64
 
 # Rules beyond the paper (models/README.md).
-expect rules/oja.plast                 274188
-expect rules/oja_effective.plast       274188
-expect rules/covariance.plast          268940
-expect rules/per_layer_modulator.plast 275992
+expect models/rules/oja.plast                 274188
+expect models/rules/oja_effective.plast       274188
+expect models/rules/covariance.plast          268940
+expect models/rules/per_layer_modulator.plast 275992
+
+# The worked example of examples/README.md (weight-only rule, like oja).
+expect examples/bcm.plast             274188
 
 # A test that cannot fail is a defect: an unknown constant must be rejected with exit status 1.
 n=$((n + 1))
-"$PLASTC" dump "$m/cue_reward/rnn_hebbian.plast" --stage params --set no_such_constant=1 >/dev/null 2>&1
+"$PLASTC" dump "$top_srcdir/models/cue_reward/rnn_hebbian.plast" --stage params --set no_such_constant=1 >/dev/null 2>&1
 rc=$?
 if [ "$rc" -eq 1 ]; then
 	echo "ok $n - --set of an unknown constant exits 1"
