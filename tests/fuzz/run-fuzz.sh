@@ -3,8 +3,8 @@
 #
 # Not part of automake: libFuzzer needs clang and its own main, and the sanitizer flags must cover every
 # front-end object. The script generates the scanner and parser with flex and bison into a temporary
-# directory, compiles them with the front-end sources listed in compiler/frontend.mk (plus diag.c and any
-# extra sources in $FUZZ_EXTRA_SOURCES) and tests/fuzz/fuzz_frontend.c, seeds a corpus from every
+# directory, compiles them with the compiler sources the front end needs (parse, sema and what they
+# call; see below) and tests/fuzz/fuzz_frontend.c, seeds a corpus from every
 # shipped model, tests/bad/*.plast and examples/*.plast, and runs libFuzzer.
 #
 # Outputs in $FUZZ_DIR (default _build-fuzz): the binary, corpus/ (kept between runs, so later runs
@@ -37,23 +37,24 @@ cat >"$gen/config.h" <<'CONF'
 #define VERSION "fuzz"
 CONF
 
-# --- front-end sources: what compiler/frontend.mk adds to the library, plus diag.c; never main.c ---
-srcs=$(grep -o 'compiler/[A-Za-z0-9_]*\.c' "$top/compiler/frontend.mk" | sort -u)
-[ -f "$top/compiler/diag.c" ] && srcs="$srcs compiler/diag.c"
-srcs=$(printf '%s\n' $srcs ${FUZZ_EXTRA_SOURCES:-} | grep -v '^compiler/main\.c$' | sort -u)
-[ -n "$srcs" ] || { echo "run-fuzz: no front-end sources listed in compiler/frontend.mk" >&2; exit 2; }
+# --- sources: every compiler/*.c but main.c (and runtime/*.c); each goes into an archive, and the
+# target links against it, so only the objects the front end reaches (sema pulls in the IR shape code)
+# are linked. A file that does not compile (a backend needing headers absent here) is skipped with a
+# note: if the front end needed it, the link fails and the script exits 2.
+srcs=$(cd "$top" && ls compiler/*.c runtime/*.c 2>/dev/null | grep -v '^compiler/main\.c$')
+srcs="$srcs ${FUZZ_EXTRA_SOURCES:-}"
+[ -n "$srcs" ] || { echo "run-fuzz: no compiler sources found" >&2; exit 2; }
 
 flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 	-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DHAVE_CONFIG_H -DPLASTC_FUZZ
 	-I$gen -I$top/compiler -I$top/runtime -I$top/grammar -I$top -w"
-# Every object goes into an archive and the target links against it, so only what the front end
-# reaches is linked (frontend.mk may list later stages, such as lower.c, that need other libraries).
+extra_inc="$(pkg-config --cflags jansson openblas 2>/dev/null) $(llvm-config-14 --cppflags 2>/dev/null)"
 objs=()
 for s in $srcs; do
 	[ -f "$top/$s" ] || { echo "run-fuzz: note: $s is listed but absent, skipped" >&2; continue; }
-	o="$gen/$(basename "$s" .c).o"
+	o="$gen/$(printf '%s' "${s%.c}" | tr '/' '_').o"
 	# shellcheck disable=SC2086
-	$cc $flags -c -o "$o" "$top/$s" || { echo "run-fuzz: build of $s failed" >&2; exit 2; }
+	$cc $flags $extra_inc -c -o "$o" "$top/$s" 2>"$o.err" || { echo "run-fuzz: note: $s does not compile here, skipped" >&2; continue; }
 	objs+=("$o")
 done
 for g in lexer parser; do
@@ -62,9 +63,9 @@ for g in lexer parser; do
 	objs+=("$gen/$g.o")
 done
 ar cr "$gen/libfrontend.a" "${objs[@]}"
-echo "run-fuzz: building $out/fuzz_frontend from:" $srcs grammar/lexer.l grammar/parser.y
+echo "run-fuzz: linking $out/fuzz_frontend"
 # shellcheck disable=SC2086
-$cc ${flags/fuzzer-no-link/fuzzer} -o "$out/fuzz_frontend" "$here/fuzz_frontend.c" "$gen/libfrontend.a" -lm || {
+$cc ${flags/fuzzer-no-link/fuzzer} -o "$out/fuzz_frontend" "$here/fuzz_frontend.c" "$gen/libfrontend.a" -lm $(pkg-config --libs openblas 2>/dev/null) || {
 	echo "run-fuzz: link failed" >&2; exit 2; }
 
 # --- seed corpus (a copy, so libFuzzer may add to corpus/ without touching the tree) ---
@@ -74,6 +75,16 @@ n=0
 while IFS= read -r f; do
 	cp "$f" "$seeds/$(printf '%s' "${f#$top/}" | tr '/' '_')" && n=$((n + 1))
 done < <(find "$top/models" "$top/tests/bad" "$top/examples" -name '*.plast' -type f 2>/dev/null | sort)
+# The target does not read imports; it takes a program as files separated by `#---` lines. So that the
+# seeds reach deep into sema, each model that imports is also seeded joined with its imports.
+while IFS= read -r f; do
+	seed="$seeds/joined_$(printf '%s' "${f#$top/}" | tr '/' '_')"
+	cp "$f" "$seed"
+	for imp in $(sed -n 's/^import[[:space:]]*"\([^"]*\)".*/\1/p' "$f"); do
+		[ -f "$(dirname "$f")/$imp" ] && { printf '\n#---\n'; cat "$(dirname "$f")/$imp"; } >>"$seed"
+	done
+	n=$((n + 1))
+done < <(grep -l '^import' $(find "$top/models" "$top/examples" -name '*.plast' -type f) 2>/dev/null)
 echo "run-fuzz: $n seed files; fuzzing for $seconds s"
 
 # --- run; libFuzzer exits non-zero on any finding ---
