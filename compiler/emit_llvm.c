@@ -1,0 +1,1484 @@
+/* compiler/emit_llvm.c -- Program -> LLVM module through the LLVM C API (see emit_llvm.h).
+ *
+ * Shape of the generated code. Each ABI entry point is a thin wrapper that reads the PlStepArgs fields
+ * by GEP on the struct layout (checked against offsetof at run time of the compiler, see
+ * l_check_layouts) and calls an internal, always-inlined body whose every tensor is its own `noalias`
+ * pointer argument. The inliner turns those into alias scopes, which is how the C API (it has no way to
+ * build scoped-noalias metadata conveniently) tells the vectoriser that parameters, inputs, outputs and
+ * scratch do not overlap. Inside the body the IR nodes are emitted in order, one switch over ops:
+ *
+ *   leaves         PARAM and INPUT are the body's pointer arguments; CONST and INV_BATCH are *uniform*
+ *                  values (one float SSA value, no memory) that fold into their users' loops
+ *   elementwise    one loop nest over the result's index space with a stride per operand (0 on a
+ *                  broadcast dimension); dimensions that are contiguous for every operand are merged,
+ *                  so a same-shape op is one flat loop
+ *   SUM_TO, BMV,   "accumulate" nests: the result is zeroed, then result[o] += f(...) over the larger
+ *   BMVT           index space; when the innermost dimension reduces, the sum runs in a scalar
+ *                  accumulator first (a float reduction loop)
+ *   OUTER          the elementwise nest with hand-made strides
+ *   MATMUL         cblas_sgemm, declared on first use
+ *   SLICE/PAD/     strided copies
+ *   CONCAT/RESHAPE
+ *
+ * Outputs are copied from their values' scratch slots to the caller's buffers at the end of the body
+ * (PARAM_BAR with +=). Innermost loops carry `!llvm.loop !{llvm.loop.vectorize.enable}`: the C API cannot
+ * set fast-math flags, and that hint is what allows the vectoriser to reorder float reductions.
+ */
+#include "emit_llvm.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/DebugInfo.h>
+#include <llvm-c/Object.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <llvm/Config/llvm-config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "memplan.h"
+
+#define LL_MAXD (IR_MAX_RANK + 1) /* batch dim + per-trial dims */
+#define LL_MAXOP 3                /* destination + two operands */
+
+/* CBLAS enum values (cblas.h): fixed by the CBLAS standard. */
+enum { LL_CBLAS_ROW_MAJOR = 101, LL_CBLAS_NO_TRANS = 111, LL_CBLAS_TRANS = 112 };
+
+/* The fields of PlStepArgs in declaration order; l_check_layouts compares our struct type with offsetof. */
+enum {
+	SA_B, SA_B_GLOBAL, SA_PARAMS, SA_X, SA_STATE_IN, SA_STATE_OUT, SA_Y, SA_O, SA_Y_BAR, SA_STATE_OUT_BAR,
+	SA_STATE_IN_BAR, SA_PARAM_BAR, SA_WORK, SA_COUNT
+};
+
+/* One operand of a loop nest: a float pointer with a stride per nest dimension (0 = broadcast), or a
+ * uniform value (base == NULL) that needs no load. */
+typedef struct LlOpnd {
+	LLVMValueRef base;
+	LLVMValueRef uni;
+	int64_t st[LL_MAXD];
+} LlOpnd;
+
+/* A loop nest over an index space. op[0] is the destination; op[1..nop) the operands of fn. */
+typedef struct LlNest {
+	int nd;
+	LLVMValueRef ext[LL_MAXD]; /* i64 extents */
+	int64_t extc[LL_MAXD];     /* constant extent, or -1 for the run-time batch size */
+	int nop;
+	LlOpnd op[LL_MAXOP];
+	IrOp fn;         /* scalar function of op[1..]; IR_EXPAND means the identity */
+	bool accumulate; /* dst += fn(...) instead of dst = fn(...) */
+} LlNest;
+
+typedef struct LlCtx {
+	LLVMContextRef ctx;
+	LLVMModuleRef mod;
+	LLVMBuilderRef b;
+	LLVMTargetMachineRef tm;
+	const Program *p;
+	FILE *err;
+	char prefix[128];
+	bool failed;
+
+	/* cached types */
+	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_f64;
+	LLVMTypeRef t_pf;   /* float* */
+	LLVMTypeRef t_ppf;  /* float** */
+	LLVMTypeRef t_pi8;  /* char* */
+	LLVMTypeRef t_args; /* PlStepArgs */
+	LLVMTypeRef t_pargs;
+	LLVMTypeRef t_step; /* void (const PlStepArgs *) */
+	LLVMTypeRef t_wf;   /* size_t (int) */
+	unsigned md_loop;
+	LLVMValueRef sgemm;
+	bool body_calls; /* the loop body being emitted calls a scalar libm function (exp, log, tanh) */
+
+	/* the function being emitted */
+	const IrFunc *f;
+	MemPlan *plan;
+	LLVMValueRef fn;
+	LLVMBasicBlockRef entry; /* holds the allocas; branches to the code at the end */
+	LLVMBuilderRef ab;       /* positioned in entry */
+	LLVMValueRef B, Bg;      /* i64 */
+	LLVMValueRef work;
+	LLVMValueRef *val; /* [f->n] float* of a value in memory, or NULL */
+	LLVMValueRef *uni; /* [f->n] float of a uniform value, or NULL */
+	int64_t extra_b, extra_c; /* scratch beyond the plan (materialised uniforms), floats */
+} LlCtx;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void l_fail(LlCtx *c, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(c->err, "plastc: internal error: model '%s': ", c->p->name ? c->p->name : "?");
+	va_start(ap, fmt);
+	vfprintf(c->err, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->err);
+	c->failed = true;
+}
+
+double emitll_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void emitll_symbol_prefix(const Program *p, char *buf, size_t n)
+{
+	const char *s = p->name ? p->name : "model";
+	size_t i = 0;
+	if (n == 0)
+		return;
+	for (; s[i] && i + 1 < n; i++) {
+		char ch = s[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+		buf[i] = ok ? ch : '_';
+	}
+	buf[i] = '\0';
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* small l_* helpers                                                                                    */
+
+/* Pointer types: LLVM 14 has typed pointers only; 15 and 16 have opaque pointers (and 17 drops typed
+ * ones), so the element type matters only before 15. */
+static LLVMTypeRef l_ptr(LlCtx *c, LLVMTypeRef elem)
+{
+#if LLVM_VERSION_MAJOR >= 15
+	(void)elem;
+	return LLVMPointerTypeInContext(c->ctx, 0);
+#else
+	(void)c;
+	return LLVMPointerType(elem, 0);
+#endif
+}
+
+static LLVMValueRef l_i64(LlCtx *c, int64_t v) { return LLVMConstInt(c->t_i64, (unsigned long long)v, 1); }
+static LLVMValueRef l_i32(LlCtx *c, int64_t v) { return LLVMConstInt(c->t_i32, (unsigned long long)v, 1); }
+static LLVMValueRef l_f32(LlCtx *c, double v) { return LLVMConstReal(c->t_f32, v); }
+
+static void l_attr(LlCtx *c, LLVMValueRef fn, LLVMAttributeIndex idx, const char *name)
+{
+	unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+	if (kind != 0)
+		LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+}
+
+static LLVMValueRef l_call(LlCtx *c, LLVMValueRef fn, LLVMValueRef *args, unsigned n, const char *name)
+{
+	return LLVMBuildCall2(c->b, LLVMGlobalGetValueType(fn), fn, args, n, name);
+}
+
+/* A declared external function, added on first use. */
+static LLVMValueRef l_extern(LlCtx *c, const char *name, LLVMTypeRef ty)
+{
+	LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+	if (!fn) {
+		fn = LLVMAddFunction(c->mod, name, ty);
+		l_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind");
+	}
+	return fn;
+}
+
+/* llvm.<name>.f32 */
+static LLVMValueRef l_intrinsic_f32(LlCtx *c, const char *name)
+{
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMTypeRef t = c->t_f32;
+	return LLVMGetIntrinsicDeclaration(c->mod, id, &t, 1);
+}
+
+/* A call of a scalar math function. Without a vector math library (the C API cannot select one) a loop
+ * containing exp, log or tanh stays scalar, so such loops get no vectorize hint: the hint would only make
+ * LLVM warn that it could not honour it. */
+static LLVMValueRef l_unary_call(LlCtx *c, LLVMValueRef fn, LLVMValueRef x)
+{
+	size_t len;
+	const char *nm = LLVMGetValueName2(fn, &len);
+	if (!(strncmp(nm, "llvm.sqrt", 9) == 0 || strncmp(nm, "llvm.fabs", 9) == 0))
+		c->body_calls = true;
+	return l_call(c, fn, &x, 1, "");
+}
+
+/* &base[off] for a float pointer */
+static LLVMValueRef l_gep(LlCtx *c, LLVMValueRef base, LLVMValueRef off, const char *name)
+{
+	return LLVMBuildInBoundsGEP2(c->b, c->t_f32, base, &off, 1, name);
+}
+
+static LLVMValueRef l_load(LlCtx *c, LLVMValueRef ptr)
+{
+	LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_f32, ptr, "");
+	LLVMSetAlignment(v, 4);
+	return v;
+}
+
+static void l_store(LlCtx *c, LLVMValueRef v, LLVMValueRef ptr)
+{
+	LLVMValueRef s = LLVMBuildStore(c->b, v, ptr);
+	LLVMSetAlignment(s, 4);
+}
+
+/* A counted loop `for (iv = 0; iv < n; iv++)`:
+ *     pre -> head: iv = phi [0, pre], [iv+1, latch]; br iv < n ? body : exit
+ * l_loop_begin leaves the builder in the body; l_loop_end closes it from wherever the body ended. */
+typedef struct LlLoop {
+	LLVMBasicBlockRef head, exit;
+	LLVMValueRef iv;
+} LlLoop;
+
+static LlLoop l_loop_begin(LlCtx *c, LLVMValueRef n, const char *name)
+{
+	LlLoop L;
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	L.head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
+	L.exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "exit");
+	LLVMBuildBr(c->b, L.head);
+	LLVMPositionBuilderAtEnd(c->b, L.head);
+	L.iv = LLVMBuildPhi(c->b, c->t_i64, "i");
+	LLVMValueRef zero = l_i64(c, 0);
+	LLVMAddIncoming(L.iv, &zero, &pre, 1);
+	LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, L.iv, n, ""), body, L.exit);
+	LLVMPositionBuilderAtEnd(c->b, body);
+	return L;
+}
+
+/* `!llvm.loop !0` with `!0 = distinct !{!0, !{!"llvm.loop.vectorize.enable", i1 true}}`: the self
+ * reference makes each loop's node unique, built from a temporary node replaced by the real one. */
+static void l_loop_vectorize(LlCtx *c, LLVMValueRef backedge)
+{
+	LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+	static const char key[] = "llvm.loop.vectorize.enable";
+	LLVMMetadataRef hint[2] = {
+		LLVMMDStringInContext2(c->ctx, key, sizeof key - 1),
+		LLVMValueAsMetadata(LLVMConstInt(c->t_i1, 1, 0)),
+	};
+	LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(c->ctx, hint, 2)};
+	LLVMMetadataRef loop = LLVMMDNodeInContext2(c->ctx, ops, 2);
+	LLVMMetadataReplaceAllUsesWith(tmp, loop); /* also disposes of tmp */
+	LLVMSetMetadata(backedge, c->md_loop, LLVMMetadataAsValue(c->ctx, loop));
+}
+
+static void l_loop_end(LlCtx *c, LlLoop *L, bool vectorize)
+{
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	LLVMValueRef next = LLVMBuildNUWAdd(c->b, L->iv, l_i64(c, 1), "");
+	LLVMValueRef br = LLVMBuildBr(c->b, L->head);
+	LLVMAddIncoming(L->iv, &next, &latch, 1);
+	if (vectorize)
+		l_loop_vectorize(c, br);
+	LLVMMoveBasicBlockAfter(L->exit, latch);
+	LLVMPositionBuilderAtEnd(c->b, L->exit);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* shapes and strides                                                                                    */
+
+static int64_t l_numel(IrShape s)
+{
+	int64_t n = 1;
+	for (int k = 0; k < s.rank; k++)
+		n *= s.d[k];
+	return n;
+}
+
+/* Index space of shape s: the batch dim (run-time B) if s.batch, then the per-trial dims. */
+static void l_nest_space(LlCtx *c, LlNest *n, IrShape s)
+{
+	memset(n, 0, sizeof *n);
+	if (s.batch) {
+		n->ext[n->nd] = c->B;
+		n->extc[n->nd++] = -1;
+	}
+	for (int k = 0; k < s.rank; k++) {
+		n->ext[n->nd] = l_i64(c, s.d[k]);
+		n->extc[n->nd++] = s.d[k];
+	}
+}
+
+/* Strides of a value of shape `from` read in the index space of shape `to` with numpy broadcasting: the
+ * per-trial dims right-aligned, a size-1 or missing dim repeats (stride 0), the batch dim repeats when
+ * `from` has none. Used for elementwise operands and, reversed, for the destination of sum_to. */
+static void l_bcast_strides(IrShape from, IrShape to, int64_t *st)
+{
+	int nd = 0;
+	if (to.batch)
+		st[nd++] = from.batch ? l_numel(from) : 0;
+	int shift = to.rank - from.rank;
+	for (int k = 0; k < to.rank; k++) {
+		int kf = k - shift;
+		int64_t s = 0;
+		if (kf >= 0 && !(from.d[kf] == 1 && to.d[k] != 1)) {
+			s = 1;
+			for (int j = kf + 1; j < from.rank; j++)
+				s *= from.d[j];
+		}
+		st[nd++] = s;
+	}
+}
+
+/* Row-major strides of shape s itself (its own index space). */
+static void l_natural_strides(IrShape s, int64_t *st)
+{
+	l_bcast_strides(s, s, st);
+}
+
+/* Drops unit dims and merges dims that are contiguous for every operand (extent of the inner dim is a
+ * compile-time constant because only dim 0 can be the batch dim). */
+static void l_nest_coalesce(LlCtx *c, LlNest *n)
+{
+	int nd = 0;
+	for (int d = 0; d < n->nd; d++) {
+		if (n->extc[d] == 1)
+			continue;
+		n->ext[nd] = n->ext[d];
+		n->extc[nd] = n->extc[d];
+		for (int o = 0; o < n->nop; o++)
+			n->op[o].st[nd] = n->op[o].st[d];
+		nd++;
+	}
+	n->nd = nd;
+	for (int d = n->nd - 2; d >= 0; d--) {
+		bool ok = true;
+		for (int o = 0; o < n->nop && ok; o++)
+			ok = !n->op[o].base || n->op[o].st[d] == n->op[o].st[d + 1] * n->extc[d + 1];
+		if (!ok)
+			continue;
+		if (n->extc[d] >= 0) {
+			n->extc[d] *= n->extc[d + 1];
+			n->ext[d] = l_i64(c, n->extc[d]);
+		} else {
+			n->ext[d] = LLVMBuildNSWMul(c->b, n->ext[d], l_i64(c, n->extc[d + 1]), "n");
+		}
+		for (int o = 0; o < n->nop; o++)
+			n->op[o].st[d] = n->op[o].st[d + 1];
+		for (int e = d + 1; e + 1 < n->nd; e++) {
+			n->ext[e] = n->ext[e + 1];
+			n->extc[e] = n->extc[e + 1];
+			for (int o = 0; o < n->nop; o++)
+				n->op[o].st[e] = n->op[o].st[e + 1];
+		}
+		n->nd--;
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* scalar semantics of the elementwise ops (float32)                                                    */
+
+static LLVMValueRef l_scalar(LlCtx *c, IrOp op, LLVMValueRef a, LLVMValueRef b)
+{
+	LLVMBuilderRef B = c->b;
+	LLVMValueRef zero = l_f32(c, 0.0), one = l_f32(c, 1.0);
+	switch (op) {
+	case IR_EXPAND: return a; /* identity */
+	case IR_NEG: return LLVMBuildFNeg(B, a, "");
+	case IR_EXP: return l_unary_call(c, l_intrinsic_f32(c, "llvm.exp"), a);
+	case IR_LOG: return l_unary_call(c, l_intrinsic_f32(c, "llvm.log"), a);
+	case IR_SQRT: return l_unary_call(c, l_intrinsic_f32(c, "llvm.sqrt"), a);
+	case IR_SQUARE: return LLVMBuildFMul(B, a, a, "");
+	case IR_ABS: return l_unary_call(c, l_intrinsic_f32(c, "llvm.fabs"), a);
+	case IR_RELU: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, zero, ""), a, zero, "");
+	case IR_TANH: {
+		LLVMTypeRef ft = LLVMFunctionType(c->t_f32, &c->t_f32, 1, 0);
+		return l_unary_call(c, l_extern(c, "tanhf", ft), a);
+	}
+	case IR_SIGMOID: {
+		/* 1/(1+exp(-x)): exp overflows to +inf for x < -88 and the quotient is then exactly 0. */
+		LLVMValueRef e = l_unary_call(c, l_intrinsic_f32(c, "llvm.exp"), LLVMBuildFNeg(B, a, ""));
+		return LLVMBuildFDiv(B, one, LLVMBuildFAdd(B, one, e, ""), "");
+	}
+	case IR_STEP: return LLVMBuildUIToFP(B, LLVMBuildFCmp(B, LLVMRealOGT, a, zero, ""), c->t_f32, "");
+	case IR_SIGN: {
+		LLVMValueRef pos = LLVMBuildUIToFP(B, LLVMBuildFCmp(B, LLVMRealOGT, a, zero, ""), c->t_f32, "");
+		LLVMValueRef neg = LLVMBuildUIToFP(B, LLVMBuildFCmp(B, LLVMRealOLT, a, zero, ""), c->t_f32, "");
+		return LLVMBuildFSub(B, pos, neg, "");
+	}
+	case IR_ADD: return LLVMBuildFAdd(B, a, b, "");
+	case IR_SUB: return LLVMBuildFSub(B, a, b, "");
+	case IR_MUL: return LLVMBuildFMul(B, a, b, "");
+	case IR_DIV: return LLVMBuildFDiv(B, a, b, "");
+	/* ties pick b (the VJP sends the gradient to b on ties; the value is the same either way) */
+	case IR_MAX: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, b, ""), a, b, "");
+	case IR_MIN: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, b, ""), a, b, "");
+	case IR_PARAM: case IR_INPUT: case IR_CONST: case IR_INV_BATCH: case IR_SUM_TO: case IR_RESHAPE:
+	case IR_SLICE: case IR_PAD: case IR_CONCAT: case IR_MATMUL: case IR_BMV: case IR_BMVT: case IR_OUTER:
+	case IR_OP_COUNT:
+		break;
+	}
+	l_fail(c, "op '%s' has no scalar form", ir_op_info[op].name);
+	return a;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* loop nests                                                                                           */
+
+static LLVMValueRef l_entry_alloca(LlCtx *c, const char *name)
+{
+	return LLVMBuildAlloca(c->ab, c->t_f32, name);
+}
+
+static LLVMValueRef l_opnd_value(LlCtx *c, const LlOpnd *o, LLVMValueRef off)
+{
+	if (!o->base)
+		return o->uni;
+	return l_load(c, l_gep(c, o->base, off, ""));
+}
+
+static LLVMValueRef l_nest_fn(LlCtx *c, const LlNest *n, LLVMValueRef *off)
+{
+	LLVMValueRef a = n->nop > 1 ? l_opnd_value(c, &n->op[1], off[1]) : NULL;
+	LLVMValueRef b = n->nop > 2 ? l_opnd_value(c, &n->op[2], off[2]) : NULL;
+	return l_scalar(c, n->fn, a, b);
+}
+
+static LLVMValueRef l_off_step(LlCtx *c, LLVMValueRef off, LLVMValueRef iv, int64_t st)
+{
+	if (st == 0)
+		return off;
+	LLVMValueRef t = st == 1 ? iv : LLVMBuildNSWMul(c->b, iv, l_i64(c, st), "");
+	return LLVMBuildNSWAdd(c->b, off, t, "");
+}
+
+static void l_nest_rec(LlCtx *c, const LlNest *n, int d, LLVMValueRef *off)
+{
+	if (d == n->nd) {
+		LLVMValueRef v = l_nest_fn(c, n, off);
+		LLVMValueRef dst = l_gep(c, n->op[0].base, off[0], "");
+		if (n->accumulate)
+			v = LLVMBuildFAdd(c->b, l_load(c, dst), v, "");
+		l_store(c, v, dst);
+		return;
+	}
+	bool inner = d == n->nd - 1;
+	if (inner && n->accumulate && n->op[0].st[d] == 0) {
+		/* Reduction over the innermost dim: sum into an accumulator, then add it to the destination
+		 * once. The accumulator is an alloca that SROA turns into a phi; the loop's vectorize hint
+		 * allows the float sum to be reassociated. */
+		LLVMValueRef acc = l_entry_alloca(c, "acc");
+		l_store(c, l_f32(c, 0.0), acc);
+		LlLoop L = l_loop_begin(c, n->ext[d], "red");
+		LLVMValueRef o2[LL_MAXOP];
+		for (int o = 0; o < n->nop; o++)
+			o2[o] = l_off_step(c, off[o], L.iv, n->op[o].st[d]);
+		c->body_calls = false;
+		LLVMValueRef v = l_nest_fn(c, n, o2);
+		l_store(c, LLVMBuildFAdd(c->b, l_load(c, acc), v, ""), acc);
+		l_loop_end(c, &L, !c->body_calls);
+		LLVMValueRef dst = l_gep(c, n->op[0].base, off[0], "");
+		l_store(c, LLVMBuildFAdd(c->b, l_load(c, dst), l_load(c, acc), ""), dst);
+		return;
+	}
+	LlLoop L = l_loop_begin(c, n->ext[d], inner ? "loop" : "outer");
+	LLVMValueRef o2[LL_MAXOP];
+	for (int o = 0; o < n->nop; o++)
+		o2[o] = l_off_step(c, off[o], L.iv, n->op[o].st[d]);
+	c->body_calls = false;
+	l_nest_rec(c, n, d + 1, o2);
+	l_loop_end(c, &L, inner && !c->body_calls);
+}
+
+static void l_nest_emit(LlCtx *c, LlNest *n)
+{
+	l_nest_coalesce(c, n);
+	LLVMValueRef off[LL_MAXOP];
+	for (int o = 0; o < LL_MAXOP; o++)
+		off[o] = l_i64(c, 0);
+	l_nest_rec(c, n, 0, off);
+}
+
+/* dst[0 .. numel(s)) (B * numel if batched) = v */
+static void l_fill(LlCtx *c, LLVMValueRef dst, IrShape s, LLVMValueRef v)
+{
+	LlNest n;
+	l_nest_space(c, &n, s);
+	n.nop = 2;
+	n.fn = IR_EXPAND;
+	n.op[0].base = dst;
+	l_natural_strides(s, n.op[0].st);
+	n.op[1].uni = v;
+	l_nest_emit(c, &n);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* values                                                                                               */
+
+static bool l_is_uniform(LlCtx *c, int id) { return c->uni[id] != NULL; }
+
+/* An operand reading node `id` in the index space of shape `to` with broadcasting. */
+static LlOpnd l_opnd_bcast(LlCtx *c, int id, IrShape to)
+{
+	LlOpnd o;
+	memset(&o, 0, sizeof o);
+	if (l_is_uniform(c, id)) {
+		o.uni = c->uni[id];
+		return o;
+	}
+	o.base = c->val[id];
+	l_bcast_strides(c->f->nodes[id].shape, to, o.st);
+	return o;
+}
+
+/* Scratch beyond the memory plan, for uniform values that must live in memory (BLAS operands). */
+static LLVMValueRef l_extra_slot(LlCtx *c, IrShape s)
+{
+	int64_t nb = s.batch ? (l_numel(s) + 15) / 16 * 16 : 0;
+	int64_t nc = s.batch ? 0 : (l_numel(s) + 15) / 16 * 16;
+	int64_t ob = c->plan->total_b + c->extra_b, oc = c->plan->total_c + c->extra_c;
+	c->extra_b += nb;
+	c->extra_c += nc;
+	LLVMValueRef off = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, c->B, l_i64(c, ob), ""), l_i64(c, oc), "");
+	return l_gep(c, c->work, off, "extra");
+}
+
+/* A pointer to node id's value, writing a uniform value out once (into its planned slot if it has one)
+ * when a consumer (BLAS, the matrix-vector loops) needs memory. */
+static LLVMValueRef l_in_memory(LlCtx *c, int id)
+{
+	if (!c->uni[id])
+		return c->val[id];
+	LLVMValueRef slot = c->val[id] ? c->val[id] : l_extra_slot(c, c->f->nodes[id].shape);
+	l_fill(c, slot, c->f->nodes[id].shape, c->uni[id]);
+	c->val[id] = slot;
+	c->uni[id] = NULL;
+	return slot;
+}
+
+/* The run-time row count of a value viewed as a matrix whose rows are all dims but the last. */
+static LLVMValueRef l_rows(LlCtx *c, IrShape s)
+{
+	int64_t r = 1;
+	for (int k = 0; k + 1 < s.rank; k++)
+		r *= s.d[k];
+	return s.batch ? LLVMBuildNSWMul(c->b, c->B, l_i64(c, r), "") : l_i64(c, r);
+}
+
+static int64_t l_cols(IrShape s) { return s.rank >= 1 ? s.d[s.rank - 1] : 1; }
+
+static LLVMValueRef l_to_i32(LlCtx *c, LLVMValueRef v) { return LLVMBuildTrunc(c->b, v, c->t_i32, ""); }
+
+/* C = op(A) @ op(B) by cblas_sgemm (row major). A value is the matrix of its rows (all dims but the last,
+ * batch included: a batched vector [B,K] is B x K) by its last dim. */
+static void l_emit_matmul(LlCtx *c, int id)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	IrShape sa = c->f->nodes[nd->in[0]].shape, sb = c->f->nodes[nd->in[1]].shape;
+	bool ta = nd->a[0] != 0, tb = nd->a[1] != 0;
+	LLVMValueRef A = l_in_memory(c, nd->in[0]), Bm = l_in_memory(c, nd->in[1]);
+	LLVMValueRef ra = l_rows(c, sa), rb = l_rows(c, sb);
+	LLVMValueRef ca = l_i64(c, l_cols(sa)), cb = l_i64(c, l_cols(sb));
+	LLVMValueRef M = ta ? ca : ra, K = ta ? ra : ca, N = tb ? rb : cb;
+	if (!c->sgemm) {
+		LLVMTypeRef i = c->t_i32, f = c->t_f32, p = c->t_pf;
+		LLVMTypeRef args[14] = {i, i, i, i, i, i, f, p, i, p, i, f, p, i};
+		c->sgemm = l_extern(c, "cblas_sgemm", LLVMFunctionType(c->t_void, args, 14, 0));
+	}
+	LLVMValueRef args[14] = {
+		l_i32(c, LL_CBLAS_ROW_MAJOR), l_i32(c, ta ? LL_CBLAS_TRANS : LL_CBLAS_NO_TRANS),
+		l_i32(c, tb ? LL_CBLAS_TRANS : LL_CBLAS_NO_TRANS), l_to_i32(c, M), l_to_i32(c, N), l_to_i32(c, K),
+		l_f32(c, 1.0), A, l_i32(c, l_cols(sa)), Bm, l_i32(c, l_cols(sb)), l_f32(c, 0.0), c->val[id],
+		l_to_i32(c, N),
+	};
+	l_call(c, c->sgemm, args, 14, "");
+}
+
+/* BMV  y[b,j] = sum_i x[b,i] W[b,i,j]: space (B, I, J); y has stride 0 on i, so it accumulates an axpy
+ *      along the contiguous j (vectorises without a reduction).
+ * BMVT y[b,i] = sum_j W[b,i,j] g[b,j]: same space; y has stride 0 on j: a dot-product reduction.
+ * A W without the batch flag is shared by all trials (stride 0 on b). */
+static void l_emit_bmv(LlCtx *c, int id, bool transposed)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	int xi = transposed ? nd->in[1] : nd->in[0], wi = transposed ? nd->in[0] : nd->in[1];
+	IrShape sw = c->f->nodes[wi].shape, sx = c->f->nodes[xi].shape;
+	int64_t I = sw.d[0], J = sw.d[1];
+	IrShape space = ir_shape2(nd->shape.batch, I, J);
+	l_fill(c, c->val[id], nd->shape, l_f32(c, 0.0));
+	LlNest n;
+	l_nest_space(c, &n, space);
+	n.nop = 3;
+	n.fn = IR_MUL;
+	n.accumulate = true;
+	int b0 = nd->shape.batch ? 1 : 0;
+	n.op[0].base = c->val[id];
+	n.op[1].base = l_in_memory(c, xi);
+	n.op[2].base = l_in_memory(c, wi);
+	if (b0) {
+		n.op[0].st[0] = transposed ? I : J;
+		n.op[1].st[0] = sx.batch ? (transposed ? J : I) : 0;
+		n.op[2].st[0] = sw.batch ? I * J : 0;
+	}
+	/* dims (i, j) */
+	n.op[0].st[b0] = transposed ? 1 : 0;
+	n.op[0].st[b0 + 1] = transposed ? 0 : 1;
+	n.op[1].st[b0] = transposed ? 0 : 1;
+	n.op[1].st[b0 + 1] = transposed ? 1 : 0;
+	n.op[2].st[b0] = J;
+	n.op[2].st[b0 + 1] = 1;
+	l_nest_emit(c, &n);
+}
+
+/* P[b,i,j] = a[b,i] c[b,j] */
+static void l_emit_outer(LlCtx *c, int id)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	IrShape sa = c->f->nodes[nd->in[0]].shape, sc = c->f->nodes[nd->in[1]].shape;
+	int64_t I = nd->shape.d[0], J = nd->shape.d[1];
+	LlNest n;
+	l_nest_space(c, &n, nd->shape);
+	n.nop = 3;
+	n.fn = IR_MUL;
+	n.op[0].base = c->val[id];
+	l_natural_strides(nd->shape, n.op[0].st);
+	n.op[1] = l_opnd_bcast(c, nd->in[0], sa);
+	n.op[2] = l_opnd_bcast(c, nd->in[1], sc);
+	int b0 = nd->shape.batch ? 1 : 0;
+	if (b0) {
+		n.op[1].st[0] = sa.batch ? I : 0;
+		n.op[2].st[0] = sc.batch ? J : 0;
+	}
+	n.op[1].st[b0] = 1;
+	n.op[1].st[b0 + 1] = 0;
+	n.op[2].st[b0] = 0;
+	n.op[2].st[b0 + 1] = 1;
+	l_nest_emit(c, &n);
+}
+
+/* y = sum of x over the dims that x has and y broadcasts (batch included) */
+static void l_emit_sum_to(LlCtx *c, int id)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	IrShape sx = c->f->nodes[nd->in[0]].shape;
+	if (l_is_uniform(c, nd->in[0])) {
+		/* sum of a uniform value: value times the number of summed copies */
+		int64_t k = l_numel(sx) / (l_numel(nd->shape) ? l_numel(nd->shape) : 1);
+		LLVMValueRef v = LLVMBuildFMul(c->b, c->uni[nd->in[0]], l_f32(c, (double)k), "");
+		if (sx.batch && !nd->shape.batch)
+			v = LLVMBuildFMul(c->b, v, LLVMBuildSIToFP(c->b, c->B, c->t_f32, ""), "");
+		l_fill(c, c->val[id], nd->shape, v);
+		return;
+	}
+	l_fill(c, c->val[id], nd->shape, l_f32(c, 0.0));
+	LlNest n;
+	l_nest_space(c, &n, sx);
+	n.nop = 2;
+	n.fn = IR_EXPAND;
+	n.accumulate = true;
+	n.op[0].base = c->val[id];
+	l_bcast_strides(nd->shape, sx, n.op[0].st);
+	n.op[1].base = c->val[nd->in[0]];
+	l_natural_strides(sx, n.op[1].st);
+	l_nest_emit(c, &n);
+}
+
+/* Copies operand `src` (natural layout of shape ssrc) into dst viewed with shape sdst, over the index
+ * space of ssrc, the destination's last axis offset by `at` (pad, concat). Leading dims of src broadcast
+ * into dst (a per-trial source copied into every trial). */
+static void l_copy_into(LlCtx *c, LLVMValueRef dst, IrShape sdst, int src, int64_t at)
+{
+	IrShape ss = c->f->nodes[src].shape;
+	IrShape space = sdst;
+	space.d[space.rank - 1] = ss.d[ss.rank - 1];
+	LlNest n;
+	l_nest_space(c, &n, space);
+	n.nop = 2;
+	n.fn = IR_EXPAND;
+	n.op[0].base = at ? l_gep(c, dst, l_i64(c, at), "") : dst;
+	l_natural_strides(sdst, n.op[0].st);
+	n.op[1] = l_opnd_bcast(c, src, space);
+	l_nest_emit(c, &n);
+}
+
+static void l_emit_slice(LlCtx *c, int id)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	int src = nd->in[0];
+	IrShape ss = c->f->nodes[src].shape;
+	LlNest n;
+	l_nest_space(c, &n, nd->shape);
+	n.nop = 2;
+	n.fn = IR_EXPAND;
+	n.op[0].base = c->val[id];
+	l_natural_strides(nd->shape, n.op[0].st);
+	if (l_is_uniform(c, src)) {
+		n.op[1].uni = c->uni[src];
+	} else {
+		n.op[1].base = nd->a[0] ? l_gep(c, c->val[src], l_i64(c, nd->a[0]), "") : c->val[src];
+		/* natural strides of the source, which differs from the result only in its last extent */
+		l_natural_strides(ss, n.op[1].st);
+	}
+	l_nest_emit(c, &n);
+}
+
+static void l_emit_pad(LlCtx *c, int id)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	l_fill(c, c->val[id], nd->shape, l_f32(c, 0.0));
+	l_copy_into(c, c->val[id], nd->shape, nd->in[0], nd->a[0]);
+}
+
+static void l_emit_concat(LlCtx *c, int id)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	IrShape sa = c->f->nodes[nd->in[0]].shape;
+	l_copy_into(c, c->val[id], nd->shape, nd->in[0], 0);
+	l_copy_into(c, c->val[id], nd->shape, nd->in[1], sa.d[sa.rank - 1]);
+}
+
+/* Elementwise op (and EXPAND, the broadcasting identity; RESHAPE, the flat identity). */
+static void l_emit_ew(LlCtx *c, int id, IrOp fn)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	int nin = ir_op_info[nd->op].nin;
+	bool all_uniform = true;
+	for (int k = 0; k < nin; k++)
+		all_uniform = all_uniform && l_is_uniform(c, nd->in[k]);
+	if (all_uniform) {
+		c->uni[id] = l_scalar(c, fn, c->uni[nd->in[0]], nin > 1 ? c->uni[nd->in[1]] : NULL);
+		return;
+	}
+	LlNest n;
+	l_nest_space(c, &n, nd->shape);
+	n.nop = 1 + nin;
+	n.fn = fn;
+	n.op[0].base = c->val[id];
+	l_natural_strides(nd->shape, n.op[0].st);
+	for (int k = 0; k < nin; k++) {
+		if (nd->op == IR_RESHAPE) {
+			/* same elements in the same order: the source read flat with the result's strides */
+			n.op[1 + k].base = c->val[nd->in[k]];
+			memcpy(n.op[1 + k].st, n.op[0].st, sizeof n.op[0].st);
+		} else {
+			n.op[1 + k] = l_opnd_bcast(c, nd->in[k], nd->shape);
+		}
+	}
+	l_nest_emit(c, &n);
+}
+
+static void l_emit_node(LlCtx *c, int id)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	bool needs_slot = !(nd->op == IR_PARAM || nd->op == IR_INPUT || nd->op == IR_CONST || nd->op == IR_INV_BATCH);
+	if (needs_slot && !c->val[id]) {
+		/* every other value has a slot, unless it turns out uniform (all operands uniform) */
+		bool uni_ok = (ir_op_info[nd->op].flags & IRF_EW) || nd->op == IR_EXPAND || nd->op == IR_RESHAPE;
+		for (int k = 0; k < ir_op_info[nd->op].nin && uni_ok; k++)
+			uni_ok = l_is_uniform(c, nd->in[k]);
+		if (!uni_ok) {
+			l_fail(c, "memory plan has no slot for node %d (%s) of %s", id, ir_op_info[nd->op].name, c->f->name);
+			return;
+		}
+	}
+	switch (nd->op) {
+	case IR_PARAM:
+	case IR_INPUT:
+		break; /* bound to the body's arguments */
+	case IR_CONST:
+		c->uni[id] = l_f32(c, nd->f);
+		break;
+	case IR_INV_BATCH:
+		c->uni[id] = LLVMBuildFDiv(c->b, l_f32(c, 1.0), LLVMBuildSIToFP(c->b, c->Bg, c->t_f32, ""), "inv_batch");
+		break;
+	case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_SQUARE: case IR_ABS: case IR_RELU:
+	case IR_TANH: case IR_SIGMOID: case IR_STEP: case IR_SIGN: case IR_ADD: case IR_SUB: case IR_MUL:
+	case IR_DIV: case IR_MAX: case IR_MIN:
+		l_emit_ew(c, id, nd->op);
+		break;
+	case IR_EXPAND:
+	case IR_RESHAPE:
+		l_emit_ew(c, id, IR_EXPAND);
+		break;
+	case IR_SUM_TO: l_emit_sum_to(c, id); break;
+	case IR_SLICE: l_emit_slice(c, id); break;
+	case IR_PAD: l_emit_pad(c, id); break;
+	case IR_CONCAT: l_emit_concat(c, id); break;
+	case IR_MATMUL: l_emit_matmul(c, id); break;
+	case IR_BMV: l_emit_bmv(c, id, false); break;
+	case IR_BMVT: l_emit_bmv(c, id, true); break;
+	case IR_OUTER: l_emit_outer(c, id); break;
+	case IR_OP_COUNT: l_fail(c, "bad op in node %d", id); break;
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* memory plan                                                                                          */
+
+/* Until memplan.c (branch emitc) is merged: every planned value gets its own 16-float aligned slot. */
+static MemPlan *l_plan_private(const IrFunc *f)
+{
+	MemPlan *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->n = f->n;
+	p->has_slot = calloc((size_t)f->n + 1, sizeof *p->has_slot);
+	p->off_b = calloc((size_t)f->n + 1, sizeof *p->off_b);
+	p->off_c = calloc((size_t)f->n + 1, sizeof *p->off_c);
+	if (!p->has_slot || !p->off_b || !p->off_c) {
+		free(p->has_slot);
+		free(p->off_b);
+		free(p->off_c);
+		free(p);
+		return NULL;
+	}
+	for (int i = 0; i < f->n; i++) {
+		const IrNode *nd = &f->nodes[i];
+		if (nd->op == IR_PARAM || nd->op == IR_INPUT || nd->op == IR_CONST || nd->op == IR_INV_BATCH)
+			continue;
+		int64_t sz = (l_numel(nd->shape) + 15) / 16 * 16;
+		p->has_slot[i] = true;
+		p->off_b[i] = p->total_b;
+		p->off_c[i] = p->total_c;
+		if (nd->shape.batch)
+			p->total_b += sz;
+		else
+			p->total_c += sz;
+	}
+	return p;
+}
+
+static void l_plan_free(MemPlan *p)
+{
+	if (!p)
+		return;
+	free(p->has_slot);
+	free(p->off_b);
+	free(p->off_c);
+	free(p);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* functions                                                                                            */
+
+/* Where a port lives in PlStepArgs: a direct pointer field, or element `index` of an array field.
+ * Returns the field, or -1 for ports the ABI does not expose (SCALAR). */
+static int l_port_field(IrRole role, bool input, bool *array)
+{
+	*array = false;
+	switch (role) {
+	case IR_ROLE_DATA: return input ? SA_X : -1;
+	case IR_ROLE_STATE: *array = true; return input ? SA_STATE_IN : SA_STATE_OUT;
+	case IR_ROLE_PRED: return input ? -1 : SA_Y;
+	case IR_ROLE_OUTPUTS: return input ? -1 : SA_O;
+	case IR_ROLE_STATE_BAR: *array = true; return input ? SA_STATE_OUT_BAR : SA_STATE_IN_BAR;
+	case IR_ROLE_PRED_BAR: return input ? SA_Y_BAR : -1;
+	case IR_ROLE_PARAM_BAR: *array = true; return input ? -1 : SA_PARAM_BAR;
+	case IR_ROLE_SCALAR: return -1;
+	}
+	return -1;
+}
+
+/* Copies (or for PARAM_BAR accumulates) output port k's value into the caller's buffer dst. */
+static void l_emit_output(LlCtx *c, const IrPort *port, LLVMValueRef dst)
+{
+	int id = port->node;
+	const IrNode *nd = &c->f->nodes[id];
+	bool acc = port->role == IR_ROLE_PARAM_BAR;
+	if (acc && nd->op == IR_CONST && nd->f == 0.0)
+		return; /* += 0 */
+	LLVMBasicBlockRef done = NULL;
+	if (port->role == IR_ROLE_OUTPUTS) {
+		/* o is optional (NULL: the caller does not want the outputs) */
+		LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "o.write");
+		done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "o.done");
+		LLVMBuildCondBr(c->b, LLVMBuildIsNotNull(c->b, dst, ""), yes, done);
+		LLVMPositionBuilderAtEnd(c->b, yes);
+	}
+	LlNest n;
+	l_nest_space(c, &n, nd->shape);
+	n.nop = 2;
+	n.fn = IR_EXPAND;
+	n.accumulate = acc;
+	n.op[0].base = dst;
+	l_natural_strides(nd->shape, n.op[0].st);
+	n.op[1] = l_opnd_bcast(c, id, nd->shape);
+	l_nest_emit(c, &n);
+	if (done) {
+		LLVMBuildBr(c->b, done);
+		LLVMPositionBuilderAtEnd(c->b, done);
+	}
+}
+
+/* The body: void <model>_<fn>.body(i64 B, i64 B_global, float *noalias params..., float *noalias ins...,
+ * float *noalias outs..., float *noalias work). Returns the function, or NULL. */
+static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
+{
+	int np = c->p->n_params;
+	int nargs = 2 + np + f->nins + f->nouts + 1;
+	LLVMTypeRef *at = calloc((size_t)nargs, sizeof *at);
+	if (!at) {
+		l_fail(c, "%s", "out of memory");
+		return NULL;
+	}
+	at[0] = at[1] = c->t_i64;
+	for (int i = 2; i < nargs; i++)
+		at[i] = c->t_pf;
+	LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->t_void, at, (unsigned)nargs, 0));
+	free(at);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	l_attr(c, fn, LLVMAttributeFunctionIndex, "alwaysinline");
+	l_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind");
+	for (int i = 2; i < nargs; i++)
+		l_attr(c, fn, (LLVMAttributeIndex)(i + 1), "noalias");
+	LLVMSetValueName2(LLVMGetParam(fn, 0), "B", 1);
+	LLVMSetValueName2(LLVMGetParam(fn, 1), "B_global", 8);
+	LLVMSetValueName2(LLVMGetParam(fn, (unsigned)nargs - 1), "work", 4);
+
+	c->f = f;
+	c->fn = fn;
+	c->B = LLVMGetParam(fn, 0);
+	c->Bg = LLVMGetParam(fn, 1);
+	c->work = LLVMGetParam(fn, (unsigned)nargs - 1);
+	c->extra_b = c->extra_c = 0;
+	c->plan = l_plan_private(f);
+	c->val = calloc((size_t)f->n + 1, sizeof *c->val);
+	c->uni = calloc((size_t)f->n + 1, sizeof *c->uni);
+	bool *live = calloc((size_t)f->n + 1, sizeof *live);
+	if (!c->plan || !c->val || !c->uni || !live) {
+		l_fail(c, "%s", "out of memory");
+		goto out;
+	}
+	c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+	LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
+	LLVMPositionBuilderAtEnd(c->ab, c->entry);
+	LLVMPositionBuilderAtEnd(c->b, start);
+
+	/* liveness: only values that reach an output are computed */
+	for (int k = 0; k < f->nouts; k++)
+		if (f->outs[k].node >= 0 && f->outs[k].node < f->n)
+			live[f->outs[k].node] = true;
+	for (int i = f->n - 1; i >= 0; i--)
+		if (live[i])
+			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
+				live[f->nodes[i].in[k]] = true;
+
+	/* leaves bound to arguments; planned values to their slots in the scratch block */
+	for (int i = 0; i < f->n; i++) {
+		const IrNode *nd = &f->nodes[i];
+		if (nd->op == IR_PARAM) {
+			if (nd->a[0] < 0 || nd->a[0] >= np) {
+				l_fail(c, "param node refers to a parameter out of range in %s", f->name);
+				goto out;
+			}
+			c->val[i] = LLVMGetParam(fn, (unsigned)(2 + nd->a[0]));
+		}
+	}
+	for (int k = 0; k < f->nins; k++) {
+		int id = f->ins[k].node;
+		c->val[id] = LLVMGetParam(fn, (unsigned)(2 + np + k));
+		if (f->ins[k].name)
+			LLVMSetValueName2(c->val[id], f->ins[k].name, strlen(f->ins[k].name));
+	}
+	for (int i = 0; i < f->n; i++) {
+		if (!live[i] || !c->plan->has_slot[i] || c->val[i])
+			continue;
+		LLVMValueRef off = LLVMBuildNSWAdd(c->ab, LLVMBuildNSWMul(c->ab, c->B, l_i64(c, c->plan->off_b[i]), ""),
+			l_i64(c, c->plan->off_c[i]), "");
+		char nm[96];
+		if (f->nodes[i].name)
+			snprintf(nm, sizeof nm, "%s", f->nodes[i].name);
+		else
+			snprintf(nm, sizeof nm, "v%d", i);
+		c->val[i] = LLVMBuildInBoundsGEP2(c->ab, c->t_f32, c->work, &off, 1, nm);
+	}
+	for (int i = 0; i < f->n && !c->failed; i++)
+		if (live[i])
+			l_emit_node(c, i);
+	for (int k = 0; k < f->nouts && !c->failed; k++) {
+		bool array;
+		if (l_port_field(f->outs[k].role, false, &array) < 0)
+			continue;
+		l_emit_output(c, &f->outs[k], LLVMGetParam(fn, (unsigned)(2 + np + f->nins + k)));
+	}
+	LLVMBuildRetVoid(c->b);
+	LLVMBuildBr(c->ab, start);
+out:
+	free(live);
+	free(c->val);
+	free(c->uni);
+	c->val = c->uni = NULL;
+	return c->failed ? NULL : fn;
+}
+
+static LLVMValueRef l_load_field(LlCtx *c, LLVMValueRef args, int field, LLVMTypeRef ty, const char *name)
+{
+	LLVMValueRef p = LLVMBuildStructGEP2(c->b, c->t_args, args, (unsigned)field, "");
+	return LLVMBuildLoad2(c->b, ty, p, name);
+}
+
+/* void <model>_<f>(const PlStepArgs *a): loads the fields and calls the body. Returns the scratch floats
+ * the body needs as (per-B, constant) through *wb, *wc. */
+static void l_emit_entry(LlCtx *c, const IrFunc *f, int64_t *wb, int64_t *wc)
+{
+	char name[192], bname[200];
+	snprintf(name, sizeof name, "%s_%s", c->prefix, f->name);
+	snprintf(bname, sizeof bname, "%s.body", name);
+	LLVMValueRef body = l_emit_body(c, f, bname);
+	if (!body)
+		return;
+	*wb = c->plan->total_b + c->extra_b;
+	*wc = c->plan->total_c + c->extra_c;
+	l_plan_free(c->plan);
+	c->plan = NULL;
+
+	LLVMValueRef fn = LLVMAddFunction(c->mod, name, c->t_step);
+	l_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind");
+	LLVMValueRef args = LLVMGetParam(fn, 0);
+	LLVMSetValueName2(args, "a", 1);
+	c->fn = fn;
+	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+	int np = c->p->n_params;
+	int nargs = 2 + np + f->nins + f->nouts + 1;
+	LLVMValueRef *av = calloc((size_t)nargs, sizeof *av);
+	if (!av) {
+		l_fail(c, "%s", "out of memory");
+		return;
+	}
+	av[0] = LLVMBuildSExt(c->b, l_load_field(c, args, SA_B, c->t_i32, "B"), c->t_i64, "");
+	av[1] = LLVMBuildSExt(c->b, l_load_field(c, args, SA_B_GLOBAL, c->t_i32, "B_global"), c->t_i64, "");
+	LLVMValueRef arrays[SA_COUNT] = {0};
+	LLVMValueRef params = l_load_field(c, args, SA_PARAMS, c->t_ppf, "params");
+	for (int j = 0; j < np; j++) {
+		LLVMValueRef idx = l_i64(c, j);
+		av[2 + j] = LLVMBuildLoad2(c->b, c->t_pf, LLVMBuildInBoundsGEP2(c->b, c->t_pf, params, &idx, 1, ""),
+			c->p->params[j].name ? c->p->params[j].name : "");
+	}
+	for (int k = 0; k < f->nins + f->nouts; k++) {
+		bool input = k < f->nins;
+		const IrPort *port = input ? &f->ins[k] : &f->outs[k - f->nins];
+		bool array;
+		int field = l_port_field(port->role, input, &array);
+		LLVMValueRef v;
+		if (field < 0) {
+			if (input) {
+				l_fail(c, "input port '%s' has a role with no ABI field", port->name ? port->name : "?");
+				free(av);
+				return;
+			}
+			v = LLVMConstNull(c->t_pf);
+		} else if (array) {
+			if (!arrays[field])
+				arrays[field] = l_load_field(c, args, field, c->t_ppf, "");
+			LLVMValueRef idx = l_i64(c, port->index);
+			v = LLVMBuildLoad2(c->b, c->t_pf,
+				LLVMBuildInBoundsGEP2(c->b, c->t_pf, arrays[field], &idx, 1, ""), "");
+		} else {
+			v = l_load_field(c, args, field, c->t_pf, "");
+		}
+		av[2 + np + k] = v;
+	}
+	av[nargs - 1] = l_load_field(c, args, SA_WORK, c->t_pf, "work");
+	LLVMBuildCall2(c->b, LLVMGlobalGetValueType(body), body, av, (unsigned)nargs, "");
+	LLVMBuildRetVoid(c->b);
+	free(av);
+}
+
+/* size_t <model>_work_floats(int B) = max over the entry points of (wb * B + wc) */
+static void l_emit_work_floats(LlCtx *c, int64_t wb0, int64_t wc0, int64_t wb1, int64_t wc1)
+{
+	char name[192];
+	snprintf(name, sizeof name, "%s_work_floats", c->prefix);
+	LLVMValueRef fn = LLVMAddFunction(c->mod, name, c->t_wf);
+	l_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind");
+	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+	LLVMValueRef B = LLVMBuildSExt(c->b, LLVMGetParam(fn, 0), c->t_i64, "B");
+	LLVMSetValueName2(LLVMGetParam(fn, 0), "B", 1);
+	LLVMValueRef w0 = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, B, l_i64(c, wb0), ""), l_i64(c, wc0), "fwd");
+	LLVMValueRef w1 = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, B, l_i64(c, wb1), ""), l_i64(c, wc1), "vjp");
+	LLVMValueRef mx = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntUGT, w0, w1, ""), w0, w1, "");
+	/* at least one float, so that a model with no scratch still gets a valid (non-NULL) block */
+	mx = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, mx, l_i64(c, 0), ""), l_i64(c, 1), mx, "");
+	LLVMBuildRet(c->b, mx);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* the descriptor                                                                                       */
+
+static LLVMValueRef l_cstring(LlCtx *c, const char *s, const char *name)
+{
+	if (!s)
+		return LLVMConstNull(c->t_pi8);
+	LLVMValueRef init = LLVMConstStringInContext(c->ctx, s, (unsigned)strlen(s), 0);
+	LLVMValueRef g = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+	return LLVMConstPointerCast(g, c->t_pi8);
+}
+
+static LLVMTypeRef l_desc_type(LlCtx *c)
+{
+	LLVMTypeRef f[7] = {c->t_pi8, c->t_i32, LLVMArrayType(c->t_i64, PL_MAX_RANK), c->t_i32, c->t_f64, c->t_f64,
+		c->t_i32};
+	return LLVMStructTypeInContext(c->ctx, f, 7, 0);
+}
+
+static LLVMTypeRef l_model_type(LlCtx *c, LLVMTypeRef tdesc)
+{
+	LLVMTypeRef pd = l_ptr(c, tdesc);
+	LLVMTypeRef f[16] = {c->t_i32, c->t_pi8, c->t_pi8, c->t_pi8, c->t_pi8, c->t_i32, c->t_i32, c->t_i32, c->t_i32,
+		c->t_i32, pd, c->t_i32, pd, l_ptr(c, c->t_wf), l_ptr(c, c->t_step), l_ptr(c, c->t_step)};
+	return LLVMStructTypeInContext(c->ctx, f, 16, 0);
+}
+
+static LLVMValueRef l_desc_table(LlCtx *c, LLVMTypeRef tdesc, const ProgTensor *t, int n, const char *what)
+{
+	if (n == 0)
+		return LLVMConstNull(l_ptr(c, tdesc));
+	LLVMValueRef *elems = calloc((size_t)n, sizeof *elems);
+	if (!elems) {
+		l_fail(c, "%s", "out of memory");
+		return LLVMConstNull(l_ptr(c, tdesc));
+	}
+	for (int i = 0; i < n; i++) {
+		LLVMValueRef dims[PL_MAX_RANK];
+		for (int k = 0; k < PL_MAX_RANK; k++)
+			dims[k] = l_i64(c, k < t[i].shape.rank ? t[i].shape.d[k] : 0);
+		char nm[64];
+		snprintf(nm, sizeof nm, ".%s.name", what);
+		LLVMValueRef f[7] = {l_cstring(c, t[i].name, nm), l_i32(c, t[i].shape.rank),
+			LLVMConstArray(c->t_i64, dims, PL_MAX_RANK), l_i32(c, (int)t[i].init),
+			LLVMConstReal(c->t_f64, t[i].init_a), LLVMConstReal(c->t_f64, t[i].init_b),
+			l_i32(c, t[i].trainable ? 1 : 0)};
+		elems[i] = LLVMConstNamedStruct(tdesc, f, 7);
+	}
+	LLVMValueRef init = LLVMConstArray(tdesc, elems, (unsigned)n);
+	free(elems);
+	char gname[192];
+	snprintf(gname, sizeof gname, "%s_%s", c->prefix, what);
+	LLVMValueRef g = LLVMAddGlobal(c->mod, LLVMTypeOf(init), gname);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMInternalLinkage);
+	return LLVMConstPointerCast(g, l_ptr(c, tdesc));
+}
+
+static void l_emit_descriptor(LlCtx *c, bool with_main)
+{
+	const Program *p = c->p;
+	LLVMTypeRef tdesc = l_desc_type(c), tmodel = l_model_type(c, tdesc);
+	char nm[192];
+	snprintf(nm, sizeof nm, "%s_step_forward", c->prefix);
+	LLVMValueRef fwd = LLVMGetNamedFunction(c->mod, nm);
+	snprintf(nm, sizeof nm, "%s_step_vjp", c->prefix);
+	LLVMValueRef vjp = LLVMGetNamedFunction(c->mod, nm);
+	snprintf(nm, sizeof nm, "%s_work_floats", c->prefix);
+	LLVMValueRef wf = LLVMGetNamedFunction(c->mod, nm);
+	if (!fwd || !vjp || !wf) {
+		l_fail(c, "%s", "descriptor requested before the entry points exist");
+		return;
+	}
+	LLVMValueRef f[16] = {
+		l_i32(c, PL_ABI_VERSION), l_cstring(c, p->name, ".name"), l_cstring(c, p->hash, ".hash"),
+		l_cstring(c, p->source, ".source"), l_cstring(c, p->settings, ".settings"), l_i32(c, p->in_size),
+		l_i32(c, p->pred_size), l_i32(c, p->out_size), l_i32(c, (int)p->meta_loss), l_i32(c, p->n_params),
+		l_desc_table(c, tdesc, p->params, p->n_params, "params"), l_i32(c, p->n_state),
+		l_desc_table(c, tdesc, p->state, p->n_state, "state"), wf, fwd, vjp,
+	};
+	snprintf(nm, sizeof nm, "%s_model", c->prefix);
+	LLVMValueRef g = LLVMAddGlobal(c->mod, tmodel, nm);
+	LLVMSetInitializer(g, LLVMConstNamedStruct(tmodel, f, 16));
+	LLVMSetGlobalConstant(g, 1);
+	if (!with_main)
+		return;
+	/* int main(int argc, char **argv) { return pl_main(&<model>_model, argc, argv); } */
+	LLVMTypeRef ppi8 = l_ptr(c, c->t_pi8);
+	LLVMTypeRef mt_args[2] = {c->t_i32, ppi8};
+	LLVMValueRef mainf = LLVMAddFunction(c->mod, "main", LLVMFunctionType(c->t_i32, mt_args, 2, 0));
+	LLVMTypeRef pm_args[3] = {l_ptr(c, tmodel), c->t_i32, ppi8};
+	LLVMValueRef plmain = l_extern(c, "pl_main", LLVMFunctionType(c->t_i32, pm_args, 3, 0));
+	c->fn = mainf;
+	LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, mainf, "entry"));
+	LLVMValueRef cargs[3] = {g, LLVMGetParam(mainf, 0), LLVMGetParam(mainf, 1)};
+	LLVMBuildRet(c->b, l_call(c, plmain, cargs, 3, "rc"));
+}
+
+/* Our struct types must have the C layout of plastrt.h on this target: a mismatch would make generated
+ * code read the wrong fields, so it is checked every time a module is built. */
+static void l_check_layouts(LlCtx *c)
+{
+	LLVMTargetDataRef td = LLVMGetModuleDataLayout(c->mod); /* owned by the module */
+	static const size_t args_off[SA_COUNT] = {
+		offsetof(PlStepArgs, B), offsetof(PlStepArgs, B_global), offsetof(PlStepArgs, params),
+		offsetof(PlStepArgs, x), offsetof(PlStepArgs, state_in), offsetof(PlStepArgs, state_out),
+		offsetof(PlStepArgs, y), offsetof(PlStepArgs, o), offsetof(PlStepArgs, y_bar),
+		offsetof(PlStepArgs, state_out_bar), offsetof(PlStepArgs, state_in_bar), offsetof(PlStepArgs, param_bar),
+		offsetof(PlStepArgs, work),
+	};
+	for (unsigned i = 0; i < SA_COUNT; i++)
+		if (LLVMOffsetOfElement(td, c->t_args, i) != args_off[i])
+			l_fail(c, "PlStepArgs layout differs from the C compiler's (%s)", "field offsets");
+	LLVMTypeRef tdesc = l_desc_type(c), tmodel = l_model_type(c, tdesc);
+	static const size_t desc_off[7] = {offsetof(PlTensorDesc, name), offsetof(PlTensorDesc, rank),
+		offsetof(PlTensorDesc, dims), offsetof(PlTensorDesc, init), offsetof(PlTensorDesc, init_a),
+		offsetof(PlTensorDesc, init_b), offsetof(PlTensorDesc, trainable)};
+	for (unsigned i = 0; i < 7; i++)
+		if (LLVMOffsetOfElement(td, tdesc, i) != desc_off[i])
+			l_fail(c, "PlTensorDesc layout differs from the C compiler's (%s)", "field offsets");
+	if (LLVMABISizeOfType(td, tdesc) != sizeof(PlTensorDesc))
+		l_fail(c, "PlTensorDesc size differs from the C compiler's (%s)", "sizeof");
+	static const size_t model_off[16] = {offsetof(PlModel, abi_version), offsetof(PlModel, name),
+		offsetof(PlModel, hash), offsetof(PlModel, source), offsetof(PlModel, settings),
+		offsetof(PlModel, in_size), offsetof(PlModel, pred_size), offsetof(PlModel, out_size),
+		offsetof(PlModel, meta_loss), offsetof(PlModel, n_params), offsetof(PlModel, params),
+		offsetof(PlModel, n_state), offsetof(PlModel, state), offsetof(PlModel, work_floats),
+		offsetof(PlModel, step_forward), offsetof(PlModel, step_vjp)};
+	for (unsigned i = 0; i < 16; i++)
+		if (LLVMOffsetOfElement(td, tmodel, i) != model_off[i])
+			l_fail(c, "PlModel layout differs from the C compiler's (%s)", "field offsets");
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* public                                                                                               */
+
+void emitll_init_native(void)
+{
+	static bool done;
+	if (done)
+		return;
+	done = true;
+	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeAsmPrinter();
+	LLVMInitializeNativeAsmParser();
+}
+
+LLVMTargetMachineRef emitll_host_machine(FILE *err)
+{
+	emitll_init_native();
+	char *triple = LLVMGetDefaultTargetTriple();
+	char *cpu = LLVMGetHostCPUName();
+	char *features = LLVMGetHostCPUFeatures();
+	char *msg = NULL;
+	LLVMTargetRef target = NULL;
+	LLVMTargetMachineRef tm = NULL;
+	if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+		fprintf(err, "plastc: internal error: no LLVM target for host triple '%s': %s\n", triple, msg ? msg : "");
+	} else {
+		tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
+			LLVMCodeModelDefault);
+		if (!tm)
+			fprintf(err, "plastc: internal error: cannot create an LLVM target machine for '%s'\n", triple);
+	}
+	LLVMDisposeMessage(msg);
+	LLVMDisposeMessage(triple);
+	LLVMDisposeMessage(cpu);
+	LLVMDisposeMessage(features);
+	return tm;
+}
+
+LLVMModuleRef emitll_module(const Program *p, LLVMContextRef ctx, LLVMTargetMachineRef tm, unsigned flags,
+	FILE *err)
+{
+	LlCtx c;
+	memset(&c, 0, sizeof c);
+	c.ctx = ctx;
+	c.p = p;
+	c.err = err;
+	c.tm = tm;
+	emitll_symbol_prefix(p, c.prefix, sizeof c.prefix);
+	c.mod = LLVMModuleCreateWithNameInContext(p->name ? p->name : "model", ctx);
+	if (p->source)
+		LLVMSetSourceFileName(c.mod, p->source, strlen(p->source));
+	char *triple = LLVMGetTargetMachineTriple(tm);
+	LLVMSetTarget(c.mod, triple);
+	LLVMDisposeMessage(triple);
+	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+	LLVMSetModuleDataLayout(c.mod, td); /* copies the layout */
+	LLVMDisposeTargetData(td);
+
+	c.b = LLVMCreateBuilderInContext(ctx);
+	c.ab = LLVMCreateBuilderInContext(ctx);
+	c.t_void = LLVMVoidTypeInContext(ctx);
+	c.t_i1 = LLVMInt1TypeInContext(ctx);
+	c.t_i8 = LLVMInt8TypeInContext(ctx);
+	c.t_i32 = LLVMInt32TypeInContext(ctx);
+	c.t_i64 = LLVMInt64TypeInContext(ctx);
+	c.t_f32 = LLVMFloatTypeInContext(ctx);
+	c.t_f64 = LLVMDoubleTypeInContext(ctx);
+	c.t_pf = l_ptr(&c, c.t_f32);
+	c.t_ppf = l_ptr(&c, c.t_pf);
+	c.t_pi8 = l_ptr(&c, c.t_i8);
+	c.t_args = LLVMStructCreateNamed(ctx, "PlStepArgs");
+	LLVMTypeRef fields[SA_COUNT] = {c.t_i32, c.t_i32, c.t_ppf, c.t_pf, c.t_ppf, c.t_ppf, c.t_pf, c.t_pf, c.t_pf,
+		c.t_ppf, c.t_ppf, c.t_ppf, c.t_pf};
+	LLVMStructSetBody(c.t_args, fields, SA_COUNT, 0);
+	c.t_pargs = l_ptr(&c, c.t_args);
+	c.t_step = LLVMFunctionType(c.t_void, &c.t_pargs, 1, 0);
+	c.t_wf = LLVMFunctionType(c.t_i64, &c.t_i32, 1, 0);
+	c.md_loop = LLVMGetMDKindIDInContext(ctx, "llvm.loop", 9);
+
+	l_check_layouts(&c);
+	int64_t wb[2] = {0, 0}, wc[2] = {0, 0};
+	if (!p->fwd || !p->vjp)
+		l_fail(&c, "%s", "program has no step_forward or step_vjp function");
+	if (!c.failed)
+		l_emit_entry(&c, p->fwd, &wb[0], &wc[0]);
+	if (!c.failed)
+		l_emit_entry(&c, p->vjp, &wb[1], &wc[1]);
+	l_plan_free(c.plan);
+	if (!c.failed)
+		l_emit_work_floats(&c, wb[0], wc[0], wb[1], wc[1]);
+	if (!c.failed && (flags & (EMITLL_DESCRIPTOR | EMITLL_MAIN)))
+		l_emit_descriptor(&c, (flags & EMITLL_MAIN) != 0);
+	LLVMDisposeBuilder(c.b);
+	LLVMDisposeBuilder(c.ab);
+
+	if (!c.failed) {
+		char *msg = NULL;
+		if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &msg)) {
+			char *text = LLVMPrintModuleToString(c.mod);
+			fprintf(err, "%s\n", text);
+			LLVMDisposeMessage(text);
+			fprintf(err, "plastc: internal error: model '%s': generated LLVM module does not verify:\n%s\n",
+				p->name ? p->name : "?", msg ? msg : "");
+			c.failed = true;
+		}
+		LLVMDisposeMessage(msg);
+	}
+	if (c.failed) {
+		LLVMDisposeModule(c.mod);
+		return NULL;
+	}
+	return c.mod;
+}
+
+int emitll_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, FILE *err)
+{
+	LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+	LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
+	LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
+	LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
+	LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
+	LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", tm, opts);
+	LLVMDisposePassBuilderOptions(opts);
+	if (e) {
+		char *msg = LLVMGetErrorMessage(e); /* consumes e */
+		fprintf(err, "plastc: internal error: LLVM O3 pipeline failed: %s\n", msg);
+		LLVMDisposeErrorMessage(msg);
+		return -1;
+	}
+	return 0;
+}
+
+size_t emitll_code_size(LLVMModuleRef m, LLVMTargetMachineRef tm)
+{
+	char *msg = NULL;
+	LLVMMemoryBufferRef buf = NULL;
+	if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &buf)) {
+		LLVMDisposeMessage(msg);
+		return 0;
+	}
+	size_t total = 0;
+	LLVMBinaryRef bin = LLVMCreateBinary(buf, NULL, &msg);
+	if (bin) {
+		LLVMSectionIteratorRef it = LLVMObjectFileCopySectionIterator(bin);
+		for (; !LLVMObjectFileIsSectionIteratorAtEnd(bin, it); LLVMMoveToNextSection(it)) {
+			const char *nm = LLVMGetSectionName(it);
+			if (nm && strncmp(nm, ".text", 5) == 0)
+				total += (size_t)LLVMGetSectionSize(it);
+		}
+		LLVMDisposeSectionIterator(it);
+		LLVMDisposeBinary(bin);
+	}
+	LLVMDisposeMessage(msg);
+	LLVMDisposeMemoryBuffer(buf);
+	return total;
+}
+
+/* Shared by emit-llvm and the object writer: context, machine, module, O3. */
+static int l_build_optimised(const Program *p, unsigned flags, EmitllTimes *times, FILE *err,
+	LLVMContextRef *ctx_out, LLVMTargetMachineRef *tm_out, LLVMModuleRef *mod_out)
+{
+	LLVMTargetMachineRef tm = emitll_host_machine(err);
+	if (!tm)
+		return 2;
+	LLVMContextRef ctx = LLVMContextCreate();
+	double t0 = emitll_now();
+	LLVMModuleRef m = emitll_module(p, ctx, tm, flags, err);
+	double t1 = emitll_now();
+	if (times)
+		times->ir_build = t1 - t0;
+	if (!m) {
+		LLVMContextDispose(ctx);
+		LLVMDisposeTargetMachine(tm);
+		return 2;
+	}
+	if (!(flags & EMITLL_NO_OPT)) {
+		if (emitll_optimize(m, tm, err) != 0) {
+			LLVMDisposeModule(m);
+			LLVMContextDispose(ctx);
+			LLVMDisposeTargetMachine(tm);
+			return 2;
+		}
+		if (times)
+			times->opt = emitll_now() - t1;
+	}
+	*ctx_out = ctx;
+	*tm_out = tm;
+	*mod_out = m;
+	return 0;
+}
+
+int emitll_write_ir(const Program *p, const char *path, unsigned flags, EmitllTimes *times, FILE *err)
+{
+	LLVMContextRef ctx;
+	LLVMTargetMachineRef tm;
+	LLVMModuleRef m;
+	int rc = l_build_optimised(p, flags, times, err, &ctx, &tm, &m);
+	if (rc)
+		return rc;
+	if (times)
+		times->code_bytes = emitll_code_size(m, tm);
+	char *text = LLVMPrintModuleToString(m);
+	FILE *out = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+	if (!out) {
+		fprintf(err, "plastc: error: %s: cannot write: %s\n", path, strerror(errno));
+		rc = 1;
+	} else {
+		fputs(text, out);
+		if (out != stdout ? fclose(out) != 0 : fflush(out) != 0) {
+			fprintf(err, "plastc: error: %s: write failed\n", path);
+			rc = 1;
+		}
+	}
+	LLVMDisposeMessage(text);
+	LLVMDisposeModule(m);
+	LLVMContextDispose(ctx);
+	LLVMDisposeTargetMachine(tm);
+	return rc;
+}
+
+int emitll_object(const Program *p, const char *obj_path, unsigned flags, EmitllTimes *times, FILE *err)
+{
+	LLVMContextRef ctx;
+	LLVMTargetMachineRef tm;
+	LLVMModuleRef m;
+	int rc = l_build_optimised(p, (flags | EMITLL_DESCRIPTOR) & ~(unsigned)EMITLL_NO_OPT, times, err, &ctx, &tm, &m);
+	if (rc)
+		return rc;
+	double t0 = emitll_now();
+	char *path = strdup(obj_path); /* the C API takes a non-const file name */
+	char *msg = NULL;
+	if (!path || LLVMTargetMachineEmitToFile(tm, m, path, LLVMObjectFile, &msg)) {
+		fprintf(err, "plastc: error: %s: cannot write object file: %s\n", obj_path, msg ? msg : "out of memory");
+		rc = 1;
+	}
+	free(path);
+	LLVMDisposeMessage(msg);
+	if (times) {
+		times->codegen = emitll_now() - t0;
+		times->code_bytes = emitll_code_size(m, tm);
+	}
+	LLVMDisposeModule(m);
+	LLVMContextDispose(ctx);
+	LLVMDisposeTargetMachine(tm);
+	return rc;
+}
