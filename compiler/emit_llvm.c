@@ -44,7 +44,9 @@
 #include "memplan.h"
 
 #define LL_MAXD (IR_MAX_RANK + 1) /* batch dim + per-trial dims */
-#define LL_MAXOP 3                /* destination + two operands */
+#define LL_MAXLEAF 32             /* strided pointers in one loop nest (destination included) */
+#define LL_MAXEXPR 96
+#define LL_INLINE_LEAVES 8        /* largest fused subtree, in leaves */
 
 /* CBLAS enum values (cblas.h): fixed by the CBLAS standard. */
 enum { LL_CBLAS_ROW_MAJOR = 101, LL_CBLAS_NO_TRANS = 111, LL_CBLAS_TRANS = 112 };
@@ -55,23 +57,34 @@ enum {
 	SA_STATE_IN_BAR, SA_PARAM_BAR, SA_WORK, SA_COUNT
 };
 
-/* One operand of a loop nest: a float pointer with a stride per nest dimension (0 = broadcast), or a
- * uniform value (base == NULL) that needs no load. */
-typedef struct LlOpnd {
-	LLVMValueRef base;
-	LLVMValueRef uni;
-	int64_t st[LL_MAXD];
-} LlOpnd;
+/* A loop nest over an index space: destination[o] (+)= expr(...), where expr is a small tree of scalar
+ * ops over leaves (strided float pointers, one stride per nest dim, 0 = broadcast) and uniform values.
+ * Elementwise values used once are inlined as subtrees instead of being stored and reloaded (fusion). */
+enum { LX_LEAF, LX_UNI, LX_OP };
 
-/* A loop nest over an index space. op[0] is the destination; op[1..nop) the operands of fn. */
+typedef struct LlExpr {
+	int kind;
+	IrOp op;         /* LX_OP: IR_EXPAND means the identity */
+	int a, b;        /* LX_OP: operand expressions (b = -1 for unary) */
+	int leaf;        /* LX_LEAF */
+	LLVMValueRef uni; /* LX_UNI */
+} LlExpr;
+
+typedef struct LlLeaf {
+	LLVMValueRef base;
+	int64_t st[LL_MAXD];
+} LlLeaf;
+
 typedef struct LlNest {
 	int nd;
 	LLVMValueRef ext[LL_MAXD]; /* i64 extents */
 	int64_t extc[LL_MAXD];     /* constant extent, or -1 for the run-time batch size */
-	int nop;
-	LlOpnd op[LL_MAXOP];
-	IrOp fn;         /* scalar function of op[1..]; IR_EXPAND means the identity */
-	bool accumulate; /* dst += fn(...) instead of dst = fn(...) */
+	int nleaf;
+	LlLeaf leaf[LL_MAXLEAF];   /* leaf 0 is the destination */
+	int nexpr;
+	LlExpr x[LL_MAXEXPR];
+	int root;
+	bool accumulate; /* dst += expr instead of dst = expr */
 } LlNest;
 
 typedef struct LlCtx {
@@ -107,6 +120,7 @@ typedef struct LlCtx {
 	LLVMValueRef work;
 	LLVMValueRef *val; /* [f->n] float* of a value in memory, or NULL */
 	LLVMValueRef *uni; /* [f->n] float of a uniform value, or NULL */
+	bool *inl;         /* [f->n] computed inside its single consumer's loops (never stored) */
 	int64_t extra_b, extra_c; /* scratch beyond the plan (materialised uniforms), floats */
 } LlCtx;
 
@@ -281,7 +295,7 @@ static void l_loop_end(LlCtx *c, LlLoop *L, bool vectorize)
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
-/* shapes and strides                                                                                    */
+/* shapes, dims and broadcast maps                                                                      */
 
 static int64_t l_numel(IrShape s)
 {
@@ -291,84 +305,43 @@ static int64_t l_numel(IrShape s)
 	return n;
 }
 
-/* Index space of shape s: the batch dim (run-time B) if s.batch, then the per-trial dims. */
-static void l_nest_space(LlCtx *c, LlNest *n, IrShape s)
+/* The dims of a value as loops see them: the batch dim first (if any), then the per-trial dims.
+ * Row-major stride of dim j of shape s: */
+static int64_t l_dim_stride(IrShape s, int j)
 {
-	memset(n, 0, sizeof *n);
-	if (s.batch) {
-		n->ext[n->nd] = c->B;
-		n->extc[n->nd++] = -1;
-	}
-	for (int k = 0; k < s.rank; k++) {
-		n->ext[n->nd] = l_i64(c, s.d[k]);
-		n->extc[n->nd++] = s.d[k];
-	}
+	int64_t st = 1;
+	for (int k = (s.batch ? j - 1 : j) + 1; k < s.rank; k++)
+		st *= s.d[k];
+	return st;
 }
 
-/* Strides of a value of shape `from` read in the index space of shape `to` with numpy broadcasting: the
- * per-trial dims right-aligned, a size-1 or missing dim repeats (stride 0), the batch dim repeats when
- * `from` has none. Used for elementwise operands and, reversed, for the destination of sum_to. */
-static void l_bcast_strides(IrShape from, IrShape to, int64_t *st)
+/* For each dim of the index space of shape `to`, the dim of a value of shape `from` that it reads under
+ * broadcasting, or -1 where the value repeats: numpy rules on the per-trial dims (right-aligned; a missing
+ * or size-1 dim repeats), and the batch dim repeats for a value without one. Reversed (from = the smaller
+ * shape, to = the larger), it maps a sum_to destination into its source's space. */
+static void l_bcast_map(IrShape from, IrShape to, int *map)
 {
-	int nd = 0;
+	int nd = 0, shift = to.rank - from.rank, fb = from.batch ? 1 : 0;
 	if (to.batch)
-		st[nd++] = from.batch ? l_numel(from) : 0;
-	int shift = to.rank - from.rank;
+		map[nd++] = from.batch ? 0 : -1;
 	for (int k = 0; k < to.rank; k++) {
 		int kf = k - shift;
-		int64_t s = 0;
-		if (kf >= 0 && !(from.d[kf] == 1 && to.d[k] != 1)) {
-			s = 1;
-			for (int j = kf + 1; j < from.rank; j++)
-				s *= from.d[j];
-		}
-		st[nd++] = s;
+		map[nd++] = (kf < 0 || (from.d[kf] == 1 && to.d[k] != 1)) ? -1 : fb + kf;
 	}
 }
 
-/* Row-major strides of shape s itself (its own index space). */
+static void l_map_strides(IrShape s, int nd, const int *map, int64_t *st)
+{
+	for (int d = 0; d < nd; d++)
+		st[d] = map[d] < 0 ? 0 : l_dim_stride(s, map[d]);
+}
+
+/* Row-major strides of shape s in its own index space. */
 static void l_natural_strides(IrShape s, int64_t *st)
 {
-	l_bcast_strides(s, s, st);
-}
-
-/* Drops unit dims and merges dims that are contiguous for every operand (extent of the inner dim is a
- * compile-time constant because only dim 0 can be the batch dim). */
-static void l_nest_coalesce(LlCtx *c, LlNest *n)
-{
-	int nd = 0;
-	for (int d = 0; d < n->nd; d++) {
-		if (n->extc[d] == 1)
-			continue;
-		n->ext[nd] = n->ext[d];
-		n->extc[nd] = n->extc[d];
-		for (int o = 0; o < n->nop; o++)
-			n->op[o].st[nd] = n->op[o].st[d];
-		nd++;
-	}
-	n->nd = nd;
-	for (int d = n->nd - 2; d >= 0; d--) {
-		bool ok = true;
-		for (int o = 0; o < n->nop && ok; o++)
-			ok = !n->op[o].base || n->op[o].st[d] == n->op[o].st[d + 1] * n->extc[d + 1];
-		if (!ok)
-			continue;
-		if (n->extc[d] >= 0) {
-			n->extc[d] *= n->extc[d + 1];
-			n->ext[d] = l_i64(c, n->extc[d]);
-		} else {
-			n->ext[d] = LLVMBuildNSWMul(c->b, n->ext[d], l_i64(c, n->extc[d + 1]), "n");
-		}
-		for (int o = 0; o < n->nop; o++)
-			n->op[o].st[d] = n->op[o].st[d + 1];
-		for (int e = d + 1; e + 1 < n->nd; e++) {
-			n->ext[e] = n->ext[e + 1];
-			n->extc[e] = n->extc[e + 1];
-			for (int o = 0; o < n->nop; o++)
-				n->op[o].st[e] = n->op[o].st[e + 1];
-		}
-		n->nd--;
-	}
+	int map[LL_MAXD];
+	l_bcast_map(s, s, map);
+	l_map_strides(s, (s.batch ? 1 : 0) + s.rank, map, st);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -418,26 +391,172 @@ static LLVMValueRef l_scalar(LlCtx *c, IrOp op, LLVMValueRef a, LLVMValueRef b)
 	return a;
 }
 
+/* Ops worth computing once and storing when a consumer would read (and so recompute) them repeatedly. */
+static bool l_expensive(IrOp op)
+{
+	return op == IR_EXP || op == IR_LOG || op == IR_SQRT || op == IR_TANH || op == IR_SIGMOID || op == IR_DIV;
+}
+
 /* ---------------------------------------------------------------------------------------------------- */
 /* loop nests                                                                                           */
+
+/* Index space of shape s: the batch dim (run-time B) if s.batch, then the per-trial dims. */
+static void l_nest_space(LlCtx *c, LlNest *n, IrShape s)
+{
+	n->nd = 0;
+	n->nleaf = 1;
+	n->nexpr = 0;
+	n->root = -1;
+	n->accumulate = false;
+	memset(&n->leaf[0], 0, sizeof n->leaf[0]);
+	if (s.batch) {
+		n->ext[n->nd] = c->B;
+		n->extc[n->nd++] = -1;
+	}
+	for (int k = 0; k < s.rank; k++) {
+		n->ext[n->nd] = l_i64(c, s.d[k]);
+		n->extc[n->nd++] = s.d[k];
+	}
+}
+
+static void l_nest_dst(LlNest *n, LLVMValueRef base, const int64_t *st)
+{
+	n->leaf[0].base = base;
+	memcpy(n->leaf[0].st, st, sizeof n->leaf[0].st);
+}
+
+static int l_x_push(LlCtx *c, LlNest *n, LlExpr e)
+{
+	if (n->nexpr == LL_MAXEXPR) {
+		l_fail(c, "loop nest expression too large in %s", c->f->name);
+		return 0;
+	}
+	n->x[n->nexpr] = e;
+	return n->nexpr++;
+}
+
+static int l_x_uni(LlCtx *c, LlNest *n, LLVMValueRef v)
+{
+	LlExpr e = {LX_UNI, IR_EXPAND, -1, -1, -1, v};
+	return l_x_push(c, n, e);
+}
+
+static int l_x_op(LlCtx *c, LlNest *n, IrOp op, int a, int b)
+{
+	LlExpr e = {LX_OP, op, a, b, -1, NULL};
+	return l_x_push(c, n, e);
+}
+
+static int l_x_mem(LlCtx *c, LlNest *n, LLVMValueRef base, const int64_t *st)
+{
+	if (n->nleaf == LL_MAXLEAF) {
+		l_fail(c, "loop nest has too many operands in %s", c->f->name);
+		return 0;
+	}
+	n->leaf[n->nleaf].base = base;
+	memcpy(n->leaf[n->nleaf].st, st, sizeof n->leaf[0].st);
+	LlExpr e = {LX_LEAF, IR_EXPAND, -1, -1, n->nleaf++, NULL};
+	return l_x_push(c, n, e);
+}
+
+/* The value of node id read in the nest's index space through `map` (nest dim -> dim of the node, -1 =
+ * repeat): a uniform value, a strided leaf, or -- for a fused node -- the subtree of its operands, whose
+ * maps compose the node's broadcast of each operand with `map`. */
+static int l_x_node(LlCtx *c, LlNest *n, int id, const int *map)
+{
+	if (c->uni[id])
+		return l_x_uni(c, n, c->uni[id]);
+	const IrNode *nd = &c->f->nodes[id];
+	if (c->inl[id]) {
+		int kids[IR_MAX_IN] = {-1, -1};
+		for (int k = 0; k < ir_op_info[nd->op].nin; k++) {
+			int sub[LL_MAXD], m2[LL_MAXD];
+			IrShape so = c->f->nodes[nd->in[k]].shape;
+			if (nd->op == IR_OUTER) {
+				/* P[b,i,j] = a[b,i] c[b,j]: a repeats along j, c along i */
+				int b0 = nd->shape.batch ? 1 : 0, ob = so.batch ? 1 : 0;
+				if (b0)
+					sub[0] = so.batch ? 0 : -1;
+				sub[b0] = k == 0 ? ob : -1;
+				sub[b0 + 1] = k == 0 ? -1 : ob;
+			} else {
+				l_bcast_map(so, nd->shape, sub);
+			}
+			for (int d = 0; d < n->nd; d++)
+				m2[d] = map[d] < 0 ? -1 : sub[map[d]];
+			kids[k] = l_x_node(c, n, nd->in[k], m2);
+		}
+		return l_x_op(c, n, nd->op == IR_OUTER ? IR_MUL : nd->op, kids[0], kids[1]);
+	}
+	int64_t st[LL_MAXD];
+	l_map_strides(nd->shape, n->nd, map, st);
+	return l_x_mem(c, n, c->val[id], st);
+}
+
+/* node id broadcast into the index space of shape `space` (the nest's) */
+static int l_x_bcast(LlCtx *c, LlNest *n, int id, IrShape space)
+{
+	int map[LL_MAXD];
+	l_bcast_map(c->f->nodes[id].shape, space, map);
+	return l_x_node(c, n, id, map);
+}
+
+/* Drops unit dims and merges dims that are contiguous for every leaf (the extent of the inner dim is a
+ * compile-time constant because only dim 0 can be the batch dim). */
+static void l_nest_coalesce(LlCtx *c, LlNest *n)
+{
+	int nd = 0;
+	for (int d = 0; d < n->nd; d++) {
+		if (n->extc[d] == 1)
+			continue;
+		n->ext[nd] = n->ext[d];
+		n->extc[nd] = n->extc[d];
+		for (int o = 0; o < n->nleaf; o++)
+			n->leaf[o].st[nd] = n->leaf[o].st[d];
+		nd++;
+	}
+	n->nd = nd;
+	for (int d = n->nd - 2; d >= 0; d--) {
+		bool ok = true;
+		for (int o = 0; o < n->nleaf && ok; o++)
+			ok = n->leaf[o].st[d] == n->leaf[o].st[d + 1] * n->extc[d + 1];
+		if (!ok)
+			continue;
+		if (n->extc[d] >= 0) {
+			n->extc[d] *= n->extc[d + 1];
+			n->ext[d] = l_i64(c, n->extc[d]);
+		} else {
+			n->ext[d] = LLVMBuildNSWMul(c->b, n->ext[d], l_i64(c, n->extc[d + 1]), "n");
+		}
+		for (int o = 0; o < n->nleaf; o++)
+			n->leaf[o].st[d] = n->leaf[o].st[d + 1];
+		for (int e = d + 1; e + 1 < n->nd; e++) {
+			n->ext[e] = n->ext[e + 1];
+			n->extc[e] = n->extc[e + 1];
+			for (int o = 0; o < n->nleaf; o++)
+				n->leaf[o].st[e] = n->leaf[o].st[e + 1];
+		}
+		n->nd--;
+	}
+}
 
 static LLVMValueRef l_entry_alloca(LlCtx *c, const char *name)
 {
 	return LLVMBuildAlloca(c->ab, c->t_f32, name);
 }
 
-static LLVMValueRef l_opnd_value(LlCtx *c, const LlOpnd *o, LLVMValueRef off)
+/* Evaluates expression e at the leaf offsets off; pre[l] is leaf l's value when it was loaded before
+ * the innermost loop (its stride there is 0). */
+static LLVMValueRef l_x_eval(LlCtx *c, const LlNest *n, int e, LLVMValueRef *off, LLVMValueRef *pre)
 {
-	if (!o->base)
-		return o->uni;
-	return l_load(c, l_gep(c, o->base, off, ""));
-}
-
-static LLVMValueRef l_nest_fn(LlCtx *c, const LlNest *n, LLVMValueRef *off)
-{
-	LLVMValueRef a = n->nop > 1 ? l_opnd_value(c, &n->op[1], off[1]) : NULL;
-	LLVMValueRef b = n->nop > 2 ? l_opnd_value(c, &n->op[2], off[2]) : NULL;
-	return l_scalar(c, n->fn, a, b);
+	const LlExpr *x = &n->x[e];
+	if (x->kind == LX_UNI)
+		return x->uni;
+	if (x->kind == LX_LEAF)
+		return pre[x->leaf] ? pre[x->leaf] : l_load(c, l_gep(c, n->leaf[x->leaf].base, off[x->leaf], ""));
+	LLVMValueRef a = l_x_eval(c, n, x->a, off, pre);
+	LLVMValueRef b = x->b >= 0 ? l_x_eval(c, n, x->b, off, pre) : NULL;
+	return l_scalar(c, x->op, a, b);
 }
 
 static LLVMValueRef l_off_step(LlCtx *c, LLVMValueRef off, LLVMValueRef iv, int64_t st)
@@ -448,63 +567,74 @@ static LLVMValueRef l_off_step(LlCtx *c, LLVMValueRef off, LLVMValueRef iv, int6
 	return LLVMBuildNSWAdd(c->b, off, t, "");
 }
 
-static void l_nest_rec(LlCtx *c, const LlNest *n, int d, LLVMValueRef *off)
+static void l_nest_rec(LlCtx *c, const LlNest *n, int d, LLVMValueRef *off, LLVMValueRef *pre)
 {
 	if (d == n->nd) {
-		LLVMValueRef v = l_nest_fn(c, n, off);
-		LLVMValueRef dst = l_gep(c, n->op[0].base, off[0], "");
+		LLVMValueRef v = l_x_eval(c, n, n->root, off, pre);
+		LLVMValueRef dst = l_gep(c, n->leaf[0].base, off[0], "");
 		if (n->accumulate)
 			v = LLVMBuildFAdd(c->b, l_load(c, dst), v, "");
 		l_store(c, v, dst);
 		return;
 	}
 	bool inner = d == n->nd - 1;
-	if (inner && n->accumulate && n->op[0].st[d] == 0) {
+	LLVMValueRef pre2[LL_MAXLEAF], o2[LL_MAXLEAF];
+	memcpy(pre2, pre, sizeof pre2);
+	if (inner) {
+		/* Leaves that do not move in the innermost loop are loaded once before it. Besides saving loads,
+		 * this matters for the vectoriser: a load from a fixed address next to stores it cannot prove
+		 * disjoint (all scratch slots share one base) counts as an unsafe dependence. */
+		for (int l = 1; l < n->nleaf; l++)
+			if (!pre2[l] && n->leaf[l].st[d] == 0)
+				pre2[l] = l_load(c, l_gep(c, n->leaf[l].base, off[l], ""));
+	}
+	if (inner && n->accumulate && n->leaf[0].st[d] == 0) {
 		/* Reduction over the innermost dim: sum into an accumulator, then add it to the destination
 		 * once. The accumulator is an alloca that SROA turns into a phi; the loop's vectorize hint
 		 * allows the float sum to be reassociated. */
 		LLVMValueRef acc = l_entry_alloca(c, "acc");
 		l_store(c, l_f32(c, 0.0), acc);
 		LlLoop L = l_loop_begin(c, n->ext[d], "red");
-		LLVMValueRef o2[LL_MAXOP];
-		for (int o = 0; o < n->nop; o++)
-			o2[o] = l_off_step(c, off[o], L.iv, n->op[o].st[d]);
+		for (int o = 0; o < n->nleaf; o++)
+			o2[o] = l_off_step(c, off[o], L.iv, n->leaf[o].st[d]);
 		c->body_calls = false;
-		LLVMValueRef v = l_nest_fn(c, n, o2);
+		LLVMValueRef v = l_x_eval(c, n, n->root, o2, pre2);
 		l_store(c, LLVMBuildFAdd(c->b, l_load(c, acc), v, ""), acc);
 		l_loop_end(c, &L, !c->body_calls);
-		LLVMValueRef dst = l_gep(c, n->op[0].base, off[0], "");
+		LLVMValueRef dst = l_gep(c, n->leaf[0].base, off[0], "");
 		l_store(c, LLVMBuildFAdd(c->b, l_load(c, dst), l_load(c, acc), ""), dst);
 		return;
 	}
 	LlLoop L = l_loop_begin(c, n->ext[d], inner ? "loop" : "outer");
-	LLVMValueRef o2[LL_MAXOP];
-	for (int o = 0; o < n->nop; o++)
-		o2[o] = l_off_step(c, off[o], L.iv, n->op[o].st[d]);
+	for (int o = 0; o < n->nleaf; o++)
+		o2[o] = l_off_step(c, off[o], L.iv, n->leaf[o].st[d]);
 	c->body_calls = false;
-	l_nest_rec(c, n, d + 1, o2);
+	l_nest_rec(c, n, d + 1, o2, pre2);
 	l_loop_end(c, &L, inner && !c->body_calls);
 }
 
 static void l_nest_emit(LlCtx *c, LlNest *n)
 {
+	if (c->failed)
+		return;
 	l_nest_coalesce(c, n);
-	LLVMValueRef off[LL_MAXOP];
-	for (int o = 0; o < LL_MAXOP; o++)
+	LLVMValueRef off[LL_MAXLEAF], pre[LL_MAXLEAF];
+	for (int o = 0; o < LL_MAXLEAF; o++) {
 		off[o] = l_i64(c, 0);
-	l_nest_rec(c, n, 0, off);
+		pre[o] = NULL;
+	}
+	l_nest_rec(c, n, 0, off, pre);
 }
 
 /* dst[0 .. numel(s)) (B * numel if batched) = v */
 static void l_fill(LlCtx *c, LLVMValueRef dst, IrShape s, LLVMValueRef v)
 {
 	LlNest n;
+	int64_t st[LL_MAXD];
 	l_nest_space(c, &n, s);
-	n.nop = 2;
-	n.fn = IR_EXPAND;
-	n.op[0].base = dst;
-	l_natural_strides(s, n.op[0].st);
-	n.op[1].uni = v;
+	l_natural_strides(s, st);
+	l_nest_dst(&n, dst, st);
+	n.root = l_x_uni(c, &n, v);
 	l_nest_emit(c, &n);
 }
 
@@ -512,20 +642,6 @@ static void l_fill(LlCtx *c, LLVMValueRef dst, IrShape s, LLVMValueRef v)
 /* values                                                                                               */
 
 static bool l_is_uniform(LlCtx *c, int id) { return c->uni[id] != NULL; }
-
-/* An operand reading node `id` in the index space of shape `to` with broadcasting. */
-static LlOpnd l_opnd_bcast(LlCtx *c, int id, IrShape to)
-{
-	LlOpnd o;
-	memset(&o, 0, sizeof o);
-	if (l_is_uniform(c, id)) {
-		o.uni = c->uni[id];
-		return o;
-	}
-	o.base = c->val[id];
-	l_bcast_strides(c->f->nodes[id].shape, to, o.st);
-	return o;
-}
 
 /* Scratch beyond the memory plan, for uniform values that must live in memory (BLAS operands). */
 static LLVMValueRef l_extra_slot(LlCtx *c, IrShape s)
@@ -540,7 +656,7 @@ static LLVMValueRef l_extra_slot(LlCtx *c, IrShape s)
 }
 
 /* A pointer to node id's value, writing a uniform value out once (into its planned slot if it has one)
- * when a consumer (BLAS, the matrix-vector loops) needs memory. */
+ * when a consumer (BLAS) needs memory. */
 static LLVMValueRef l_in_memory(LlCtx *c, int id)
 {
 	if (!c->uni[id])
@@ -593,36 +709,36 @@ static void l_emit_matmul(LlCtx *c, int id)
 /* BMV  y[b,j] = sum_i x[b,i] W[b,i,j]: space (B, I, J); y has stride 0 on i, so it accumulates an axpy
  *      along the contiguous j (vectorises without a reduction).
  * BMVT y[b,i] = sum_j W[b,i,j] g[b,j]: same space; y has stride 0 on j: a dot-product reduction.
- * A W without the batch flag is shared by all trials (stride 0 on b). */
+ * The operands are read through maps (nest dim -> operand dim), so fused elementwise producers of W
+ * (alpha * Hebb + W) are computed inside these loops. */
 static void l_emit_bmv(LlCtx *c, int id, bool transposed)
 {
 	const IrNode *nd = &c->f->nodes[id];
-	int xi = transposed ? nd->in[1] : nd->in[0], wi = transposed ? nd->in[0] : nd->in[1];
-	IrShape sw = c->f->nodes[wi].shape, sx = c->f->nodes[xi].shape;
+	int vi = transposed ? nd->in[1] : nd->in[0], wi = transposed ? nd->in[0] : nd->in[1];
+	IrShape sw = c->f->nodes[wi].shape, sv = c->f->nodes[vi].shape;
+	int wb = sw.batch ? 1 : 0, vb = sv.batch ? 1 : 0;
 	int64_t I = sw.d[0], J = sw.d[1];
-	IrShape space = ir_shape2(nd->shape.batch, I, J);
 	l_fill(c, c->val[id], nd->shape, l_f32(c, 0.0));
 	LlNest n;
-	l_nest_space(c, &n, space);
-	n.nop = 3;
-	n.fn = IR_MUL;
+	l_nest_space(c, &n, ir_shape2(nd->shape.batch, I, J));
 	n.accumulate = true;
 	int b0 = nd->shape.batch ? 1 : 0;
-	n.op[0].base = c->val[id];
-	n.op[1].base = l_in_memory(c, xi);
-	n.op[2].base = l_in_memory(c, wi);
+	int wmap[LL_MAXD], vmap[LL_MAXD];
+	int64_t st[LL_MAXD];
 	if (b0) {
-		n.op[0].st[0] = transposed ? I : J;
-		n.op[1].st[0] = sx.batch ? (transposed ? J : I) : 0;
-		n.op[2].st[0] = sw.batch ? I * J : 0;
+		wmap[0] = sw.batch ? 0 : -1;
+		vmap[0] = sv.batch ? 0 : -1;
+		st[0] = transposed ? I : J;
 	}
-	/* dims (i, j) */
-	n.op[0].st[b0] = transposed ? 1 : 0;
-	n.op[0].st[b0 + 1] = transposed ? 0 : 1;
-	n.op[1].st[b0] = transposed ? 0 : 1;
-	n.op[1].st[b0 + 1] = transposed ? 1 : 0;
-	n.op[2].st[b0] = J;
-	n.op[2].st[b0 + 1] = 1;
+	wmap[b0] = wb;
+	wmap[b0 + 1] = wb + 1;
+	vmap[b0] = transposed ? -1 : vb;
+	vmap[b0 + 1] = transposed ? vb : -1;
+	st[b0] = transposed ? 1 : 0;
+	st[b0 + 1] = transposed ? 0 : 1;
+	l_nest_dst(&n, c->val[id], st);
+	int w = l_x_node(c, &n, wi, wmap), v = l_x_node(c, &n, vi, vmap);
+	n.root = l_x_op(c, &n, IR_MUL, transposed ? w : v, transposed ? v : w);
 	l_nest_emit(c, &n);
 }
 
@@ -631,24 +747,23 @@ static void l_emit_outer(LlCtx *c, int id)
 {
 	const IrNode *nd = &c->f->nodes[id];
 	IrShape sa = c->f->nodes[nd->in[0]].shape, sc = c->f->nodes[nd->in[1]].shape;
-	int64_t I = nd->shape.d[0], J = nd->shape.d[1];
 	LlNest n;
+	int64_t st[LL_MAXD];
 	l_nest_space(c, &n, nd->shape);
-	n.nop = 3;
-	n.fn = IR_MUL;
-	n.op[0].base = c->val[id];
-	l_natural_strides(nd->shape, n.op[0].st);
-	n.op[1] = l_opnd_bcast(c, nd->in[0], sa);
-	n.op[2] = l_opnd_bcast(c, nd->in[1], sc);
-	int b0 = nd->shape.batch ? 1 : 0;
+	l_natural_strides(nd->shape, st);
+	l_nest_dst(&n, c->val[id], st);
+	int b0 = nd->shape.batch ? 1 : 0, ab = sa.batch ? 1 : 0, cb = sc.batch ? 1 : 0;
+	int amap[LL_MAXD], cmap[LL_MAXD];
 	if (b0) {
-		n.op[1].st[0] = sa.batch ? I : 0;
-		n.op[2].st[0] = sc.batch ? J : 0;
+		amap[0] = sa.batch ? 0 : -1;
+		cmap[0] = sc.batch ? 0 : -1;
 	}
-	n.op[1].st[b0] = 1;
-	n.op[1].st[b0 + 1] = 0;
-	n.op[2].st[b0] = 0;
-	n.op[2].st[b0 + 1] = 1;
+	amap[b0] = ab;
+	amap[b0 + 1] = -1;
+	cmap[b0] = -1;
+	cmap[b0 + 1] = cb;
+	int xa = l_x_node(c, &n, nd->in[0], amap), xc = l_x_node(c, &n, nd->in[1], cmap);
+	n.root = l_x_op(c, &n, IR_MUL, xa, xc);
 	l_nest_emit(c, &n);
 }
 
@@ -668,32 +783,30 @@ static void l_emit_sum_to(LlCtx *c, int id)
 	}
 	l_fill(c, c->val[id], nd->shape, l_f32(c, 0.0));
 	LlNest n;
+	int map[LL_MAXD];
+	int64_t st[LL_MAXD];
 	l_nest_space(c, &n, sx);
-	n.nop = 2;
-	n.fn = IR_EXPAND;
 	n.accumulate = true;
-	n.op[0].base = c->val[id];
-	l_bcast_strides(nd->shape, sx, n.op[0].st);
-	n.op[1].base = c->val[nd->in[0]];
-	l_natural_strides(sx, n.op[1].st);
+	l_bcast_map(nd->shape, sx, map);
+	l_map_strides(nd->shape, n.nd, map, st);
+	l_nest_dst(&n, c->val[id], st);
+	n.root = l_x_bcast(c, &n, nd->in[0], sx);
 	l_nest_emit(c, &n);
 }
 
-/* Copies operand `src` (natural layout of shape ssrc) into dst viewed with shape sdst, over the index
- * space of ssrc, the destination's last axis offset by `at` (pad, concat). Leading dims of src broadcast
- * into dst (a per-trial source copied into every trial). */
+/* Copies node src into dst (shape sdst) over src's index space, the destination's last axis offset by
+ * `at` (pad, concat). */
 static void l_copy_into(LlCtx *c, LLVMValueRef dst, IrShape sdst, int src, int64_t at)
 {
 	IrShape ss = c->f->nodes[src].shape;
 	IrShape space = sdst;
 	space.d[space.rank - 1] = ss.d[ss.rank - 1];
 	LlNest n;
+	int64_t st[LL_MAXD];
 	l_nest_space(c, &n, space);
-	n.nop = 2;
-	n.fn = IR_EXPAND;
-	n.op[0].base = at ? l_gep(c, dst, l_i64(c, at), "") : dst;
-	l_natural_strides(sdst, n.op[0].st);
-	n.op[1] = l_opnd_bcast(c, src, space);
+	l_natural_strides(sdst, st);
+	l_nest_dst(&n, at ? l_gep(c, dst, l_i64(c, at), "") : dst, st);
+	n.root = l_x_bcast(c, &n, src, space);
 	l_nest_emit(c, &n);
 }
 
@@ -701,19 +814,17 @@ static void l_emit_slice(LlCtx *c, int id)
 {
 	const IrNode *nd = &c->f->nodes[id];
 	int src = nd->in[0];
-	IrShape ss = c->f->nodes[src].shape;
 	LlNest n;
+	int64_t st[LL_MAXD];
 	l_nest_space(c, &n, nd->shape);
-	n.nop = 2;
-	n.fn = IR_EXPAND;
-	n.op[0].base = c->val[id];
-	l_natural_strides(nd->shape, n.op[0].st);
+	l_natural_strides(nd->shape, st);
+	l_nest_dst(&n, c->val[id], st);
 	if (l_is_uniform(c, src)) {
-		n.op[1].uni = c->uni[src];
+		n.root = l_x_uni(c, &n, c->uni[src]);
 	} else {
-		n.op[1].base = nd->a[0] ? l_gep(c, c->val[src], l_i64(c, nd->a[0]), "") : c->val[src];
-		/* natural strides of the source, which differs from the result only in its last extent */
-		l_natural_strides(ss, n.op[1].st);
+		/* the source's own strides (it differs from the result only in its last extent), from a0 on */
+		l_natural_strides(c->f->nodes[src].shape, st);
+		n.root = l_x_mem(c, &n, nd->a[0] ? l_gep(c, c->val[src], l_i64(c, nd->a[0]), "") : c->val[src], st);
 	}
 	l_nest_emit(c, &n);
 }
@@ -733,11 +844,12 @@ static void l_emit_concat(LlCtx *c, int id)
 	l_copy_into(c, c->val[id], nd->shape, nd->in[1], sa.d[sa.rank - 1]);
 }
 
-/* Elementwise op (and EXPAND, the broadcasting identity; RESHAPE, the flat identity). */
-static void l_emit_ew(LlCtx *c, int id, IrOp fn)
+/* Elementwise op, EXPAND (the broadcasting identity) and RESHAPE (the flat identity). */
+static void l_emit_ew(LlCtx *c, int id)
 {
 	const IrNode *nd = &c->f->nodes[id];
 	int nin = ir_op_info[nd->op].nin;
+	IrOp fn = nd->op == IR_RESHAPE ? IR_EXPAND : nd->op;
 	bool all_uniform = true;
 	for (int k = 0; k < nin; k++)
 		all_uniform = all_uniform && l_is_uniform(c, nd->in[k]);
@@ -746,28 +858,32 @@ static void l_emit_ew(LlCtx *c, int id, IrOp fn)
 		return;
 	}
 	LlNest n;
+	int64_t st[LL_MAXD];
 	l_nest_space(c, &n, nd->shape);
-	n.nop = 1 + nin;
-	n.fn = fn;
-	n.op[0].base = c->val[id];
-	l_natural_strides(nd->shape, n.op[0].st);
-	for (int k = 0; k < nin; k++) {
-		if (nd->op == IR_RESHAPE) {
-			/* same elements in the same order: the source read flat with the result's strides */
-			n.op[1 + k].base = c->val[nd->in[k]];
-			memcpy(n.op[1 + k].st, n.op[0].st, sizeof n.op[0].st);
-		} else {
-			n.op[1 + k] = l_opnd_bcast(c, nd->in[k], nd->shape);
-		}
+	l_natural_strides(nd->shape, st);
+	l_nest_dst(&n, c->val[id], st);
+	if (nd->op == IR_RESHAPE) {
+		/* same elements in the same order: the source read flat with the result's strides */
+		n.root = l_x_mem(c, &n, c->val[nd->in[0]], st);
+	} else {
+		int a = l_x_bcast(c, &n, nd->in[0], nd->shape);
+		int b = nin > 1 ? l_x_bcast(c, &n, nd->in[1], nd->shape) : -1;
+		n.root = fn == IR_EXPAND ? a : l_x_op(c, &n, fn, a, b);
 	}
 	l_nest_emit(c, &n);
+}
+
+static bool l_is_leafish(IrOp op)
+{
+	return op == IR_PARAM || op == IR_INPUT || op == IR_CONST || op == IR_INV_BATCH;
 }
 
 static void l_emit_node(LlCtx *c, int id)
 {
 	const IrNode *nd = &c->f->nodes[id];
-	bool needs_slot = !(nd->op == IR_PARAM || nd->op == IR_INPUT || nd->op == IR_CONST || nd->op == IR_INV_BATCH);
-	if (needs_slot && !c->val[id]) {
+	if (c->inl[id])
+		return; /* computed inside its consumer's loops */
+	if (!l_is_leafish(nd->op) && !c->val[id]) {
 		/* every other value has a slot, unless it turns out uniform (all operands uniform) */
 		bool uni_ok = (ir_op_info[nd->op].flags & IRF_EW) || nd->op == IR_EXPAND || nd->op == IR_RESHAPE;
 		for (int k = 0; k < ir_op_info[nd->op].nin && uni_ok; k++)
@@ -789,12 +905,8 @@ static void l_emit_node(LlCtx *c, int id)
 		break;
 	case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_SQUARE: case IR_ABS: case IR_RELU:
 	case IR_TANH: case IR_SIGMOID: case IR_STEP: case IR_SIGN: case IR_ADD: case IR_SUB: case IR_MUL:
-	case IR_DIV: case IR_MAX: case IR_MIN:
-		l_emit_ew(c, id, nd->op);
-		break;
-	case IR_EXPAND:
-	case IR_RESHAPE:
-		l_emit_ew(c, id, IR_EXPAND);
+	case IR_DIV: case IR_MAX: case IR_MIN: case IR_EXPAND: case IR_RESHAPE:
+		l_emit_ew(c, id);
 		break;
 	case IR_SUM_TO: l_emit_sum_to(c, id); break;
 	case IR_SLICE: l_emit_slice(c, id); break;
@@ -809,14 +921,108 @@ static void l_emit_node(LlCtx *c, int id)
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
+/* fusion and placement decisions                                                                       */
+
+/* Does consumer `cons` read its operand `opnd` (node ids) more than once per element of that operand? */
+static bool l_consumer_repeats(const IrFunc *f, int cons, int opnd)
+{
+	const IrNode *cn = &f->nodes[cons];
+	switch (cn->op) {
+	case IR_BMV: return cn->in[0] == opnd;  /* x is reused along j */
+	case IR_BMVT: return cn->in[1] == opnd; /* g is reused along i */
+	case IR_OUTER: return true;
+	case IR_SUM_TO: case IR_PAD: case IR_CONCAT: return false;
+	default: break;
+	}
+	IrShape so = f->nodes[opnd].shape, sc = cn->shape;
+	int map[LL_MAXD], nd = (sc.batch ? 1 : 0) + sc.rank;
+	l_bcast_map(so, sc, map);
+	for (int d = 0; d < nd; d++)
+		if (map[d] < 0 && (d == 0 && sc.batch ? true : sc.d[d - (sc.batch ? 1 : 0)] != 1))
+			return true;
+	return false;
+}
+
+/* Chooses the elementwise values to fuse into their consumer (c->inl). A value is fused when it is
+ * elementwise (or an expand, or an outer product: a product of two broadcasts), live, used exactly once, not an output, not uniform, and its consumer
+ * builds a loop nest over maps (elementwise, sum_to, bmv/bmvt, outer, pad, concat). Expensive ops
+ * (exp, tanh, ...) are not fused where the consumer would recompute them for repeated reads. A fused
+ * subtree is capped at LL_INLINE_LEAVES memory operands. */
+static void l_plan_fusion(LlCtx *c, const bool *live, const bool *is_out, const bool *uni_static)
+{
+	const IrFunc *f = c->f;
+	int n = f->n;
+	int *uses = calloc((size_t)n + 1, sizeof *uses), *cons = calloc((size_t)n + 1, sizeof *cons);
+	int *leaves = calloc((size_t)n + 1, sizeof *leaves);
+	bool *rep = calloc((size_t)n + 1, sizeof *rep);
+	if (!uses || !cons || !leaves || !rep) {
+		l_fail(c, "%s", "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!live[i])
+			continue;
+		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
+			uses[f->nodes[i].in[k]]++;
+			cons[f->nodes[i].in[k]] = i;
+		}
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		const IrNode *nd = &f->nodes[i];
+		c->inl[i] = false;
+		if (!live[i] || is_out[i] || uses[i] != 1 || uni_static[i])
+			continue;
+		if (!(ir_op_info[nd->op].flags & IRF_EW) && nd->op != IR_EXPAND && nd->op != IR_OUTER)
+			continue;
+		int k = cons[i];
+		IrOp cop = f->nodes[k].op;
+		bool accepts = (ir_op_info[cop].flags & IRF_EW) || cop == IR_EXPAND || cop == IR_SUM_TO || cop == IR_BMV ||
+			cop == IR_BMVT || cop == IR_OUTER || cop == IR_PAD || cop == IR_CONCAT;
+		if (!accepts)
+			continue;
+		bool r = l_consumer_repeats(f, k, i) || (c->inl[k] && rep[k]);
+		if (r && l_expensive(nd->op))
+			continue;
+		c->inl[i] = true;
+		rep[i] = r;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!c->inl[i])
+			continue;
+		int lv = 0;
+		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
+			int o = f->nodes[i].in[k];
+			lv += c->inl[o] ? leaves[o] : (uni_static[o] ? 0 : 1);
+		}
+		if (lv > LL_INLINE_LEAVES)
+			c->inl[i] = false;
+		leaves[i] = lv;
+	}
+out:
+	free(uses);
+	free(cons);
+	free(leaves);
+	free(rep);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
 /* memory plan                                                                                          */
 
-/* Until memplan.c (branch emitc) is merged: every planned value gets its own 16-float aligned slot. */
-static MemPlan *l_plan_private(const IrFunc *f)
+/* The scratch plan of one function. Values that need memory (need[i]) get a 16-float aligned slot in
+ * one of two pools: per-trial (batched) values in the first total_b * B floats, per-model values after
+ * them. Slots are shared first-fit between values whose live ranges do not overlap, where a value lives
+ * from its definition to `last[i]`, the emission point of its last reader (for a fused reader: the
+ * consumer whose loops compute it; for outputs: the end). This is memplan.h's layout (same MemPlan
+ * type), computed here because fusion moves reads later than the IR's node order says. */
+static MemPlan *l_plan(const IrFunc *f, const bool *need, const int *last)
 {
 	MemPlan *p = calloc(1, sizeof *p);
-	if (!p)
+	int *order = calloc((size_t)f->n + 1, sizeof *order);
+	if (!p || !order) {
+		free(p);
+		free(order);
 		return NULL;
+	}
 	p->n = f->n;
 	p->has_slot = calloc((size_t)f->n + 1, sizeof *p->has_slot);
 	p->off_b = calloc((size_t)f->n + 1, sizeof *p->off_b);
@@ -826,21 +1032,50 @@ static MemPlan *l_plan_private(const IrFunc *f)
 		free(p->off_b);
 		free(p->off_c);
 		free(p);
+		free(order);
 		return NULL;
 	}
+	int nplaced = 0;
 	for (int i = 0; i < f->n; i++) {
-		const IrNode *nd = &f->nodes[i];
-		if (nd->op == IR_PARAM || nd->op == IR_INPUT || nd->op == IR_CONST || nd->op == IR_INV_BATCH)
+		if (!need[i])
 			continue;
+		const IrNode *nd = &f->nodes[i];
+		bool batched = nd->shape.batch;
 		int64_t sz = (l_numel(nd->shape) + 15) / 16 * 16;
+		/* lowest offset in this pool not covered by a value still live at i (insertion-sorted scan) */
+		int64_t off = 0;
+		bool moved = true;
+		while (moved) {
+			moved = false;
+			for (int k = 0; k < nplaced; k++) {
+				int j = order[k];
+				if (f->nodes[j].shape.batch != batched || last[j] < i)
+					continue;
+				int64_t jo = batched ? p->off_b[j] : p->off_c[j];
+				int64_t jsz = (l_numel(f->nodes[j].shape) + 15) / 16 * 16;
+				if (jo < off + sz && off < jo + jsz) {
+					off = jo + jsz;
+					moved = true;
+				}
+			}
+		}
 		p->has_slot[i] = true;
-		p->off_b[i] = p->total_b;
-		p->off_c[i] = p->total_c;
-		if (nd->shape.batch)
-			p->total_b += sz;
-		else
-			p->total_c += sz;
+		if (batched) {
+			p->off_b[i] = off;
+			if (off + sz > p->total_b)
+				p->total_b = off + sz;
+		} else {
+			p->off_c[i] = off;
+			if (off + sz > p->total_c)
+				p->total_c = off + sz;
+		}
+		order[nplaced++] = i;
 	}
+	/* the per-model pool starts after the batched one */
+	for (int i = 0; i < f->n; i++)
+		if (p->has_slot[i] && !f->nodes[i].shape.batch)
+			p->off_b[i] = p->total_b;
+	free(order);
 	return p;
 }
 
@@ -875,7 +1110,7 @@ static int l_port_field(IrRole role, bool input, bool *array)
 	return -1;
 }
 
-/* Copies (or for PARAM_BAR accumulates) output port k's value into the caller's buffer dst. */
+/* Copies (or for PARAM_BAR accumulates) an output port's value into the caller's buffer dst. */
 static void l_emit_output(LlCtx *c, const IrPort *port, LLVMValueRef dst)
 {
 	int id = port->node;
@@ -892,13 +1127,12 @@ static void l_emit_output(LlCtx *c, const IrPort *port, LLVMValueRef dst)
 		LLVMPositionBuilderAtEnd(c->b, yes);
 	}
 	LlNest n;
+	int64_t st[LL_MAXD];
 	l_nest_space(c, &n, nd->shape);
-	n.nop = 2;
-	n.fn = IR_EXPAND;
 	n.accumulate = acc;
-	n.op[0].base = dst;
-	l_natural_strides(nd->shape, n.op[0].st);
-	n.op[1] = l_opnd_bcast(c, id, nd->shape);
+	l_natural_strides(nd->shape, st);
+	l_nest_dst(&n, dst, st);
+	n.root = l_x_bcast(c, &n, id, nd->shape);
 	l_nest_emit(c, &n);
 	if (done) {
 		LLVMBuildBr(c->b, done);
@@ -906,11 +1140,18 @@ static void l_emit_output(LlCtx *c, const IrPort *port, LLVMValueRef dst)
 	}
 }
 
+/* Output roles whose buffer the value can be computed in directly: always written (not NULL), with
+ * plain assignment. */
+static bool l_direct_role(IrRole r)
+{
+	return r == IR_ROLE_PRED || r == IR_ROLE_STATE || r == IR_ROLE_STATE_BAR;
+}
+
 /* The body: void <model>_<fn>.body(i64 B, i64 B_global, float *noalias params..., float *noalias ins...,
  * float *noalias outs..., float *noalias work). Returns the function, or NULL. */
 static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 {
-	int np = c->p->n_params;
+	int np = c->p->n_params, n = f->n;
 	int nargs = 2 + np + f->nins + f->nouts + 1;
 	LLVMTypeRef *at = calloc((size_t)nargs, sizeof *at);
 	if (!at) {
@@ -937,11 +1178,14 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 	c->Bg = LLVMGetParam(fn, 1);
 	c->work = LLVMGetParam(fn, (unsigned)nargs - 1);
 	c->extra_b = c->extra_c = 0;
-	c->plan = l_plan_private(f);
-	c->val = calloc((size_t)f->n + 1, sizeof *c->val);
-	c->uni = calloc((size_t)f->n + 1, sizeof *c->uni);
-	bool *live = calloc((size_t)f->n + 1, sizeof *live);
-	if (!c->plan || !c->val || !c->uni || !live) {
+	c->val = calloc((size_t)n + 1, sizeof *c->val);
+	c->uni = calloc((size_t)n + 1, sizeof *c->uni);
+	c->inl = calloc((size_t)n + 1, sizeof *c->inl);
+	bool *live = calloc((size_t)n + 1, sizeof *live), *is_out = calloc((size_t)n + 1, sizeof *is_out);
+	bool *uni_static = calloc((size_t)n + 1, sizeof *uni_static), *need = calloc((size_t)n + 1, sizeof *need);
+	bool *direct = calloc((size_t)f->nouts + 1, sizeof *direct);
+	int *last = calloc((size_t)n + 1, sizeof *last), *cons = calloc((size_t)n + 1, sizeof *cons);
+	if (!c->val || !c->uni || !c->inl || !live || !is_out || !uni_static || !need || !direct || !last || !cons) {
 		l_fail(c, "%s", "out of memory");
 		goto out;
 	}
@@ -951,16 +1195,34 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 	LLVMPositionBuilderAtEnd(c->b, start);
 
 	/* liveness: only values that reach an output are computed */
-	for (int k = 0; k < f->nouts; k++)
-		if (f->outs[k].node >= 0 && f->outs[k].node < f->n)
-			live[f->outs[k].node] = true;
-	for (int i = f->n - 1; i >= 0; i--)
+	for (int k = 0; k < f->nouts; k++) {
+		if (f->outs[k].node < 0 || f->outs[k].node >= n) {
+			l_fail(c, "output port %d of %s has no node", k, f->name);
+			goto out;
+		}
+		live[f->outs[k].node] = is_out[f->outs[k].node] = true;
+	}
+	for (int i = n - 1; i >= 0; i--)
 		if (live[i])
 			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
 				live[f->nodes[i].in[k]] = true;
+	/* values known to be uniform before any code exists: constants and elementwise functions of them */
+	for (int i = 0; i < n; i++) {
+		IrOp op = f->nodes[i].op;
+		bool u = op == IR_CONST || op == IR_INV_BATCH;
+		if ((ir_op_info[op].flags & IRF_EW) || op == IR_EXPAND || op == IR_RESHAPE) {
+			u = true;
+			for (int k = 0; k < ir_op_info[op].nin; k++)
+				u = u && uni_static[f->nodes[i].in[k]];
+		}
+		uni_static[i] = u;
+	}
+	l_plan_fusion(c, live, is_out, uni_static);
+	if (c->failed)
+		goto out;
 
-	/* leaves bound to arguments; planned values to their slots in the scratch block */
-	for (int i = 0; i < f->n; i++) {
+	/* leaves bound to arguments */
+	for (int i = 0; i < n; i++) {
 		const IrNode *nd = &f->nodes[i];
 		if (nd->op == IR_PARAM) {
 			if (nd->a[0] < 0 || nd->a[0] >= np) {
@@ -976,8 +1238,44 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 		if (f->ins[k].name)
 			LLVMSetValueName2(c->val[id], f->ins[k].name, strlen(f->ins[k].name));
 	}
-	for (int i = 0; i < f->n; i++) {
-		if (!live[i] || !c->plan->has_slot[i] || c->val[i])
+	/* computed outputs are written straight into the caller's buffer (the ABI's buffers do not overlap) */
+	for (int k = 0; k < f->nouts; k++) {
+		int id = f->outs[k].node;
+		if (l_direct_role(f->outs[k].role) && !c->val[id] && !uni_static[id] && !l_is_leafish(f->nodes[id].op)) {
+			c->val[id] = LLVMGetParam(fn, (unsigned)(2 + np + f->nins + k));
+			direct[k] = true;
+		}
+	}
+	/* scratch for the rest, shared between values whose live ranges (fusion included) do not overlap */
+	for (int i = 0; i < n; i++)
+		if (live[i])
+			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
+				cons[f->nodes[i].in[k]] = i; /* a fused value has exactly one reader */
+	for (int i = 0; i < n; i++) {
+		need[i] = live[i] && !c->inl[i] && !uni_static[i] && !l_is_leafish(f->nodes[i].op) && !c->val[i];
+		last[i] = i;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!live[i])
+			continue;
+		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
+			int o = f->nodes[i].in[k], at_ = i;
+			while (c->inl[at_])
+				at_ = cons[at_];
+			if (at_ > last[o])
+				last[o] = at_;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		if (is_out[i])
+			last[i] = n; /* read by the output copies at the end */
+	c->plan = l_plan(f, need, last);
+	if (!c->plan) {
+		l_fail(c, "%s", "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!c->plan->has_slot[i])
 			continue;
 		LLVMValueRef off = LLVMBuildNSWAdd(c->ab, LLVMBuildNSWMul(c->ab, c->B, l_i64(c, c->plan->off_b[i]), ""),
 			l_i64(c, c->plan->off_c[i]), "");
@@ -988,22 +1286,32 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 			snprintf(nm, sizeof nm, "v%d", i);
 		c->val[i] = LLVMBuildInBoundsGEP2(c->ab, c->t_f32, c->work, &off, 1, nm);
 	}
-	for (int i = 0; i < f->n && !c->failed; i++)
+	for (int i = 0; i < n && !c->failed; i++)
 		if (live[i])
 			l_emit_node(c, i);
 	for (int k = 0; k < f->nouts && !c->failed; k++) {
 		bool array;
 		if (l_port_field(f->outs[k].role, false, &array) < 0)
 			continue;
+		if (direct[k] && !c->uni[f->outs[k].node])
+			continue; /* already in place */
 		l_emit_output(c, &f->outs[k], LLVMGetParam(fn, (unsigned)(2 + np + f->nins + k)));
 	}
 	LLVMBuildRetVoid(c->b);
 	LLVMBuildBr(c->ab, start);
 out:
 	free(live);
+	free(is_out);
+	free(uni_static);
+	free(need);
+	free(direct);
+	free(last);
+	free(cons);
 	free(c->val);
 	free(c->uni);
+	free(c->inl);
 	c->val = c->uni = NULL;
+	c->inl = NULL;
 	return c->failed ? NULL : fn;
 }
 
