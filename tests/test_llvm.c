@@ -18,10 +18,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "autodiff.h"
 #include "emit_llvm.h"
 #include "interp.h"
 #include "ir.h"
 #include "jit.h"
+#include "opt.h"
 #include "program.h"
 
 static const SrcSpan NOLOC = {0};
@@ -381,6 +383,78 @@ static void test_linalg(void **state)
 	check_program(rnn_program("rnn_wide", 19, 37)); /* sizes that are no multiple of the vector width */
 }
 
+/* ---- real step VJPs: autodiff's output (and the optimiser's), double backward included ---- */
+
+/* Replaces p's step_vjp by autodiff's, optionally optimises both functions, and checks. */
+static void check_autodiff(Program *p, bool optimise)
+{
+	assert_int_equal(ad_step_vjp(p, stderr), 0);
+	if (optimise) {
+		opt_run(p->fwd, NULL);
+		opt_run(p->vjp, NULL);
+	}
+	check_program(p);
+}
+
+/* Two plastic layers: a Hebbian input layer and an output layer whose update is the gradient of an
+ * internal loss (built by ad_vjp inside the step, so the step VJP is a second derivative), a
+ * recurrent cell, rate eta = 0.3 sigmoid(m) per trial, decay, and max-norm over both updates. */
+static Program *gradient_rule_program(const char *name, int I, int H, int OY)
+{
+	Program *p = prog_new(name);
+	IrFunc *f = p->fwd;
+	p->in_size = I;
+	p->pred_size = OY;
+	int x = ir_input(f, IR_ROLE_DATA, 0, ir_shape1(true, I), "x");
+	int P1 = add_state(p, f, "enc.w~", ir_shape2(true, I, H));
+	int h = add_state(p, f, "cell.h", ir_shape1(true, H));
+	int P2 = add_state(p, f, "head.w~", ir_shape2(true, H, OY));
+	int w1 = ir_param(f, add_param(p, "enc.w", ir_shape2(false, I, H)), ir_shape2(false, I, H), "enc.w");
+	int a1 = ir_param(f, add_param(p, "enc.alpha", ir_shape2(false, I, H)), ir_shape2(false, I, H), "enc.alpha");
+	int b1 = ir_param(f, add_param(p, "enc.b", ir_shape1(false, H)), ir_shape1(false, H), "enc.b");
+	int u = ir_param(f, add_param(p, "cell.u", ir_shape2(false, H, H)), ir_shape2(false, H, H), "cell.u");
+	int w2 = ir_param(f, add_param(p, "head.w", ir_shape2(false, H, OY)), ir_shape2(false, H, OY), "head.w");
+	int a2 = ir_param(f, add_param(p, "head.alpha", ir_shape2(false, H, OY)), ir_shape2(false, H, OY), "head.alpha");
+	int mw = ir_param(f, add_param(p, "mod.w", ir_shape2(false, H, 1)), ir_shape2(false, H, 1), "mod.w");
+	int wi = ir_param(f, add_param(p, "w_int", ir_shape1(false, OY)), ir_shape1(false, OY), "w_int");
+#define A2(op, a, b) ir_add(f, IR_##op, a, b, NOLOC)
+#define A1(op, a) ir_add(f, IR_##op, a, -1, NOLOC)
+#define K(v) ir_const(f, v, ir_shape0(false), NOLOC)
+	int e1 = A2(ADD, w1, A2(MUL, a1, P1));
+	int hn = A1(RELU, A2(ADD, A2(ADD, A2(BMV, x, e1), ir_matmul(f, h, u, false, false, NOLOC)), b1));
+	int e2 = A2(ADD, w2, A2(MUL, a2, P2));
+	int y = A1(TANH, A2(BMV, hn, e2));
+	int m = ir_reshape(f, ir_matmul(f, hn, mw, false, false, NOLOC), ir_shape0(true), NOLOC);
+	int eta = A2(MUL, K(0.3), A1(SIGMOID, m));
+	int d1 = A2(OUTER, x, hn);
+	int lint = A2(MUL, ir_add_shaped(f, IR_INV_BATCH, -1, -1, ir_shape0(false), NOLOC),
+		ir_sum_to(f, A1(SQUARE, A2(MUL, y, wi)), ir_shape0(false), NOLOC));
+	int one = K(1.0), d2;
+	assert_int_equal(ad_vjp(f, 1, &lint, &one, 1, &e2, &d2, stderr), 0);
+	int norm = A1(SQRT, A2(ADD, ir_sum_to(f, A1(SQUARE, d1), ir_shape0(true), NOLOC),
+		ir_sum_to(f, A1(SQUARE, d2), ir_shape0(true), NOLOC)));
+	int lr = A2(MUL, eta, A2(MIN, K(1.0), A2(DIV, K(0.5), A2(ADD, norm, K(1e-6)))));
+	int keep = A2(SUB, K(1.0), eta);
+	ir_output(f, IR_ROLE_PRED, 0, y, "y");
+	ir_output(f, IR_ROLE_STATE, 0, A2(ADD, A2(MUL, keep, P1), A2(MUL, lr, d1)), "enc.w~");
+	ir_output(f, IR_ROLE_STATE, 1, hn, "cell.h");
+	ir_output(f, IR_ROLE_STATE, 2, A2(ADD, A2(MUL, keep, P2), A2(MUL, lr, d2)), "head.w~");
+	ir_output(f, IR_ROLE_SCALAR, 0, norm, "norm");
+#undef A1
+#undef A2
+#undef K
+	return p;
+}
+
+static void test_autodiff_vjp(void **state)
+{
+	(void)state;
+	check_autodiff(rnn_program("rnn_ad", 5, 7), false);
+	check_autodiff(rnn_program("rnn_ad_opt", 6, 33), true);
+	check_autodiff(gradient_rule_program("grad_rule", 5, 9, 3), false);
+	check_autodiff(gradient_rule_program("grad_rule_opt", 7, 20, 4), true);
+}
+
 /* ---- the stable part of the emitted IR, and start-up time ---- */
 
 static void test_emitted_ir(void **state)
@@ -457,6 +531,7 @@ int main(void)
 		cmocka_unit_test(test_elementwise),
 		cmocka_unit_test(test_shape_ops),
 		cmocka_unit_test(test_linalg),
+		cmocka_unit_test(test_autodiff_vjp),
 		cmocka_unit_test(test_emitted_ir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
