@@ -147,16 +147,19 @@ double emitll_now(void)
 
 void emitll_symbol_prefix(const Program *p, char *buf, size_t n)
 {
+	/* the same rule as emitc_symbol_prefix, so both backends export the same symbols */
 	const char *s = p->name ? p->name : "model";
-	size_t i = 0;
+	size_t o = 0;
 	if (n == 0)
 		return;
-	for (; s[i] && i + 1 < n; i++) {
+	if (s[0] >= '0' && s[0] <= '9' && o + 1 < n)
+		buf[o++] = '_';
+	for (size_t i = 0; s[i] && o + 1 < n; i++) {
 		char ch = s[i];
 		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
-		buf[i] = ok ? ch : '_';
+		buf[o++] = ok ? ch : '_';
 	}
-	buf[i] = '\0';
+	buf[o] = '\0';
 }
 
 /* ---------------------------------------------------------------------------------------------------- */

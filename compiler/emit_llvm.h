@@ -65,7 +65,8 @@ int emitll_write_ir(const Program *p, const char *path, unsigned flags, EmitllTi
  * Returns 0, 1 when obj_path cannot be written, 2 on an internal error. times may be NULL. */
 int emitll_object(const Program *p, const char *obj_path, unsigned flags, EmitllTimes *times, FILE *err);
 
-/* The C identifier prefix of p's symbols (the model name with every non [A-Za-z0-9_] byte as '_').
+/* The C identifier prefix of p's symbols: the model name with every byte outside [A-Za-z0-9_] as '_' (and a
+ * leading '_' if it starts with a digit), as emitc_symbol_prefix.
  * Writes at most n bytes including the NUL. */
 void emitll_symbol_prefix(const Program *p, char *buf, size_t n);
 
