@@ -946,66 +946,101 @@ static bool l_consumer_repeats(const IrFunc *f, int cons, int opnd)
 	return false;
 }
 
-/* Chooses the elementwise values to fuse into their consumer (c->inl). A value is fused when it is
- * elementwise (or an expand, or an outer product: a product of two broadcasts), live, used exactly once, not an output, not uniform, and its consumer
- * builds a loop nest over maps (elementwise, sum_to, bmv/bmvt, outer, pad, concat). Expensive ops
- * (exp, tanh, ...) are not fused where the consumer would recompute them for repeated reads. A fused
- * subtree is capped at LL_INLINE_LEAVES memory operands. */
-static void l_plan_fusion(LlCtx *c, const bool *live, const bool *is_out, const bool *uni_static)
+/* Chooses the values to fuse into their consumers (c->inl): elementwise values, expands and outer
+ * products (a product of two broadcasts) that are live, not outputs and not uniform, all of whose
+ * readers build loop nests over maps (elementwise, sum_to, bmv/bmvt, outer, pad, concat). A fused value
+ * is recomputed wherever it is read; so
+ *   - expensive ops (exp, tanh, ...) are fused only where each element is computed once: one reader
+ *     that reads each element once (and, transitively, is not itself recomputed);
+ *   - a value with several readers is fused only if its subtree reads at most two per-trial tensors of
+ *     rank 2 or more: then recomputing it costs no more memory traffic than storing and reloading it
+ *     (the plastic-weight pattern W + alpha * Hebb read by both bmv and bmvt);
+ *   - a fused subtree has at most LL_INLINE_LEAVES memory operands.
+ * Sets *emit_at[i] for every live value: where its loops are emitted (its own node, or for a fused value
+ * the latest emission point of its readers), which decides how long its operands stay live. */
+static void l_plan_fusion(LlCtx *c, const bool *live, const bool *is_out, const bool *uni_static, int *emit_at)
 {
 	const IrFunc *f = c->f;
 	int n = f->n;
-	int *uses = calloc((size_t)n + 1, sizeof *uses), *cons = calloc((size_t)n + 1, sizeof *cons);
-	int *leaves = calloc((size_t)n + 1, sizeof *leaves);
-	bool *rep = calloc((size_t)n + 1, sizeof *rep);
-	if (!uses || !cons || !leaves || !rep) {
+	int *uses = calloc((size_t)n + 1, sizeof *uses), *first = calloc((size_t)n + 2, sizeof *first);
+	int *readers = calloc((size_t)n * IR_MAX_IN + 1, sizeof *readers), *fill = calloc((size_t)n + 1, sizeof *fill);
+	int *leaves = calloc((size_t)n + 1, sizeof *leaves), *big = calloc((size_t)n + 1, sizeof *big);
+	bool *rec = calloc((size_t)n + 1, sizeof *rec);
+	if (!uses || !first || !readers || !fill || !leaves || !big || !rec) {
 		l_fail(c, "%s", "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < n; i++) {
-		if (!live[i])
-			continue;
-		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
-			uses[f->nodes[i].in[k]]++;
-			cons[f->nodes[i].in[k]] = i;
-		}
-	}
+	/* readers of each value (CSR) */
+	for (int i = 0; i < n; i++)
+		if (live[i])
+			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
+				uses[f->nodes[i].in[k]]++;
+	for (int i = 0; i < n; i++)
+		first[i + 1] = first[i] + uses[i];
+	for (int i = 0; i < n; i++)
+		if (live[i])
+			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
+				int o = f->nodes[i].in[k];
+				readers[first[o] + fill[o]++] = i;
+			}
+	/* readers come after the values they read: decide from the last node back */
 	for (int i = n - 1; i >= 0; i--) {
 		const IrNode *nd = &f->nodes[i];
 		c->inl[i] = false;
-		if (!live[i] || is_out[i] || uses[i] != 1 || uni_static[i])
+		if (!live[i] || is_out[i] || uses[i] == 0 || uni_static[i])
 			continue;
 		if (!(ir_op_info[nd->op].flags & IRF_EW) && nd->op != IR_EXPAND && nd->op != IR_OUTER)
 			continue;
-		int k = cons[i];
-		IrOp cop = f->nodes[k].op;
-		bool accepts = (ir_op_info[cop].flags & IRF_EW) || cop == IR_EXPAND || cop == IR_SUM_TO || cop == IR_BMV ||
-			cop == IR_BMVT || cop == IR_OUTER || cop == IR_PAD || cop == IR_CONCAT;
-		if (!accepts)
-			continue;
-		bool r = l_consumer_repeats(f, k, i) || (c->inl[k] && rep[k]);
-		if (r && l_expensive(nd->op))
+		bool ok = true, r = uses[i] > 1;
+		for (int q = first[i]; q < first[i + 1] && ok; q++) {
+			int k = readers[q];
+			IrOp cop = f->nodes[k].op;
+			ok = (ir_op_info[cop].flags & IRF_EW) || cop == IR_EXPAND || cop == IR_SUM_TO || cop == IR_BMV ||
+				cop == IR_BMVT || cop == IR_OUTER || cop == IR_PAD || cop == IR_CONCAT;
+			r = r || l_consumer_repeats(f, k, i) || (c->inl[k] && rec[k]);
+		}
+		if (!ok || (r && l_expensive(nd->op)))
 			continue;
 		c->inl[i] = true;
-		rep[i] = r;
+		rec[i] = r;
 	}
+	/* size limits, from the first node on (a value's subtree is known before its readers') */
 	for (int i = 0; i < n; i++) {
-		if (!c->inl[i])
+		if (!live[i])
 			continue;
-		int lv = 0;
-		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
-			int o = f->nodes[i].in[k];
-			lv += c->inl[o] ? leaves[o] : (uni_static[o] ? 0 : 1);
+		const IrNode *nd = &f->nodes[i];
+		int lv = 0, bg = 0;
+		for (int k = 0; k < ir_op_info[nd->op].nin; k++) {
+			int o = nd->in[k];
+			if (c->inl[o]) {
+				lv += leaves[o];
+				bg += big[o];
+			} else if (!uni_static[o]) {
+				lv += 1;
+				bg += f->nodes[o].shape.batch && f->nodes[o].shape.rank >= 2;
+			}
 		}
-		if (lv > LL_INLINE_LEAVES)
+		if (c->inl[i] && (lv > LL_INLINE_LEAVES || (uses[i] > 1 && bg > 2)))
 			c->inl[i] = false;
 		leaves[i] = lv;
+		big[i] = bg;
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		emit_at[i] = i;
+		if (!c->inl[i])
+			continue;
+		for (int q = first[i]; q < first[i + 1]; q++)
+			if (emit_at[readers[q]] > emit_at[i])
+				emit_at[i] = emit_at[readers[q]];
 	}
 out:
 	free(uses);
-	free(cons);
+	free(first);
+	free(readers);
+	free(fill);
 	free(leaves);
-	free(rep);
+	free(big);
+	free(rec);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -1187,8 +1222,8 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 	bool *live = calloc((size_t)n + 1, sizeof *live), *is_out = calloc((size_t)n + 1, sizeof *is_out);
 	bool *uni_static = calloc((size_t)n + 1, sizeof *uni_static), *need = calloc((size_t)n + 1, sizeof *need);
 	bool *direct = calloc((size_t)f->nouts + 1, sizeof *direct);
-	int *last = calloc((size_t)n + 1, sizeof *last), *cons = calloc((size_t)n + 1, sizeof *cons);
-	if (!c->val || !c->uni || !c->inl || !live || !is_out || !uni_static || !need || !direct || !last || !cons) {
+	int *last = calloc((size_t)n + 1, sizeof *last), *emit_at = calloc((size_t)n + 1, sizeof *emit_at);
+	if (!c->val || !c->uni || !c->inl || !live || !is_out || !uni_static || !need || !direct || !last || !emit_at) {
 		l_fail(c, "%s", "out of memory");
 		goto out;
 	}
@@ -1220,7 +1255,7 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 		}
 		uni_static[i] = u;
 	}
-	l_plan_fusion(c, live, is_out, uni_static);
+	l_plan_fusion(c, live, is_out, uni_static, emit_at);
 	if (c->failed)
 		goto out;
 
@@ -1249,11 +1284,8 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 			direct[k] = true;
 		}
 	}
-	/* scratch for the rest, shared between values whose live ranges (fusion included) do not overlap */
-	for (int i = 0; i < n; i++)
-		if (live[i])
-			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
-				cons[f->nodes[i].in[k]] = i; /* a fused value has exactly one reader */
+	/* scratch for the rest, shared between values whose live ranges (fusion included) do not overlap:
+	 * a value is read where its readers' loops are emitted (emit_at, from l_plan_fusion) */
 	for (int i = 0; i < n; i++) {
 		need[i] = live[i] && !c->inl[i] && !uni_static[i] && !l_is_leafish(f->nodes[i].op) && !c->val[i];
 		last[i] = i;
@@ -1262,11 +1294,9 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 		if (!live[i])
 			continue;
 		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
-			int o = f->nodes[i].in[k], at_ = i;
-			while (c->inl[at_])
-				at_ = cons[at_];
-			if (at_ > last[o])
-				last[o] = at_;
+			int o = f->nodes[i].in[k];
+			if (emit_at[i] > last[o])
+				last[o] = emit_at[i];
 		}
 	}
 	for (int i = 0; i < n; i++)
@@ -1309,7 +1339,7 @@ out:
 	free(need);
 	free(direct);
 	free(last);
-	free(cons);
+	free(emit_at);
 	free(c->val);
 	free(c->uni);
 	free(c->inl);

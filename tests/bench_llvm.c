@@ -5,17 +5,21 @@
  * The step (hand-built IR, the shape of the Duan et al. plastic RNN forward):
  *   h'    = relu(x Wx + b + bmv(h, W + alpha * Hebb))
  *   Hebb' = (1 - eta) * Hebb + eta * outer(h, h')            eta = 0.1 * sigmoid(h' m) per trial
- * It streams the [B,H,H] plastic state: the floor is reading Hebb once and writing Hebb' once,
- * 8 B H^2 bytes per step; the report gives the time per step and that floor's bandwidth.
+ * and its step VJP by autodiff (then the optimiser on both). The forward streams the [B,H,H] plastic
+ * state: its floor is reading Hebb once and writing Hebb' once, 8 B H^2 bytes per step; the VJP at least
+ * reads Hebb and the adjoint of Hebb' and writes the adjoint of Hebb (12 B H^2). The report gives the
+ * time per step and the bandwidth those floors would need.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "autodiff.h"
 #include "emit_llvm.h"
 #include "ir.h"
 #include "jit.h"
+#include "opt.h"
 #include "program.h"
 
 static const SrcSpan NOLOC = {0};
@@ -67,8 +71,10 @@ static Program *build(int I, int H)
 	ir_output(f, IR_ROLE_PRED, 0, h2, "y");
 	ir_output(f, IR_ROLE_STATE, 0, h2, "h");
 	ir_output(f, IR_ROLE_STATE, 1, Hb2, "Hebb");
-	p->vjp = ir_func_new("step_vjp");
-	ir_input(p->vjp, IR_ROLE_DATA, 0, ir_shape1(true, I), "x");
+	if (ad_step_vjp(p, stderr) != 0)
+		exit(2);
+	opt_run(p->fwd, NULL);
+	opt_run(p->vjp, NULL);
 	return p;
 }
 
@@ -106,28 +112,43 @@ int main(int argc, char **argv)
 			st[k][j] = randv((size_t)B * ir_shape_numel(p->state[j].shape), &s);
 	float *y = randv((size_t)B * H, &s);
 	float *work = randv(mod->work_floats(B), &s);
-	double best = 1e30, sum = 0;
-	for (int i = 0; i < steps; i++) {
-		PlStepArgs a;
-		memset(&a, 0, sizeof a);
-		a.B = a.B_global = B;
-		a.params = params;
-		a.x = x;
-		a.state_in = st[i & 1];
-		a.state_out = st[(i + 1) & 1];
-		a.y = y;
-		a.work = work;
-		double t1 = emitll_now();
-		mod->step_forward(&a);
-		double dt = emitll_now() - t1;
-		sum += dt;
-		if (dt < best)
-			best = dt;
+	float *ybar = randv((size_t)B * H, &s);
+	float *sob[2], *sib[2], *pbar[5];
+	for (int j = 0; j < 2; j++) {
+		sob[j] = randv((size_t)B * ir_shape_numel(p->state[j].shape), &s);
+		sib[j] = randv((size_t)B * ir_shape_numel(p->state[j].shape), &s);
 	}
-	double floor_bytes = 8.0 * B * (double)H * H;
-	printf("H=%d B=%d: step_forward best %.3f ms, mean %.3f ms; %.1f GB/s of the 8BH^2-byte floor; "
-		"work %.1f MB\n", H, B, 1e3 * best, 1e3 * sum / steps, floor_bytes / best * 1e-9,
-		(double)mod->work_floats(B) * 4e-6);
+	for (int j = 0; j < 5; j++)
+		pbar[j] = randv((size_t)ir_shape_numel(p->params[j].shape), &s);
+	for (int which = 0; which < 2; which++) {
+		double best = 1e30, sum = 0;
+		for (int i = 0; i < steps; i++) {
+			PlStepArgs a;
+			memset(&a, 0, sizeof a);
+			a.B = a.B_global = B;
+			a.params = params;
+			a.x = x;
+			a.state_in = st[i & 1];
+			a.state_out = st[(i + 1) & 1];
+			a.y = y;
+			a.y_bar = ybar;
+			a.state_out_bar = sob;
+			a.state_in_bar = sib;
+			a.param_bar = pbar;
+			a.work = work;
+			double t1 = emitll_now();
+			(which ? mod->step_vjp : mod->step_forward)(&a);
+			double dt = emitll_now() - t1;
+			sum += dt;
+			if (dt < best)
+				best = dt;
+		}
+		double floor_bytes = (which ? 12.0 : 8.0) * B * (double)H * H;
+		printf("H=%d B=%d: %s best %.3f ms, mean %.3f ms; floor %.0f MB -> %.1f GB/s\n", H, B,
+			which ? "step_vjp    " : "step_forward", 1e3 * best, 1e3 * sum / steps, floor_bytes * 1e-6,
+			floor_bytes / best * 1e-9);
+	}
+	printf("scratch: %.1f MB\n", (double)mod->work_floats(B) * 4e-6);
 	jit_free(jm);
 	program_free(p);
 	return 0;
