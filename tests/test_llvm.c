@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "autodiff.h"
+#include "cmd_llvm.h"
 #include "emit_llvm.h"
 #include "interp.h"
 #include "ir.h"
@@ -455,6 +456,47 @@ static void test_autodiff_vjp(void **state)
 	check_autodiff(gradient_rule_program("grad_rule_opt", 7, 20, 4), true);
 }
 
+/* ---- plastc train --backend llvm: the runtime's pl_main driving JIT'd code ---- */
+
+static void test_jit_train(void **state)
+{
+	(void)state;
+	Program *p = gradient_rule_program("copy_net", 3, 16, 1); /* the copy task: 3 inputs, 1 prediction */
+	for (int j = 0; j < p->n_params; j++) {
+		p->params[j].init = PL_INIT_UNIFORM;
+		p->params[j].init_a = 0.3;
+	}
+	assert_int_equal(ad_step_vjp(p, stderr), 0);
+	opt_run(p->fwd, NULL);
+	opt_run(p->vjp, NULL);
+	char dir[] = "/tmp/plastc-test-llvm-train-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	const char *const src[] = {"--task", "copy", "--task-opt", "n=4", "--task-opt", "m=2", "--steps", "30",
+		"--batch", "8", "--val-every", "10", "--val-trials", "64", "--test-trials", "64", "--out", dir, "--quiet",
+		"--time-passes"};
+	enum { NARGS = sizeof src / sizeof src[0] };
+	char *args[NARGS];
+	for (int i = 0; i < NARGS; i++)
+		args[i] = strdup(src[i]);
+	int rc = cmd_llvm_train(p, NULL, NARGS, args);
+	for (int i = 0; i < NARGS; i++)
+		free(args[i]);
+	assert_int_equal(rc, 0);
+	char path[256], line[512];
+	snprintf(path, sizeof path, "%s/metrics.csv", dir);
+	FILE *m = fopen(path, "r");
+	assert_non_null(m);
+	int rows = 0;
+	while (fgets(line, sizeof line, m))
+		rows++;
+	fclose(m);
+	assert_true(rows >= 3); /* header and validation rows */
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	program_free(p);
+}
+
 /* ---- the stable part of the emitted IR, and start-up time ---- */
 
 static void test_emitted_ir(void **state)
@@ -532,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_shape_ops),
 		cmocka_unit_test(test_linalg),
 		cmocka_unit_test(test_autodiff_vjp),
+		cmocka_unit_test(test_jit_train),
 		cmocka_unit_test(test_emitted_ir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
