@@ -1,17 +1,29 @@
-/* compiler/cmd_llvm.h -- the commands of the LLVM backend (compiled when configure found LLVM).
+/* compiler/cmd_llvm.h -- the LLVM backend's part of `plastc emit-llvm` and `plastc train --backend llvm`.
  *
- *   plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--set NAME=VALUE]...
- *   plastc train FILE --backend llvm [--time-passes] [--set NAME=VALUE]... RUNTIME-TRAIN-FLAGS...
+ * The driver (cmd_build.c) parses FILE, --set and --backend, runs the front end and hands the Program
+ * with the remaining arguments here. Both functions print diagnostics to stderr and return the exit
+ * status (0, 1 user error, 2 internal error, 3 training diverged).
  *
- * cmd_llvm_train is the `--backend llvm` half of `plastc train`: the train command hands it its whole
- * argv (argv[0] = "train"). It JIT-compiles the model and runs the runtime's `train` (pl_main) on the
- * JIT'd entry points in this process; every argument it does not know goes to the runtime.
- * Both return the process exit status (0, 1 user error, 2 internal error, 3 training diverged).
+ * Ownership: the Program stays the caller's; nothing returned needs freeing.
  */
 #ifndef PLASTC_CMD_LLVM_H
 #define PLASTC_CMD_LLVM_H
 
-int cmd_emit_llvm(int argc, char **argv);
-int cmd_llvm_train(int argc, char **argv);
+#include "program.h"
+
+/* Seconds spent in the front-end stages, printed by --time-passes; a negative field (or ft == NULL) means
+ * not measured. */
+typedef struct LlvmFrontTimes {
+	double parse, lower, autodiff, opt;
+} LlvmFrontTimes;
+
+/* plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes]: textual LLVM IR (default: stdout), after the
+ * O3 pipeline unless -O0. argv: the arguments after FILE, without --set. */
+int cmd_llvm_emit(const Program *p, const LlvmFrontTimes *ft, int argc, char **argv);
+
+/* plastc train FILE --backend llvm [--time-passes] ARGS...: JIT-compiles p and runs the runtime's
+ * `train ARGS...` (pl_main) on the JIT'd model in this process. argv: ARGS, without FILE, --set and
+ * --backend. */
+int cmd_llvm_train(const Program *p, const LlvmFrontTimes *ft, int argc, char **argv);
 
 #endif

@@ -11,9 +11,6 @@
 
 #include "cmd.h"
 #include "config.h"
-#ifdef HAVE_LLVM
-#include "cmd_llvm.h"
-#endif
 #include "sema.h" /* sema_nearest */
 
 const PlastcCommand commands[] = {
@@ -33,17 +30,6 @@ const PlastcCommand commands[] = {
 		"  opt      step_forward and step_vjp after the optimiser\n"
 		"options:\n" CMD_SET_USAGE,
 		cmd_dump},
-#ifdef HAVE_LLVM
-	{"emit-llvm", "print the model's step functions as LLVM IR (the LLVM backend)",
-		"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--set NAME=VALUE]...\n"
-		"Writes textual LLVM IR defining <model>_step_forward, <model>_step_vjp and <model>_work_floats\n"
-		"with the runtime ABI of plastrt.h, after LLVM's O3 pipeline for this machine.\n"
-		"options:\n"
-		"  -o FILE            output file (default: standard output)\n"
-		"  -O0                the IR as built, before optimisation\n"
-		"  --time-passes      print the time of each stage and the machine-code size to stderr\n" CMD_SET_USAGE,
-		cmd_emit_llvm},
-#endif
 	{NULL, NULL, NULL, NULL},
 };
 

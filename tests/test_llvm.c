@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "autodiff.h"
+#include "cmd_llvm.h"
 #include "config.h"
 #include "emit_llvm.h"
 #include "frontend.h"
@@ -499,6 +500,59 @@ static void test_shipped_models(void **state)
 	assert_true(loaded > 0);
 }
 
+/* ---- golden: the functions a shipped model's module defines and the BLAS it declares ---- */
+
+/* Bodies, intrinsics and libm declarations change with the optimiser and the LLVM version; the names and
+ * order of the entry points and of the BLAS declarations are the ABI, checked against a golden file. */
+static void test_golden_functions(void **state)
+{
+	(void)state;
+	const char *top = getenv("top_srcdir");
+	if (!top)
+		top = PLASTC_ABS_SRCDIR;
+	char model[1024], golden[1024];
+	snprintf(model, sizeof model, "%s/models/copy/rnn_none.plast", top);
+	snprintf(golden, sizeof golden, "%s/tests/golden/llvm/rnn_none.expected", top);
+	static char set_hidden[] = "hidden=8";
+	char *sets[] = {set_hidden};
+	DiagCtx *d = diag_ctx_new(stderr);
+	Program *p = frontend_load_program(model, 1, sets, d);
+	diag_ctx_free(d);
+	assert_non_null(p);
+	char path[] = "/tmp/plastc-test-llvm-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	EmitllTimes t = {0};
+	assert_int_equal(emitll_write_ir(p, path, EMITLL_NO_OPT, &t, stderr), 0);
+	assert_true(t.ir_build > 0 && t.code_bytes > 0);
+	FILE *got = fopen(path, "r"), *want = fopen(golden, "r");
+	assert_non_null(got);
+	assert_non_null(want);
+	char line[4096], wline[512];
+	int k = 0;
+	while (fgets(line, sizeof line, got)) {
+		if (strncmp(line, "define ", 7) != 0 && strncmp(line, "declare ", 8) != 0)
+			continue;
+		if (strstr(line, "@llvm.") || strstr(line, "@tanhf(") || strstr(line, "@expf(") || strstr(line, "@logf("))
+			continue;
+		*strchr(line, '(') = '\0';
+		if (!fgets(wline, sizeof wline, want))
+			fail_msg("%s: extra function '%s'", golden, line);
+		wline[strcspn(wline, "\n")] = '\0';
+		if (strcmp(line, wline) != 0)
+			fail_msg("%s line %d: emitted '%s', golden '%s'", golden, k + 1, line, wline);
+		k++;
+	}
+	if (fgets(wline, sizeof wline, want))
+		fail_msg("%s: '%s' not emitted", golden, wline);
+	assert_true(k >= 5);
+	fclose(got);
+	fclose(want);
+	remove(path);
+	program_free(p);
+}
+
 /* ---- plastc train --backend llvm: the runtime's pl_main driving JIT'd code ---- */
 
 static void test_jit_train(void **state)
@@ -514,19 +568,15 @@ static void test_jit_train(void **state)
 	opt_run(p->vjp, NULL);
 	char dir[] = "/tmp/plastc-test-llvm-train-XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	/* what cmd_llvm_train does once the front end has the Program: pl_main on the JIT'd model */
-	const char *const src[] = {"copy_net", "train", "--task", "copy", "--task-opt", "n=4", "--task-opt", "m=2",
-		"--steps", "30", "--batch", "8", "--val-every", "10", "--val-trials", "64", "--test-trials", "64",
-		"--out", dir, "--quiet"};
+	/* the --backend llvm half of `plastc train`: the runtime's pl_main on the JIT'd model */
+	const char *const src[] = {"--task", "copy", "--task-opt", "n=4", "--task-opt", "m=2", "--steps", "30",
+		"--batch", "8", "--val-every", "10", "--val-trials", "64", "--test-trials", "64", "--out", dir, "--quiet",
+		"--time-passes"};
 	enum { NARGS = sizeof src / sizeof src[0] };
-	char *args[NARGS + 1];
+	char *args[NARGS];
 	for (int i = 0; i < NARGS; i++)
 		args[i] = strdup(src[i]);
-	args[NARGS] = NULL;
-	JitModel *jm = jit_compile(p, NULL, stderr);
-	assert_non_null(jm);
-	int rc = pl_main(jit_model(jm), NARGS, args);
-	jit_free(jm);
+	int rc = cmd_llvm_train(p, NULL, NARGS, args);
 	for (int i = 0; i < NARGS; i++)
 		free(args[i]);
 	assert_int_equal(rc, 0);
@@ -623,6 +673,7 @@ int main(void)
 		cmocka_unit_test(test_linalg),
 		cmocka_unit_test(test_autodiff_vjp),
 		cmocka_unit_test(test_shipped_models),
+		cmocka_unit_test(test_golden_functions),
 		cmocka_unit_test(test_jit_train),
 		cmocka_unit_test(test_emitted_ir),
 	};
