@@ -68,7 +68,7 @@ static int64_t value_len(IrShape s, int B)
 	return (s.batch ? B : 1) * ir_shape_numel(s);
 }
 
-static double ew1(IrOp op, double x)
+double interp_ew1(IrOp op, double x)
 {
 	switch (op) {
 	case IR_NEG: return -x;
@@ -86,7 +86,7 @@ static double ew1(IrOp op, double x)
 	}
 }
 
-static double ew2(IrOp op, double a, double b)
+double interp_ew2(IrOp op, double a, double b)
 {
 	switch (op) {
 	case IR_ADD: return a + b;
@@ -131,10 +131,10 @@ static void eval_node(const IrFunc *f, int i, int B, int B_global, double **v)
 		strides_in(sy, &sp, st[1]);
 		if (ir_op_info[nd->op].nin == 1) {
 			for (int64_t l = 0; l < sp.total; l++, advance(&sp, idx, 2, o, st))
-				out[l] = ew1(nd->op, x[o[0]]);
+				out[l] = interp_ew1(nd->op, x[o[0]]);
 		} else {
 			for (int64_t l = 0; l < sp.total; l++, advance(&sp, idx, 2, o, st))
-				out[l] = ew2(nd->op, x[o[0]], y[o[1]]);
+				out[l] = interp_ew2(nd->op, x[o[0]], y[o[1]]);
 		}
 		return;
 	}
