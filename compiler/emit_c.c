@@ -50,6 +50,7 @@ typedef struct Em {
 	MemPlan *mp;
 	char **var;       /* [n] C name of each value (NULL: a scalar written into the code) */
 	int *last;        /* [n] last reader, n for outputs, -1 when dead */
+	int *direct;      /* [n] output port the value is computed into in place, or -1 */
 	bool in_src;      /* the last #line points into the .plast file */
 	char **used;      /* names taken in this function */
 	int nused;
@@ -847,10 +848,21 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	e->var = em_alloc(sizeof *e->var * (size_t)(n ? n : 1));
 	e->last = em_alloc(sizeof *e->last * (size_t)(n ? n : 1));
 	e->used = em_alloc(sizeof *e->used * (size_t)(n + 1));
+	e->direct = em_alloc(sizeof *e->direct * (size_t)(n ? n : 1));
 	e->nused = 0;
 	e->in_src = false;
 	for (int i = 0; i < n; i++)
-		e->last[i] = -1;
+		e->last[i] = e->direct[i] = -1;
+	/* Results that the caller's buffers can hold from the start are computed there, saving a copy (for a
+	 * plastic state [B,H,H] that is a full pass over the largest tensor of the step). Not o, which may be
+	 * NULL, and not parameter gradients, which accumulate. */
+	for (int k = 0; k < f->nouts; k++) {
+		IrRole r = f->outs[k].role;
+		int id = f->outs[k].node;
+		if ((r == IR_ROLE_PRED || r == IR_ROLE_STATE || r == IR_ROLE_STATE_BAR) && e->mp->has_slot[id] &&
+			f->nodes[id].op != IR_CONST && e->direct[id] < 0)
+			e->direct[id] = k;
+	}
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
 			e->last[f->nodes[i].in[k]] = i;
@@ -918,8 +930,13 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 		char off[96], sh[64];
 		if (!e->var[i] || !e->mp->has_slot[i])
 			continue;
-		fmt_offset(e, i, off, sizeof off);
 		ir_shape_str(f->nodes[i].shape, sh, sizeof sh);
+		if (e->direct[i] >= 0) {
+			out_port_expr(e, &f->outs[e->direct[i]], off, sizeof off);
+			out(e, "\treal *const %s = %s; /* %s, computed in place */\n", e->var[i], off, sh);
+			continue;
+		}
+		fmt_offset(e, i, off, sizeof off);
 		out(e, "\treal *const %s = %s; /* %s */\n", e->var[i], off, sh);
 	}
 	out(e, "\t(void)B;\n\n");
@@ -928,7 +945,8 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	line_to_c(e);
 	out(e, "\n");
 	for (int k = 0; k < f->nouts; k++)
-		emit_output(e, &f->outs[k]);
+		if (e->direct[f->outs[k].node] != k)
+			emit_output(e, &f->outs[k]);
 	out(e, "}\n\n");
 
 	for (int i = 0; i < n; i++)
@@ -938,6 +956,8 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	free(e->used);
 	free(e->var);
 	free(e->last);
+	free(e->direct);
+	e->direct = NULL;
 	e->var = NULL;
 	e->last = NULL;
 	e->used = NULL;
