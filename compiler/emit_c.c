@@ -35,6 +35,9 @@
 
 #define EM_MAX_DIMS (IR_MAX_RANK + 1)
 #define EM_MAX_OPS 3 /* destination + two sources */
+#define EM_PART 48   /* IR nodes per part function (see emit_function) */
+
+static const char part_attr[] = "#if defined(__GNUC__)\n__attribute__((noinline))\n#endif\nstatic void ";
 
 typedef struct Em {
 	const Program *p;
@@ -679,6 +682,18 @@ static void line_to_c(Em *e)
 
 /* ---- one node ---- */
 
+/* Is node i a block of code of its own? (Leaves are read where used; dead values are skipped.) */
+static bool node_emitted(Em *e, int i)
+{
+	const IrNode *nd = &e->f->nodes[i];
+	if (nd->op == IR_PARAM || nd->op == IR_INPUT || nd->op == IR_INV_BATCH)
+		return false;
+	if (nd->op == IR_CONST && !e->mp->has_slot[i])
+		return false;
+	return e->last[i] >= 0;
+}
+
+
 static void node_comment(Em *e, int id)
 {
 	char *buf = NULL;
@@ -701,12 +716,8 @@ static void emit_node(Em *e, int id)
 {
 	const IrNode *nd = &e->f->nodes[id];
 	unsigned flags = ir_op_info[nd->op].flags;
-	if (nd->op == IR_PARAM || nd->op == IR_INPUT || nd->op == IR_INV_BATCH)
+	if (!node_emitted(e, id))
 		return;
-	if (nd->op == IR_CONST && !e->mp->has_slot[id])
-		return;
-	if (e->last[id] < 0)
-		return; /* dead: nothing reads it */
 	if (!e->mp->has_slot[id]) {
 		fail(e, "node %%%d (%s) has no memory slot", id, ir_op_name(nd->op));
 		return;
@@ -840,6 +851,59 @@ static void func_header(Em *e, const char *what, const char *fn)
 		f->n, p->n_params, e->mp->total_b, e->mp->total_c, e->real);
 }
 
+/* The declarations at the top of a function body: B, the scratch block, 1/B_global, and a pointer for
+ * every value in need[] (parameters and inputs into PlStepArgs, the rest into their slots). */
+static void emit_decls(Em *e, const bool *need)
+{
+	const IrFunc *f = e->f;
+	int n = f->n;
+	bool any_slot = false, inv = false;
+	for (int i = 0; i < n; i++) {
+		if (!need[i])
+			continue;
+		if (f->nodes[i].op == IR_INV_BATCH)
+			inv = true;
+		if (e->var[i] && e->mp->has_slot[i] && e->direct[i] < 0)
+			any_slot = true;
+	}
+	out(e, "\tconst long B = a->B;\n");
+	if (any_slot)
+		out(e, "\treal *const w = a->work;\n");
+	if (inv)
+		out(e, "\tconst real inv_batch = (real)1 / (real)a->B_global;\n");
+	for (int i = 0; i < n; i++) {
+		const IrNode *nd = &f->nodes[i];
+		if (!need[i] || !e->var[i])
+			continue;
+		if (nd->op == IR_PARAM) {
+			out(e, "\tconst real *const %s = a->params[%" PRId64 "];\n", e->var[i], nd->a[0]);
+		} else if (nd->op == IR_INPUT) {
+			char ex[64];
+			int k = (int)nd->a[0];
+			if (k < 0 || k >= f->nins) {
+				fail(e, "input node %%%d names port %d", i, k);
+				continue;
+			}
+			in_port_expr(e, &f->ins[k], ex, sizeof ex);
+			out(e, "\tconst real *const %s = %s;\n", e->var[i], ex);
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		char off[96], sh[64];
+		if (!need[i] || !e->var[i] || !e->mp->has_slot[i])
+			continue;
+		ir_shape_str(f->nodes[i].shape, sh, sizeof sh);
+		if (e->direct[i] >= 0) {
+			out_port_expr(e, &f->outs[e->direct[i]], off, sizeof off);
+			out(e, "\treal *const %s = %s; /* %s, computed in place */\n", e->var[i], off, sh);
+			continue;
+		}
+		fmt_offset(e, i, off, sizeof off);
+		out(e, "\treal *const %s = %s; /* %s */\n", e->var[i], off, sh);
+	}
+	out(e, "\t(void)B;\n\n");
+}
+
 static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *what)
 {
 	int n = f->n;
@@ -881,73 +945,71 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 			e->last[i] = -1;
 	free(live);
 
-	bool uses_inv = false;
 	for (int i = 0; i < n; i++) {
 		const IrNode *nd = &f->nodes[i];
-		if (e->last[i] < 0)
+		if (e->last[i] < 0 || nd->op == IR_INV_BATCH)
 			continue;
-		if (nd->op == IR_INV_BATCH) {
-			uses_inv = true;
-			continue;
-		}
 		if (nd->op == IR_CONST && !e->mp->has_slot[i])
 			continue;
 		e->var[i] = value_name(e, i);
 	}
 
 	func_header(e, what, fn);
-	bool dbl = e->o.use_double;
-	out(e, "%svoid %s_%s(const %s *a)\n{\n", dbl ? "" : "static ", e->pre, fn, dbl ? "PlStepArgsD" : "PlStepArgs");
-	out(e, "\tconst long B = a->B;\n");
-	bool any_slot = false;
+	const char *args = e->o.use_double ? "PlStepArgsD" : "PlStepArgs";
+	bool *need = em_alloc(sizeof *need * (size_t)(n ? n : 1));
+	int *order = em_alloc(sizeof *order * (size_t)(n ? n : 1));
+	int nemit = 0;
 	for (int i = 0; i < n; i++)
-		if (e->var[i] && e->mp->has_slot[i])
-			any_slot = true;
-	if (any_slot)
-		out(e, "\treal *const w = a->work;\n");
-	if (uses_inv)
-		out(e, "\tconst real inv_batch = (real)1 / (real)a->B_global;\n");
-	/* leaves */
-	for (int i = 0; i < n; i++) {
-		const IrNode *nd = &f->nodes[i];
-		if (!e->var[i])
-			continue;
-		if (nd->op == IR_PARAM) {
-			out(e, "\tconst real *const %s = a->params[%" PRId64 "];\n", e->var[i], nd->a[0]);
-		} else if (nd->op == IR_INPUT) {
-			char ex[64];
-			int k = (int)nd->a[0];
-			if (k < 0 || k >= f->nins) {
-				fail(e, "input node %%%d names port %d", i, k);
-				continue;
-			}
-			in_port_expr(e, &f->ins[k], ex, sizeof ex);
-			out(e, "\tconst real *const %s = %s;\n", e->var[i], ex);
+		if (node_emitted(e, i))
+			order[nemit++] = i;
+	/* gcc's optimiser is superlinear in the size of a function: a double-backward step of a few hundred
+	 * nodes in one function takes minutes at -O3. Steps longer than EM_PART nodes are cut into parts,
+	 * one noinline function each, called in order. */
+	int nparts = nemit > EM_PART ? (nemit + EM_PART - 1) / EM_PART : 0;
+	for (int part = 0; part < nparts; part++) {
+		int lo = part * EM_PART, hi = lo + EM_PART < nemit ? lo + EM_PART : nemit;
+		memset(need, 0, sizeof *need * (size_t)n);
+		for (int k = lo; k < hi; k++) {
+			const IrNode *nd = &f->nodes[order[k]];
+			need[order[k]] = true;
+			for (int q = 0; q < ir_op_info[nd->op].nin; q++)
+				need[nd->in[q]] = true;
+		}
+		out(e, "/* %s, part %d of %d: IR nodes %%%d to %%%d */\n", fn, part + 1, nparts, order[lo], order[hi - 1]);
+		out(e, "%s%s_%s_%d(const %s *a)\n{\n", part_attr, e->pre, fn, part + 1, args);
+		emit_decls(e, need);
+		for (int k = lo; k < hi; k++)
+			emit_node(e, order[k]);
+		line_to_c(e);
+		out(e, "}\n\n");
+	}
+	out(e, "%svoid %s_%s(const %s *a)\n{\n", e->o.use_double ? "" : "static ", e->pre, fn, args);
+	memset(need, 0, sizeof *need * (size_t)n);
+	if (nparts) {
+		for (int part = 0; part < nparts; part++)
+			out(e, "\t%s_%s_%d(a);\n", e->pre, fn, part + 1);
+	} else {
+		for (int k = 0; k < nemit; k++) {
+			const IrNode *nd = &f->nodes[order[k]];
+			need[order[k]] = true;
+			for (int q = 0; q < ir_op_info[nd->op].nin; q++)
+				need[nd->in[q]] = true;
 		}
 	}
-	/* slots */
-	for (int i = 0; i < n; i++) {
-		char off[96], sh[64];
-		if (!e->var[i] || !e->mp->has_slot[i])
-			continue;
-		ir_shape_str(f->nodes[i].shape, sh, sizeof sh);
-		if (e->direct[i] >= 0) {
-			out_port_expr(e, &f->outs[e->direct[i]], off, sizeof off);
-			out(e, "\treal *const %s = %s; /* %s, computed in place */\n", e->var[i], off, sh);
-			continue;
-		}
-		fmt_offset(e, i, off, sizeof off);
-		out(e, "\treal *const %s = %s; /* %s */\n", e->var[i], off, sh);
-	}
-	out(e, "\t(void)B;\n\n");
-	for (int i = 0; i < n; i++)
-		emit_node(e, i);
+	for (int k = 0; k < f->nouts; k++)
+		if (e->direct[f->outs[k].node] != k)
+			need[f->outs[k].node] = true;
+	emit_decls(e, need);
+	for (int k = 0; nparts == 0 && k < nemit; k++)
+		emit_node(e, order[k]);
 	line_to_c(e);
 	out(e, "\n");
 	for (int k = 0; k < f->nouts; k++)
 		if (e->direct[f->outs[k].node] != k)
 			emit_output(e, &f->outs[k]);
 	out(e, "}\n\n");
+	free(need);
+	free(order);
 
 	for (int i = 0; i < n; i++)
 		free(e->var[i]);
