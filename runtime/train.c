@@ -284,7 +284,9 @@ static int save_checkpoint(Trainer *tr)
 	PlSt *st = pl_st_new();
 	char err[1024], buf[PL_RNG_STRLEN > 64 ? PL_RNG_STRLEN : 64];
 	int rc = -1;
-	if (!st || pl_params_to_st(m, st, "", tr->params) < 0)
+	/* The best-so-far parameters travel in the checkpoint too: best.safetensors may be newer than the
+	 * checkpoint if the process died between the two writes. */
+	if (!st || pl_params_to_st(m, st, "", tr->params) < 0 || pl_params_to_st(m, st, "best.", tr->best) < 0)
 		goto oom;
 	for (int i = 0; i < m->n_params; i++) {
 		if (!m->params[i].trainable)
@@ -552,23 +554,14 @@ static int load_checkpoint(Trainer *tr, const PlSt *st)
 	tr->best_val = strtod(bv, NULL);
 	tr->best_step = strtol(bs, NULL, 10);
 	tr->seconds0 = strtod(secs, NULL);
-	/* The best parameters so far, if a best file exists (it does once step 0 was validated). */
-	PlSt *best = pl_st_read(tr->best_path, err, sizeof err);
-	if (best) {
-		int rc = pl_params_from_st(m, best, tr->best_path, "", tr->best, err, sizeof err);
-		pl_st_free(best);
-		if (rc < 0) {
-			pl_err("%s", err);
-			return -1;
-		}
-	} else {
-		for (int i = 0; i < m->n_params; i++)
-			memcpy(tr->best[i], tr->params[i], (size_t)pl_desc_numel(&m->params[i]) * sizeof(float));
+	if (pl_params_from_st(m, st, tr->ckpt_path, "best.", tr->best, err, sizeof err) < 0) {
+		pl_err("%s", err);
+		return -1;
 	}
 	return 0;
 }
 
-/* Keeps the header and the rows up to `step` (a killed run may have logged past its checkpoint). */
+/* Keeps the header and the train/val rows up to `step` (a killed run may have logged past its checkpoint). */
 static int truncate_metrics(const char *path, long step)
 {
 	FILE *f = fopen(path, "r");
@@ -590,7 +583,8 @@ static int truncate_metrics(const char *path, long step)
 				fputs(line, o);
 			continue;
 		}
-		if (s <= step && strchr(line, '\n'))
+		/* Test rows belong to a finished session; the resumed run writes its own. */
+		if (s <= step && strchr(line, '\n') && strncmp(end, ",test,", 6) != 0)
 			fputs(line, o);
 	}
 	fclose(f);
