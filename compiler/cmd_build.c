@@ -475,12 +475,14 @@ static int build_llvm(const Program *p, const Runtime *rt, const char *obj, cons
 }
 #endif
 
+#ifndef CMD_HAVE_LLVM
 static int no_llvm(const char *cmd)
 {
 	fprintf(stderr, "plastc: error: %s: this plastc was built without the LLVM backend\n"
 			"hint: use --backend c\n", cmd);
 	return 1;
 }
+#endif
 
 /* A private temporary directory for intermediate files (removed by rm_tmpdir). */
 static int make_tmpdir(char *dir, size_t n)
@@ -667,7 +669,10 @@ static int cached_binary(const Program *p, const Opts *o, char *bin, size_t nbin
 		}
 	} else {
 #ifdef CMD_HAVE_LLVM
-		snprintf(src, sizeof src, "%s/.model.o.tmp.%ld", entry, (long)getpid());
+		if (snprintf(src, sizeof src, "%s/.model.o.tmp.%ld", entry, (long)getpid()) >= (int)sizeof src) {
+			free(text);
+			return 1;
+		}
 		rc = build_llvm(p, &rt, src, tmpbin, o->verbose);
 		unlink(src);
 		if (rc) {

@@ -71,4 +71,13 @@ ck=$(ls "$tmp/run1"/*.safetensors | head -1)
 	>"$tmp/eval.log" 2>&1 || fail "eval"
 grep -q "using cached model binary $bin" "$tmp/eval.log" || fail "eval did not use the cache"
 ok "eval"
+# the LLVM backend, when this plastc has it: build links its object the same way
+if "$PLASTC" build "$M" --set hidden=8 --backend llvm -o "$tmp/lbin" 2>"$tmp/llvm.log"; then
+	"$tmp/lbin" --help 2>&1 | grep -q 'copy_rnn_none' || fail "llvm binary --help"
+	ok "build --backend llvm"
+else
+	grep -q 'built without the LLVM backend' "$tmp/llvm.log" || fail "build --backend llvm"
+	echo "# no LLVM backend in this plastc: build --backend llvm not checked"
+fi
+rm -f "$tmp/llvm.log"
 echo "# $n checks passed"
