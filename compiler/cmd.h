@@ -37,5 +37,11 @@ int cmd_usage_error(const char *cmd, const char *fmt, ...)
 
 int cmd_check(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+/* cmd_build.c: the C backend's commands, the model cache, and the driver side of emit-llvm */
+int cmd_emit_c(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_emit_llvm(int argc, char **argv);
 
 #endif
