@@ -1,0 +1,1 @@
+# tests/fsc.mk -- tests of the few-shot classification part
