@@ -9,4 +9,4 @@ TESTS += tests/test_fsc_data
 tests_test_fsc_data_SOURCES = tests/test_fsc_data.c
 tests_test_fsc_data_CFLAGS = $(TEST_CFLAGS) $(LIBPNG_CFLAGS)
 tests_test_fsc_data_LDADD = $(TEST_LIBS)
-EXTRA_DIST += data/cifar_fs/train.txt data/cifar_fs/val.txt data/cifar_fs/test.txt
+EXTRA_DIST += data/README.md data/cifar_fs/train.txt data/cifar_fs/val.txt data/cifar_fs/test.txt docs/oneshot.md
