@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "compare.h"
 
 int main(int argc, char **argv)
 {
@@ -10,6 +11,10 @@ int main(int argc, char **argv)
 		printf("plastc %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (argc > 1 && strcmp(argv[1], "compare") == 0)
+		return cmd_compare(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "plot") == 0)
+		return cmd_plot(argc - 1, argv + 1);
 	fprintf(stderr, "usage: plastc COMMAND [ARGS]\n");
 	return 1;
 }

@@ -9,3 +9,4 @@ include $(srcdir)/tests/runtime.mk
 include $(srcdir)/tests/emitc.mk
 include $(srcdir)/tests/llvm.mk
 include $(srcdir)/tests/e2e.mk
+include $(srcdir)/tests/compare.mk
