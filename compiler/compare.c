@@ -901,9 +901,11 @@ typedef struct Progress {
 	FILE *out;
 } Progress;
 
-static void progress_print(const Progress *p, bool final)
+/* On a terminal the line is redrawn in place on every event and tick; into a file or pipe, one line is
+ * written at the start and one per finished run (force). */
+static void progress_print(const Progress *p, bool final, bool force)
 {
-	if (!p->out)
+	if (!p->out || (!p->tty && !force))
 		return;
 	long el = (long)(time(NULL) - p->t0);
 	size_t finished = p->skipped + p->done + p->failed;
@@ -1010,7 +1012,7 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
 
-	progress_print(&pr, false);
+	progress_print(&pr, false, true);
 	bool start_failed = false, killed = false;
 	unsigned ticks = 0;
 	for (;;) {
@@ -1027,7 +1029,7 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 			pr.running++;
 			if (j->state == CMP_RUN_RESUME)
 				pr.resumed++;
-			progress_print(&pr, false);
+			progress_print(&pr, false, false);
 		}
 		if (pr.running == 0)
 			break;
@@ -1045,8 +1047,8 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 		if (pid == 0) {
 			struct timespec ts = { 0, 100 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
-			if (++ticks % 10 == 0 && pr.tty)
-				progress_print(&pr, false);
+			if (++ticks % 10 == 0)
+				progress_print(&pr, false, false);
 			continue;
 		}
 		if (pid < 0) {
@@ -1059,9 +1061,10 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 				job_finish(g, &jobs[i], status, &pr);
 				break;
 			}
-		progress_print(&pr, false);
+		progress_print(&pr, false, true);
 	}
-	progress_print(&pr, true);
+	if (pr.tty)
+		progress_print(&pr, true, false);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	int rc = pr.failed ? 1 : 0;

@@ -286,9 +286,9 @@ int plot_grid(const CmpGrid *g)
 					"set title 'task %s: test metric of the best-validation checkpoint (mean ± 1.96 SEM)' noenhanced\n"
 					"set xlabel ''\nset ylabel 'test metric (%s is better)'\nunset key\n"
 					"set style fill solid 0.6 border -1\nset boxwidth 0.6\n"
-					"set xtics rotate by -30 left noenhanced\nset xrange [-0.6:%d-0.4]\nset yrange [%.9g:%.9g]\n"
+					"set xtics rotate by -30 left noenhanced\nset bmargin 12\nset rmargin 24\nset xrange [-0.6:%d-0.4]\nset yrange [%.9g:%.9g]\n"
 					"plot 'test.dat' using 1:3:xtic(2) with boxes lc 3, '' using 1:3:4 with yerrorbars lc -1 "
-					"pt 0 lw 1.5\n"
+					"pt 7 ps 0.4 lw 1.5\n"
 					"set terminal svg size 1200,700 dynamic font 'sans,11'\nset output 'test.svg'\nreplot\n"
 					"unset output\n", s->task, s->goal == CMP_GOAL_MIN ? "lower" : "higher", nbars,
 					ymin * 1.1, ymax > 0 || ymin < 0 ? ymax * 1.1 : 1);
