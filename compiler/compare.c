@@ -462,7 +462,8 @@ bool cmp_metrics_load(const char *path, CmpMetrics *m)
 		free(rows);
 		return false;
 	}
-	qsort(rows, nrows, sizeof *rows, valrow_cmp);
+	if (nrows)
+		qsort(rows, nrows, sizeof *rows, valrow_cmp);
 	m->val_step = xcalloc(nrows, sizeof *m->val_step);
 	m->val_metric = xcalloc(nrows, sizeof *m->val_metric);
 	m->val_loss = xcalloc(nrows, sizeof *m->val_loss);
