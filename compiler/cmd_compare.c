@@ -4,6 +4,7 @@
  *                  [--jobs J] [--goal min|max] [--logy] [--no-plot] --out DIR [--dry-run] [-- TRAIN-FLAGS...]
  *   plastc plot DIR [--logy]
  */
+#include "cmd.h"
 #include "compare.h"
 #include "plot.h"
 
@@ -15,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char compare_usage[] =
+const char cmd_compare_usage[] =
 	"usage: plastc compare MODEL... --task T --out DIR [options] [-- TRAIN-FLAGS...]\n"
 	"\n"
 	"Trains every MODEL for every combination of --vary values and every seed, as `plastc train`\n"
@@ -38,7 +39,7 @@ static const char compare_usage[] =
 	"\n"
 	"Environment: PLASTC_COMPARE_TRAINER runs that program instead of this plastc (as PROGRAM train ...).\n";
 
-static const char plot_usage[] =
+const char cmd_plot_usage[] =
 	"usage: plastc plot DIR [--logy]\n"
 	"\n"
 	"Redraws DIR/plots/ (learning curves and test-metric bars, PNG and SVG) from the run directories of\n"
@@ -151,7 +152,7 @@ static int parse_compare(int argc, char **argv, CmpSpec *s, bool *no_plot)
 		bool m;
 		long n;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			fputs(compare_usage, stdout);
+			fputs(cmd_compare_usage, stdout);
 			return -1;
 		}
 		if (strcmp(a, "--") == 0) {
@@ -231,7 +232,8 @@ static int parse_compare(int argc, char **argv, CmpSpec *s, bool *no_plot)
 		}
 	}
 	if (s->nmodels == 0 || !s->task || !s->out) {
-		fprintf(stderr, "plastc: error: compare needs at least one MODEL, --task and --out\n%s", compare_usage);
+		fprintf(stderr, "plastc: error: compare needs at least one MODEL, --task and --out\n"
+			"(plastc compare --help shows the usage)\n");
 		return 1;
 	}
 	for (size_t i = 0; i < s->nmodels; i++) {
@@ -331,23 +333,24 @@ int cmd_plot(int argc, char **argv)
 	bool logy = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(plot_usage, stdout);
+			fputs(cmd_plot_usage, stdout);
 			return 0;
 		}
 		if (strcmp(argv[i], "--logy") == 0) {
 			logy = true;
 		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "plastc: error: plot: unknown flag '%s'\n%s", argv[i], plot_usage);
+			fprintf(stderr, "plastc: error: plot: unknown flag '%s'\n(plastc plot --help shows the usage)\n", argv[i]);
 			return 1;
 		} else if (dir) {
-			fprintf(stderr, "plastc: error: plot takes one DIR\n%s", plot_usage);
+			fprintf(stderr, "plastc: error: plot takes one DIR\n(plastc plot --help shows the usage)\n");
 			return 1;
 		} else {
 			dir = argv[i];
 		}
 	}
 	if (!dir) {
-		fprintf(stderr, "plastc: error: plot needs a DIR (the --out of plastc compare)\n%s", plot_usage);
+		fprintf(stderr, "plastc: error: plot needs a DIR (the --out of plastc compare)\n"
+			"(plastc plot --help shows the usage)\n");
 		return 1;
 	}
 	CmpSpec spec;

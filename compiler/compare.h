@@ -129,8 +129,4 @@ void cmp_variant_runs_free(CmpVariantRuns *r);
 /* A run counts in the statistics when it finished normally with a finite test metric. */
 bool cmp_run_usable(const CmpVariantRuns *r, int seed);
 
-/* The commands (compiler/cmd_compare.c); argv[0] is the command name. Return the exit status. */
-int cmd_compare(int argc, char **argv);
-int cmd_plot(int argc, char **argv);
-
 #endif

@@ -17,6 +17,10 @@
 int interp_run(const IrFunc *f, int B, int B_global, const double *const *params, const double *const *in,
 	double *const *out, FILE *err);
 
+/* The scalar semantics of the elementwise ops (shared with constant folding so both agree). */
+double interp_ew1(IrOp op, double x);
+double interp_ew2(IrOp op, double a, double b);
+
 /* A batch of trials: x [T,B,I], target [T,B,Oy], mask [T] (weight of each step's loss). */
 typedef struct TrialBatch {
 	int T, B;

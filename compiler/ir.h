@@ -127,6 +127,24 @@ int ir_sum_to(IrFunc *f, int x, IrShape to, SrcSpan loc);   /* no-op (returns x)
 int ir_reshape(IrFunc *f, int x, IrShape to, SrcSpan loc);
 void ir_set_name(IrFunc *f, int node, const char *name);
 
+/* The general append used by the helpers above, clone-like passes and tests: shape is required for
+ * leaves (but INV_BATCH), EXPAND, SUM_TO and RESHAPE, and optional (checked) for the rest; attrs may
+ * be NULL (all zero). */
+int ir_add_full(IrFunc *f, IrOp op, int a, int b, const IrShape *shape, double fv, const int64_t *attrs,
+	SrcSpan loc);
+/* The one shape rule of each op, shared by the builder and the verifier. For ops whose shape the
+ * caller gives, *out holds it on entry and is only checked. Returns NULL or a static message. */
+const char *ir_infer_shape(IrOp op, const IrShape *x, const IrShape *y, double f, const int64_t *a,
+	IrShape *out);
+const char *ir_op_name(IrOp op);      /* lower case, as printed */
+const char *ir_role_name(IrRole r);   /* "data", "pred_bar", ... */
+/* Prints "plastc: internal error: ..." to stderr and exits with status 2. */
+void ir_fatal(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2), noreturn))
+#endif
+	;
+
 static inline IrNode *ir_node(IrFunc *f, int id) { return &f->nodes[id]; }
 
 /* ---- verifier and printer ---- */
@@ -135,5 +153,7 @@ static inline IrNode *ir_node(IrFunc *f, int id) { return &f->nodes[id]; }
 int ir_verify(const IrFunc *f, FILE *err);
 /* Stable text form, one node per line:  %12 = mul %3, %11 : [B,16]   ; enc.z  @ file:line */
 void ir_print(const IrFunc *f, FILE *out);
+void ir_print_node(const IrFunc *f, int id, FILE *out);
+void ir_fmt_double(double v, char *buf, size_t n); /* shortest text that reads back exactly */
 
 #endif

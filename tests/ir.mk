@@ -1,1 +1,21 @@
 # tests/ir.mk -- tests of the ir part
+check_PROGRAMS += tests/test_ir
+TESTS += tests/test_ir
+tests_test_ir_SOURCES = tests/test_ir.c
+tests_test_ir_CFLAGS = $(TEST_CFLAGS)
+tests_test_ir_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/test_autodiff
+TESTS += tests/test_autodiff
+tests_test_autodiff_SOURCES = tests/test_autodiff.c
+tests_test_autodiff_CFLAGS = $(TEST_CFLAGS)
+tests_test_autodiff_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/test_trial
+TESTS += tests/test_trial
+tests_test_trial_SOURCES = tests/test_trial.c
+tests_test_trial_CFLAGS = $(TEST_CFLAGS)
+tests_test_trial_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/test_opt
+TESTS += tests/test_opt
+tests_test_opt_SOURCES = tests/test_opt.c
+tests_test_opt_CFLAGS = $(TEST_CFLAGS)
+tests_test_opt_LDADD = $(TEST_LIBS)

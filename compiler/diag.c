@@ -1,0 +1,182 @@
+/* compiler/diag.c -- located diagnostics with source quotes and carets (diag.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+
+typedef struct DiagSource {
+	char *name;
+	char *text;
+	size_t len;
+} DiagSource;
+
+struct DiagCtx {
+	FILE *out;
+	DiagSource *src;
+	int nsrc, cap;
+	int errors, printed, max_errors;
+	bool machine;
+	bool suppressed; /* the last error was not printed: drop its notes too */
+};
+
+static void *diag_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+	if (!q) {
+		fprintf(stderr, "plastc: internal error: out of memory\n");
+		exit(2);
+	}
+	return q;
+}
+
+DiagCtx *diag_ctx_new(FILE *out)
+{
+	DiagCtx *d = diag_xrealloc(NULL, sizeof *d);
+	memset(d, 0, sizeof *d);
+	d->out = out ? out : stderr;
+	d->max_errors = 20;
+	const char *fmt = getenv("PLASTC_DIAG_FORMAT");
+	d->machine = fmt && strcmp(fmt, "machine") == 0;
+	return d;
+}
+
+void diag_ctx_free(DiagCtx *d)
+{
+	if (!d)
+		return;
+	for (int i = 0; i < d->nsrc; i++) {
+		free(d->src[i].name);
+		free(d->src[i].text);
+	}
+	free(d->src);
+	free(d);
+}
+
+const char *diag_add_source(DiagCtx *d, const char *filename, const char *text, size_t len)
+{
+	if (d->nsrc == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : 8;
+		d->src = diag_xrealloc(d->src, (size_t)d->cap * sizeof *d->src);
+	}
+	DiagSource *s = &d->src[d->nsrc++];
+	size_t nl = strlen(filename);
+	s->name = diag_xrealloc(NULL, nl + 1);
+	memcpy(s->name, filename, nl + 1);
+	s->text = diag_xrealloc(NULL, len + 1);
+	if (len)
+		memcpy(s->text, text, len);
+	s->text[len] = '\0';
+	s->len = len;
+	return s->name;
+}
+
+int diag_error_count(const DiagCtx *d)
+{
+	return d->errors;
+}
+
+void diag_set_max_errors(DiagCtx *d, int n)
+{
+	d->max_errors = n;
+}
+
+static const DiagSource *find_source(const DiagCtx *d, const char *file)
+{
+	for (int i = 0; i < d->nsrc; i++)
+		if (d->src[i].name == file)
+			return &d->src[i];
+	return NULL;
+}
+
+/* The text of line `line` (1-based) without its newline; NULL if out of range. */
+static const char *line_text(const DiagSource *s, int line, size_t *len)
+{
+	const char *p = s->text, *end = s->text + s->len;
+	for (int l = 1; l < line; l++) {
+		p = memchr(p, '\n', (size_t)(end - p));
+		if (!p)
+			return NULL;
+		p++;
+	}
+	const char *e = memchr(p, '\n', (size_t)(end - p));
+	*len = (size_t)((e ? e : end) - p);
+	return p;
+}
+
+enum { QUOTE_MAX = 160 }; /* columns of a quoted line (long lines are cut around the caret) */
+
+/* Prints the source line and a caret line under [col, end_col]: `^` at the start, `~` after it. Tabs are
+ * copied into the caret line so that the caret stays aligned; control bytes print as '?'. */
+static void quote(const DiagCtx *d, SrcSpan at)
+{
+	const DiagSource *s = find_source(d, at.file);
+	if (!s || at.line < 1)
+		return;
+	size_t len;
+	const char *text = line_text(s, at.line, &len);
+	if (!text)
+		return;
+	size_t col = at.col > 0 ? (size_t)at.col - 1 : 0;
+	if (col > len)
+		col = len;
+	size_t endc = (at.end_line == at.line && at.end_col >= at.col) ? (size_t)at.end_col : col + 1;
+	if (endc > len)
+		endc = len > col ? len : col + 1;
+	size_t from = 0;
+	if (col > QUOTE_MAX / 2)
+		from = col - QUOTE_MAX / 2;
+	size_t to = from + QUOTE_MAX < len ? from + QUOTE_MAX : len;
+	if (endc > to)
+		endc = to > col ? to : col + 1;
+	fprintf(d->out, "%5d | %s", at.line, from ? "..." : "");
+	for (size_t i = from; i < to; i++) {
+		unsigned char c = (unsigned char)text[i];
+		fputc(c == '\t' || c >= 0x20 ? c : '?', d->out);
+	}
+	fprintf(d->out, "%s\n      | %s", to < len ? "..." : "", from ? "   " : "");
+	for (size_t i = from; i < col; i++)
+		fputc(text[i] == '\t' ? '\t' : ' ', d->out);
+	fputc('^', d->out);
+	for (size_t i = col + 1; i < endc; i++)
+		fputc('~', d->out);
+	fputc('\n', d->out);
+}
+
+int diag_emit(DiagCtx *d, DiagLevel lvl, SrcSpan at, const char *detail, const char *hint, const char *fmt, ...)
+{
+	if (lvl == DIAG_ERROR) {
+		d->errors++;
+		d->suppressed = d->printed >= d->max_errors;
+		if (d->suppressed) {
+			if (d->printed == d->max_errors && !d->machine) {
+				fprintf(d->out, "plastc: too many errors (only the first %d are shown)\n", d->max_errors);
+				d->printed++;
+			}
+			return d->errors;
+		}
+		d->printed++;
+	} else if (d->suppressed) {
+		return d->errors;
+	}
+	const char *level = lvl == DIAG_ERROR ? "error" : lvl == DIAG_WARNING ? "warning" : "note";
+	if (at.file)
+		fprintf(d->out, "%s:%d:%d: %s: ", at.file, at.line, at.col, level);
+	else
+		fprintf(d->out, "plastc: %s: ", level);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(d->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', d->out);
+	if (d->machine)
+		return d->errors;
+	if (at.file)
+		quote(d, at);
+	if (detail)
+		fprintf(d->out, "detail: %s\n", detail);
+	if (hint)
+		fprintf(d->out, "hint: %s\n", hint);
+	return d->errors;
+}
