@@ -714,10 +714,9 @@ static char **job_argv(const CmpGrid *g, const Job *j, const char *trainer)
 		argv[n++] = xstrdup("--set");
 		argv[n++] = xstrdup(v->settings[i]);
 	}
-	argv[n++] = xstrdup("--out");
+	/* `train --resume DIR` continues DIR's run in DIR (the runtime refuses a different --out). */
+	argv[n++] = xstrdup(j->state == CMP_RUN_RESUME ? "--resume" : "--out");
 	argv[n++] = xstrdup(j->dir);
-	if (j->state == CMP_RUN_RESUME)
-		argv[n++] = xstrdup("--resume");
 	for (size_t i = 0; i < s->nextra; i++)
 		argv[n++] = xstrdup(s->extra[i]);
 	argv[n] = NULL;
@@ -1081,12 +1080,26 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 
 /* ---- runs on disk ---- */
 
+/* The trainer's own choice of best-validation step (run.json: result.best_step), or -1. */
+static long run_json_best_step(const char *dir)
+{
+	char *p = xasprintf("%s/run.json", dir);
+	json_error_t err;
+	json_t *j = json_load_file(p, 0, &err);
+	free(p);
+	json_t *b = json_object_get(json_object_get(j, "result"), "best_step");
+	long step = json_is_integer(b) ? (long)json_integer_value(b) : -1;
+	json_decref(j);
+	return step;
+}
+
 void cmp_variant_runs_load(const CmpGrid *g, size_t variant, CmpVariantRuns *r)
 {
 	int n = g->spec->seeds;
 	r->nseeds = n;
 	r->state = xcalloc((size_t)n, sizeof *r->state);
 	r->metrics = xcalloc((size_t)n, sizeof *r->metrics);
+	r->best_step = xcalloc((size_t)n, sizeof *r->best_step);
 	for (int s = 0; s < n; s++) {
 		char *dir = cmp_run_dir(g, variant, s);
 		r->state[s] = cmp_run_state(dir);
@@ -1094,6 +1107,11 @@ void cmp_variant_runs_load(const CmpGrid *g, size_t variant, CmpVariantRuns *r)
 		if (!cmp_metrics_load(p, &r->metrics[s]))
 			cmp_metrics_free(&r->metrics[s]);
 		free(p);
+		/* The trainer knows which validation number it selected on (loss, or accuracy for
+		 * classification); without its run.json, the goal's extreme of the val metric. */
+		r->best_step[s] = run_json_best_step(dir);
+		if (r->best_step[s] < 0)
+			r->best_step[s] = cmp_metrics_best_val_step(&r->metrics[s], g->spec->goal);
 		free(dir);
 	}
 }
@@ -1104,6 +1122,7 @@ void cmp_variant_runs_free(CmpVariantRuns *r)
 		cmp_metrics_free(&r->metrics[s]);
 	free(r->state);
 	free(r->metrics);
+	free(r->best_step);
 	memset(r, 0, sizeof *r);
 }
 
@@ -1137,7 +1156,7 @@ typedef struct VariantStats {
 	double best_step_mean, seconds_mean;
 } VariantStats;
 
-static VariantStats variant_stats(const CmpGrid *g, const CmpVariantRuns *r)
+static VariantStats variant_stats(const CmpVariantRuns *r)
 {
 	VariantStats vs = { 0 };
 	double *x = xcalloc((size_t)r->nseeds, sizeof *x);
@@ -1149,9 +1168,8 @@ static VariantStats variant_stats(const CmpGrid *g, const CmpVariantRuns *r)
 			x[n] = r->metrics[s].test_metric;
 			sec[n] = r->metrics[s].seconds;
 			n++;
-			long b = cmp_metrics_best_val_step(&r->metrics[s], g->spec->goal);
-			if (b >= 0)
-				bs[nb++] = (double)b;
+			if (r->best_step[s] >= 0)
+				bs[nb++] = (double)r->best_step[s];
 		} else if (r->state[s] == CMP_RUN_DIVERGED || r->state[s] == CMP_RUN_DONE) {
 			vs.diverged++; /* exit status 3, or a finished run whose test metric is not finite */
 		} else {
@@ -1192,7 +1210,7 @@ bool cmp_summary_write(const CmpGrid *g)
 	VariantStats *vs = xcalloc(nv, sizeof *vs);
 	for (size_t v = 0; v < nv; v++) {
 		cmp_variant_runs_load(g, v, &runs[v]);
-		vs[v] = variant_stats(g, &runs[v]);
+		vs[v] = variant_stats(&runs[v]);
 	}
 	/* Paired comparisons over the seeds that both variants finished. */
 	size_t npairs = nv * (nv - 1) / 2, pi = 0;

@@ -123,6 +123,7 @@ typedef struct CmpVariantRuns {
 	int nseeds;
 	CmpRunState *state;   /* [nseeds] */
 	CmpMetrics *metrics;  /* [nseeds]; zeroed when the run has no metrics.csv */
+	long *best_step;      /* [nseeds]; run.json's result.best_step, else from metrics.csv; -1: none */
 } CmpVariantRuns;
 void cmp_variant_runs_load(const CmpGrid *g, size_t variant, CmpVariantRuns *r);
 void cmp_variant_runs_free(CmpVariantRuns *r);

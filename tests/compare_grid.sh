@@ -101,7 +101,7 @@ for d in $finished_before; do
 done
 for d in $partial; do
 	check "interrupted run $d resumed" grep -q "^resume " "$d/invocations.txt"
-	check "interrupted run $d was started with --resume" grep -q -- "--resume" "$d/log.txt"
+	check "interrupted run $d was started with --resume" grep -q -- "--resume $d\$" "$d/log.txt"
 done
 check "resumed progress counts the resume" grep -q "resumed" B2.err
 for f in summary.csv pairs.csv summary.md; do

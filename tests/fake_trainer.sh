@@ -6,7 +6,7 @@
 #   --set fail=1                 exit 1 (a broken run)
 #   --set max_norm=100, odd seed exit 3 without a test row (training diverged)
 #   FAKE_TRAINER_SLEEP=SECONDS   pause after each validation row (to interrupt a grid mid-run)
-# Every invocation appends "fresh" or "resume STEP" to OUT/invocations.txt.
+# `--resume DIR` continues DIR's run (as the runtime's train does). Every invocation appends "fresh" or "resume STEP" to OUT/invocations.txt.
 set -eu
 [ "$1" = train ] || { echo "fake_trainer: expected 'train'" >&2; exit 2; }
 shift
@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
 	--steps) steps=$2; shift 2 ;;
 	--set) sets="$sets $2"; shift 2 ;;
 	--out) out=$2; shift 2 ;;
-	--resume) resume=1; shift ;;
+	--resume) resume=1; out=$2; shift 2 ;;
 	*) echo "fake_trainer: extra flag $1"; shift ;;
 	esac
 done

@@ -295,6 +295,41 @@ static void test_summary_files(void **state)
 	cmp_spec_free(&s);
 }
 
+/* The trainer's run.json names the best step it selected; compare trusts it over its own reading. */
+static void test_best_step_from_run_json(void **state)
+{
+	(void)state;
+	CmpSpec s = { 0 };
+	s.nmodels = 1;
+	s.models = calloc(1, sizeof *s.models);
+	s.models[0] = strdup("bs.plast");
+	s.task = strdup("copy");
+	s.seeds = 2;
+	s.out = strdup(tmpdir);
+	CmpGrid g;
+	assert_true(cmp_grid_build(&s, &g));
+	for (int sd = 0; sd < 2; sd++) {
+		char *dir = cmp_run_dir(&g, 0, sd), p[700];
+		snprintf(p, sizeof p, "mkdir -p '%s'", dir);
+		assert_int_equal(system(p), 0);
+		snprintf(p, sizeof p, "%s/metrics.csv", dir);
+		write_file(p, "step,split,loss,metric,seconds\n0,val,2,2,0\n5,val,1,1,1\n10,val,1.5,1.5,2\n10,test,1,1,3\n");
+		if (sd == 1) {
+			snprintf(p, sizeof p, "%s/run.json", dir);
+			write_file(p, "{\"format\": \"plastc-run-1\", \"result\": {\"best_step\": 10}}\n");
+		}
+		free(dir);
+	}
+	CmpVariantRuns r;
+	cmp_variant_runs_load(&g, 0, &r);
+	assert_int_equal(r.best_step[0], 5);
+	assert_int_equal(r.best_step[1], 10);
+	assert_true(cmp_run_usable(&r, 0));
+	cmp_variant_runs_free(&r);
+	cmp_grid_free(&g);
+	cmp_spec_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_run_state),
 		cmocka_unit_test(test_summary_files),
+		cmocka_unit_test(test_best_step_from_run_json),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
