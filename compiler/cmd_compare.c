@@ -6,6 +6,8 @@
  */
 #include "cmd.h"
 #include "compare.h"
+#include "diag.h"
+#include "frontend.h"
 #include "plot.h"
 
 #include <ctype.h>
@@ -289,6 +291,40 @@ static bool make_dirs(const char *path)
 	return ok;
 }
 
+/* Checks every variant's model with its --set and --vary values, as `plastc check` would, so that a
+ * misspelt constant fails now with a located message instead of in every run of the grid. Only when
+ * the trainer is plastc itself: another trainer (PLASTC_COMPARE_TRAINER) may read other files. */
+static bool preflight(const CmpGrid *g)
+{
+	const CmpSpec *s = g->spec;
+	size_t nsets = s->nsets + s->nvaries;
+	char **sets = calloc(nsets ? nsets : 1, sizeof *sets);
+	if (!sets) {
+		fprintf(stderr, "plastc: internal error: out of memory\n");
+		exit(2);
+	}
+	bool ok = true;
+	for (size_t v = 0; v < g->nvariants && ok; v++) {
+		for (size_t i = 0; i < s->nsets; i++)
+			sets[i] = s->sets[i];
+		for (size_t k = 0; k < s->nvaries; k++)
+			sets[s->nsets + k] = g->variants[v].settings[k];
+		DiagCtx *d = diag_ctx_new(stderr);
+		Frontend *fe = frontend_parse(s->models[g->variants[v].model], d);
+		if (fe && diag_error_count(d) == 0)
+			frontend_check(fe, (int)nsets, sets, d);
+		if (!fe || diag_error_count(d) > 0) {
+			fprintf(stderr, "plastc: error: variant %s: %s does not check with these settings; no run started\n",
+				g->variants[v].name, s->models[g->variants[v].model]);
+			ok = false;
+		}
+		frontend_free(fe);
+		diag_ctx_free(d);
+	}
+	free(sets);
+	return ok;
+}
+
 int cmd_compare(int argc, char **argv)
 {
 	CmpSpec spec;
@@ -304,8 +340,11 @@ int cmd_compare(int argc, char **argv)
 		return 1;
 	}
 	char *trainer = trainer_path();
+	const char *env = getenv("PLASTC_COMPARE_TRAINER");
 	int rc;
-	if (spec.dry_run) {
+	if ((!env || !*env) && !preflight(&g)) {
+		rc = 1;
+	} else if (spec.dry_run) {
 		rc = cmp_run_grid(&g, trainer, NULL);
 	} else if (!make_dirs(spec.out) || !cmp_spec_save(&spec, &g)) {
 		rc = 1;

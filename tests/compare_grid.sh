@@ -138,6 +138,32 @@ check "gnuplot missing: names the package" grep -q "gnuplot-nox" E.err
 "$PLASTC" plot "$work/nothing-here" > /dev/null 2> E.err
 check "plot of a non-compare directory: exit 1" test $? -eq 1
 
+# ---- 6. preflight: with plastc as the trainer, every variant's model is checked before any run ----
+cat > tiny.plast <<'EOF2'
+const hidden = 8
+const eta0 = 0.2
+rule hebbian = outer(pre, post)
+model tiny {
+  input     x[3]
+  output    y[1]
+  modulator m
+  plastic rnn cell (x -> hidden) relu
+  linear head (cell -> y, m)
+  plasticity {
+    rule = hebbian
+    rate = eta0 * sigmoid(m)
+  }
+}
+EOF2
+env -u PLASTC_COMPARE_TRAINER "$PLASTC" compare tiny.plast --task copy --seeds 1 --vary hidden=4,8 --out F \
+	--dry-run > F.out 2> F.err
+check "preflight passes a good grid" test $? -eq 0
+check "the real trainer is plastc itself" grep -q "^run .*/plastc train tiny.plast --task copy --seed 0 --set hidden=4 --out F/tiny.hidden-4/seed-0\$" F.out
+env -u PLASTC_COMPARE_TRAINER "$PLASTC" compare tiny.plast --task copy --seeds 1 --vary hiden=4,8 --out F \
+	> F.out 2> F.err
+check "preflight: a misspelt --vary key fails before any run" test $? -eq 1 -a ! -e F
+check "preflight: names the constant and the variant" sh -c "grep -q \"unknown constant 'hiden'\" F.err && grep -q 'variant tiny.hiden-4' F.err"
+
 if [ $fails -ne 0 ]; then
 	echo "compare_grid.sh: $fails check(s) failed"
 	for f in A.err B1.err B2.err C.err; do [ -f $f ] && { echo "--- $f"; cat $f; }; done
