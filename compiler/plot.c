@@ -228,7 +228,9 @@ int plot_grid(const CmpGrid *g)
 			if (n > 0) {
 				StatsSummary st = stats_summary(x, n);
 				double half = n >= 2 ? STATS_Z95 * st.sem : 0;
-				fprintf(tf, "%d \"%s\" %.9g %.9g %zu\n", nbars++, g->variants[v].name, st.mean, half, n);
+				/* The label carries n: a bar over fewer seeds (diverged or unfinished runs) must say so. */
+				fprintf(tf, "%d \"%s (n=%zu)\" %.9g %.9g %zu\n", nbars++, g->variants[v].name, n, st.mean, half,
+					n);
 				ymax = fmax(ymax, st.mean + half);
 				ymin = fmin(ymin, st.mean - half);
 			}
