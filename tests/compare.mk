@@ -7,5 +7,5 @@ tests_test_stats_LDADD = $(TEST_LIBS)
 tests_test_compare_SOURCES = tests/test_compare.c
 tests_test_compare_CFLAGS = $(TEST_CFLAGS)
 tests_test_compare_LDADD = $(TEST_LIBS)
-TESTS += tests/test_stats tests/test_compare tests/compare_grid.sh
-EXTRA_DIST += tests/compare_grid.sh tests/fake_trainer.sh
+TESTS += tests/test_stats tests/test_compare tests/compare_grid.sh tests/compare_real.sh
+EXTRA_DIST += tests/compare_grid.sh tests/compare_real.sh tests/fake_trainer.sh
