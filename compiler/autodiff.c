@@ -14,6 +14,52 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Names already used in the function, so adjoint names stay unique ("h_b", then "h_b2" if a first
+ * pass already made an "h_b"): backends may build identifiers from them. Open addressing on strings
+ * owned by the function's nodes. */
+typedef struct NameSet {
+	const char **slot;
+	int cap, n;
+} NameSet;
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static bool nameset_has(const NameSet *ns, const char *s)
+{
+	if (!ns->cap)
+		return false;
+	for (int i = (int)(str_hash(s) & (uint64_t)(ns->cap - 1)); ns->slot[i]; i = (i + 1) & (ns->cap - 1))
+		if (strcmp(ns->slot[i], s) == 0)
+			return true;
+	return false;
+}
+
+static void nameset_add(NameSet *ns, const char *s)
+{
+	if (2 * (ns->n + 1) > ns->cap) {
+		NameSet big = {NULL, ns->cap ? 2 * ns->cap : 64, 0};
+		big.slot = calloc((size_t)big.cap, sizeof *big.slot);
+		if (!big.slot)
+			ir_fatal("out of memory");
+		for (int i = 0; i < ns->cap; i++)
+			if (ns->slot[i])
+				nameset_add(&big, ns->slot[i]);
+		free(ns->slot);
+		*ns = big;
+	}
+	int i = (int)(str_hash(s) & (uint64_t)(ns->cap - 1));
+	while (ns->slot[i])
+		i = (i + 1) & (ns->cap - 1);
+	ns->slot[i] = s;
+	ns->n++;
+}
+
 typedef struct AdCtx {
 	IrFunc *f;
 	int n0;   /* nodes of the function being differentiated; the backward graph is appended after */
@@ -271,6 +317,10 @@ int ad_vjp(IrFunc *f, int nouts, const int *outs, const int *seeds, int nwrt, co
 	for (int i = 0; i < n0; i++)
 		c.active[i] = fwd[i] && bwd[i];
 
+	NameSet names = {NULL, 0, 0};
+	for (int i = 0; i < n0; i++)
+		if (f->nodes[i].name)
+			nameset_add(&names, f->nodes[i].name);
 	for (int k = 0; k < nouts; k++)
 		accum(&c, outs[k], seeds[k]);
 	for (int i = n0 - 1; i >= 0 && rc == 0; i--) {
@@ -279,13 +329,16 @@ int ad_vjp(IrFunc *f, int nouts, const int *outs, const int *seeds, int nwrt, co
 		/* the adjoint of i is complete here (all users have larger ids): name it after its value */
 		const char *nm = f->nodes[i].name;
 		if (nm && c.adj[i] >= n0 && !f->nodes[c.adj[i]].name) {
-			size_t len = strlen(nm) + 3;
+			size_t len = strlen(nm) + 16;
 			char *buf = malloc(len);
 			if (!buf)
 				ir_fatal("out of memory");
 			snprintf(buf, len, "%s_b", nm);
+			for (int k = 2; nameset_has(&names, buf); k++)
+				snprintf(buf, len, "%s_b%d", nm, k);
 			ir_set_name(f, c.adj[i], buf);
 			free(buf);
+			nameset_add(&names, f->nodes[c.adj[i]].name);
 		}
 		if (ir_op_info[f->nodes[i].op].flags & IRF_LEAF)
 			continue;
@@ -296,6 +349,7 @@ int ad_vjp(IrFunc *f, int nouts, const int *outs, const int *seeds, int nwrt, co
 			int w = wrt[k];
 			wrt_bar[k] = c.adj[w] >= 0 ? c.adj[w] : ir_const(f, 0.0, f->nodes[w].shape, f->nodes[w].loc);
 		}
+	free(names.slot);
 	free(fwd);
 	free(bwd);
 	free(c.active);
@@ -347,7 +401,7 @@ int ad_step_vjp(Program *p, FILE *err)
 		free(wbar);
 		return -1;
 	}
-	int ybar = ir_input(v, IR_ROLE_PRED_BAR, 0, v->nodes[pred].shape, "y_b");
+	int ybar = ir_input(v, IR_ROLE_PRED_BAR, 0, v->nodes[pred].shape, "pred_bar");
 	outs[nouts] = pred;
 	seeds[nouts++] = ybar;
 	for (int s = 0; s < S; s++) {

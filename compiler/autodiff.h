@@ -19,7 +19,8 @@ int ad_vjp(IrFunc *f, int nouts, const int *outs, const int *seeds, int nwrt, co
 
 /* Builds p->vjp from p->fwd (see program.h for its ports): a copy of the forward graph, then the adjoint
  * of (y, state_out) seeded by the PRED_BAR and STATE_BAR inputs, with respect to every parameter and
- * every state input. Returns 0 or -1. */
+ * every state input. Returns 0 or -1. The VJP still contains the whole forward copy: run opt_run on it
+ * (and preferably on p->fwd before this call, so the rank-1 norm rewrite also shapes the backward). */
 int ad_step_vjp(Program *p, FILE *err);
 
 #endif

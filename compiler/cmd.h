@@ -37,6 +37,12 @@ int cmd_usage_error(const char *cmd, const char *fmt, ...)
 
 int cmd_check(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+/* cmd_build.c: the C backend's commands, the model cache, and the driver side of emit-llvm */
+int cmd_emit_c(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_emit_llvm(int argc, char **argv);
 /* compiler/cmd_compare.c */
 extern const char cmd_compare_usage[], cmd_plot_usage[];
 int cmd_compare(int argc, char **argv);

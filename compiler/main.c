@@ -30,6 +30,46 @@ const PlastcCommand commands[] = {
 		"  opt      step_forward and step_vjp after the optimiser\n"
 		"options:\n" CMD_SET_USAGE,
 		cmd_dump},
+	{"emit-c", "print the generated C of a model",
+		"usage: plastc emit-c FILE [-o out.c] [--set NAME=VALUE]... [--main] [--double] [--no-line]\n"
+		"Writes the model's step functions and PlModel descriptor as one C file (default: stdout).\n"
+		"options:\n" CMD_SET_USAGE
+		"  -o FILE            write to FILE\n"
+		"  --main             also define main() calling pl_main (a standalone program)\n"
+		"  --double           compute in double (derivative checks; PlStepArgsD, no descriptor)\n"
+		"  --no-line          omit the #line directives that map the code to the .plast file\n",
+		cmd_emit_c},
+	{"emit-llvm", "print the generated LLVM IR of a model",
+		"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--set NAME=VALUE]...\n"
+		"options:\n" CMD_SET_USAGE,
+		cmd_emit_llvm},
+	{"build", "compile a model into a standalone binary (train/eval/grad/init subcommands)",
+		"usage: plastc build FILE -o BIN [--backend c|llvm] [--set NAME=VALUE]... [--keep-c] [--verbose]\n"
+		"Compiles the generated code with $CC (default cc) -O3 -march=native and links the runtime,\n"
+		"OpenBLAS, jansson and zlib. The runtime is taken from $PLASTC_RUNTIME_DIR, else the build tree\n"
+		"(when this plastc runs from it), else the installed include and lib directories.\n"
+		"options:\n" CMD_SET_USAGE
+		"  -o BIN             the binary to write\n"
+		"  --backend c|llvm   code generator (default c)\n"
+		"  --keep-c           keep the generated C as BIN.c\n"
+		"  --verbose          print the compiler command\n",
+		cmd_build},
+	{"train", "meta-train a model (built into the model cache, then run)",
+		"usage: plastc train FILE --task T [--set NAME=VALUE]... [--backend c|llvm] [--cache DIR]\n"
+		"                    [--rebuild] [--verbose] [RUNTIME OPTIONS]...\n"
+		"Builds FILE into the cache ($XDG_CACHE_HOME/plastc, else ~/.cache/plastc) unless an identical\n"
+		"build is there, then runs `BIN train --task T RUNTIME OPTIONS` (see `BIN train --help`:\n"
+		"--steps, --seed, --out, ...). --backend llvm JIT-compiles and trains in this process.\n"
+		"options:\n" CMD_SET_USAGE
+		"  --cache DIR        model cache directory\n"
+		"  --rebuild          build even if the cache has the binary\n",
+		cmd_train},
+	{"eval", "evaluate a checkpoint (model built into the model cache, then run)",
+		"usage: plastc eval FILE --checkpoint CKPT --task T [--set NAME=VALUE]... [--cache DIR]\n"
+		"                   [RUNTIME OPTIONS]...\n"
+		"Like train, but runs `BIN eval ...` (see `BIN eval --help`).\n"
+		"options:\n" CMD_SET_USAGE,
+		cmd_eval},
 	{"compare", "train a grid of models x --vary values x seeds; summary statistics and plots",
 		cmd_compare_usage, cmd_compare},
 	{"plot", "redraw the plots of a compare directory (needs gnuplot)", cmd_plot_usage, cmd_plot},

@@ -1,7 +1,9 @@
 /* compiler/memplan.h -- the memory plan shared by both backends: where each IR value lives.
  *
- * Generated code gets one scratch block (PlStepArgs.work). Every value that is not a leaf (PARAM, INPUT)
- * and not a scalar CONST folded into code gets a slot in it. Slot offsets are affine in the batch size:
+ * Generated code gets one scratch block (PlStepArgs.work). Every value that is not a leaf gets a slot in
+ * it. Leaves: PARAM and INPUT are read from PlStepArgs; INV_BATCH and CONST are scalars written into the
+ * code, except a CONST that a LINALG op reads, which gets a slot (BLAS needs an array) that the emitter
+ * fills where the CONST is defined. Slot offsets are affine in the batch size:
  * offset (in floats) = off_b[i] * B + off_c[i], so one plan serves every B. Values whose live ranges do
  * not overlap share storage (greedy first fit in node order); offsets are 16-float (64-byte) aligned.
  * Ownership: a MemPlan owns its arrays; memplan_free releases them.
@@ -16,12 +18,15 @@
 
 typedef struct MemPlan {
 	int n;              /* == f->n */
-	bool *has_slot;     /* [n] false for leaves and inlined constants */
+	bool *has_slot;     /* [n] false for PARAM, INPUT, INV_BATCH and CONSTs no LINALG op reads */
 	int64_t *off_b;     /* [n] */
 	int64_t *off_c;     /* [n] */
 	int64_t total_b, total_c; /* work_floats(B) = total_b * B + total_c */
 } MemPlan;
 
+/* Liveness: a value is live from its node to its last reader, or to the end of the function when an
+ * output port returns it (outputs are copied out after the last node); a node's slot never overlaps its
+ * operands' slots. Batched values come first (off_c = 0); unbatched ones follow (off_b = total_b). */
 MemPlan *memplan_build(const IrFunc *f);
 void memplan_free(MemPlan *p);
 

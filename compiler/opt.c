@@ -228,6 +228,23 @@ static int rank1_sqnorm(Opt *o, int x)
 /* Algebraic simplification. Returns a node id (of shape r) or -1. */
 static int simplify(Opt *o, IrOp op, int a, int b, IrShape r, const int64_t *at)
 {
+	/* An elementwise op broadcasts by itself: expand(s) as an operand is s whenever s and the other
+	 * operand still broadcast to the same result. Saves materialising (e.g.) a [B,I,J] copy of [B]. */
+	if ((ir_op_info[op].flags & IRF_EW) && ir_op_info[op].nin == 2) {
+		for (int k = 0; k < 2; k++) {
+			int u = k ? b : a, v = k ? a : b;
+			if (o->g->nodes[u].op != IR_EXPAND)
+				continue;
+			int src = o->g->nodes[u].in[0];
+			IrShape bs;
+			if (ir_shape_broadcast(shp(o, src), shp(o, v), &bs) && ir_shape_eq(bs, r))
+				return k ? e2(o, op, a, src) : e2(o, op, src, b);
+		}
+	}
+	/* f(expand(s)) = expand(f(s)): compute on the small tensor; the expand then meets the next
+	 * elementwise op and disappears by the rule above */
+	if ((ir_op_info[op].flags & IRF_EW) && ir_op_info[op].nin == 1 && o->g->nodes[a].op == IR_EXPAND)
+		return emit(o, IR_EXPAND, e1(o, op, o->g->nodes[a].in[0]), -1, &r, 0.0, NULL);
 	switch (op) {
 	case IR_ADD:
 		if (is_constv(o, b, 0))

@@ -1268,6 +1268,11 @@ static void check_rule_clause(P *p, const SemaLayer *L, const SemaTensor *t, con
 	(*nmarks)++;
 }
 
+static int const_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const SemaConst *const *)a)->name, (*(const SemaConst *const *)b)->name);
+}
+
 static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 {
 	SemaModel *m = ast_alloc(p->arena, sizeof *m);
@@ -1825,16 +1830,18 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 	}
 	if (!tables_ok)
 		goto rules_only;
-	const AstExpr **checked = ast_alloc(p->arena, (size_t)(2 * m->nlayers + 1) * sizeof *checked);
+	const AstExpr **checked = ast_alloc(p->arena, (size_t)(2 * m->nlayers + 2) * sizeof *checked);
 	int nchecked = 0;
 	RuleMark *marks = ast_alloc(p->arena, (size_t)(8 * m->nlayers + 1) * sizeof *marks);
 	int nmarks = 0;
 	const AstDecl *grad_rule = NULL;
-	for (int li = 0; li < m->nlayers; li++) {
-		SemaLayer *L = &m->layers[li];
-		if (!L->plastic)
+	for (int li = -1; li < m->nlayers; li++) {
+		/* li = -1: the plasticity block's own rate and decay, even if no layer uses them */
+		SemaLayer *L = li >= 0 ? &m->layers[li] : NULL;
+		if (L && !L->plastic)
 			continue;
-		const AstExpr *rd[2] = {L->rate, L->decay};
+		const AstExpr *rd[2] = {L ? L->rate : model_pl.rate ? model_pl.rate->value : NULL,
+			L ? L->decay : model_pl.decay ? model_pl.decay->value : NULL};
 		for (int k = 0; k < 2; k++) {
 			if (!rd[k])
 				continue;
@@ -1849,7 +1856,7 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 			x.what = k ? "decay" : "rate";
 			value_ok_for_rate(p, &x, rd[k], x.what);
 		}
-		if (!L->rule)
+		if (!L || !L->rule)
 			continue;
 		for (int k = 0; k < L->nt; k++) {
 			const SemaTensor *t = &L->t[k];
@@ -1883,19 +1890,21 @@ rules_only:
 			check_calls(p, p->rules[i]->bias);
 		}
 	}
-	/* settings text: every constant's final value */
+	/* settings text: every constant's final value, sorted by name (stable for the model hash) */
 	size_t cap = 64, len = 0;
-	for (int i = 0; i < p->nconsts; i++)
+	const SemaConst **order = ast_alloc(p->arena, (size_t)(p->nconsts + 1) * sizeof *order);
+	for (int i = 0; i < p->nconsts; i++) {
 		cap += strlen(p->consts[i].name) + 40 + (p->consts[i].is_rule ? strlen(p->consts[i].rule->name) : 0);
+		order[i] = &p->consts[i];
+	}
+	qsort(order, (size_t)p->nconsts, sizeof *order, const_cmp);
 	char *set = ast_alloc(p->arena, cap);
 	for (int i = 0; i < p->nconsts; i++) {
-		const SemaConst *c = &p->consts[i];
+		const SemaConst *c = order[i];
 		if (!c->ok)
 			continue;
-		char v[64];
-		if (c->is_rule)
-			snprintf(v, sizeof v, "%s", c->rule->name);
-		else
+		char v[64] = "";
+		if (!c->is_rule)
 			fmt_num(c->num, v, sizeof v);
 		len += (size_t)snprintf(set + len, cap - len, "%s%s=%s", len ? " " : "", c->name,
 			c->is_rule ? c->rule->name : v);

@@ -98,6 +98,166 @@ int pl_model_check(const PlModel *m);
 /* The per-model binary's command line: train | eval | grad | init (see `BIN --help`). */
 int pl_main(const PlModel *m, int argc, char **argv);
 
+
+/* ===================================================================================================
+ * Runtime services. Generated code needs none of these; pl_main, plastc itself (init, grad, train) and
+ * the tests call them. docs/training.md describes how they fit together.
+ * =================================================================================================== */
+
+#define PL_EXIT_OK 0
+#define PL_EXIT_USER 1     /* bad flag or file */
+#define PL_EXIT_INTERNAL 2 /* out of memory, bug */
+#define PL_EXIT_DIVERGED 3 /* NaN/Inf in the loss or a gradient */
+
+/* Memory. Every runtime buffer comes from pl_alloc: 64-byte aligned, zero-filled, NULL on failure.
+ * pl_alloc_fail_after(n) is a test hook: after n more successful allocations the next one fails
+ * (n < 0, the default, turns it off). */
+void *pl_alloc(size_t bytes);
+void pl_free(void *p);
+void pl_alloc_fail_after(long n);
+
+/* Random numbers: xoshiro256** seeded through splitmix64. The integer stream is identical on every
+ * platform; normals use Box-Muller (log, sqrt, cos, sin from libm, correctly rounded in glibc for
+ * nearly all arguments). A PlRng is a plain value: copy it, save it with pl_rng_save. */
+typedef struct PlRng {
+	uint64_t s[4];
+	int has_spare;  /* Box-Muller makes normals in pairs; the second one waits here */
+	double spare;
+} PlRng;
+#define PL_RNG_STRLEN 96 /* pl_rng_save writes at most this many bytes including the NUL */
+void pl_rng_seed(PlRng *r, uint64_t seed);
+void pl_rng_seed2(PlRng *r, uint64_t seed, uint64_t stream); /* independent stream `stream` of `seed` */
+uint64_t pl_rng_u64(PlRng *r);
+uint64_t pl_rng_below(PlRng *r, uint64_t n);                 /* uniform in [0, n), unbiased, n > 0 */
+double pl_rng_double(PlRng *r);                              /* U[0, 1), 53 bits */
+float pl_rng_float(PlRng *r);                                /* U[0, 1), 24 bits */
+double pl_rng_uniform(PlRng *r, double a, double b);         /* U[a, b) */
+double pl_rng_normal(PlRng *r);                              /* N(0, 1) */
+void pl_rng_save(const PlRng *r, char out[PL_RNG_STRLEN]);   /* hex text, for checkpoint metadata */
+int pl_rng_load(PlRng *r, const char *text);                 /* 0, or -1 if malformed */
+uint64_t pl_hash_str(const char *s);                         /* 64-bit FNV-1a */
+
+/* safetensors files (8-byte little-endian header length, JSON header, raw little-endian data).
+ * Ownership: a PlSt owns its tensors' names and data (pl_st_add copies) and its metadata strings;
+ * pl_st_free releases everything. Error functions write "FILE: problem" (no "error:" prefix) to err. */
+typedef enum PlDtype { PL_F32 = 0, PL_F64 } PlDtype;
+#define PL_ST_MAX_RANK 8
+typedef struct PlStTensor {
+	char *name;
+	PlDtype dtype;
+	int rank;
+	int64_t dims[PL_ST_MAX_RANK];
+	int64_t numel;
+	void *data; /* numel elements of dtype, native byte order */
+} PlStTensor;
+typedef struct PlSt {
+	int n, cap;
+	PlStTensor *t;
+	int n_meta, cap_meta;
+	char **meta_key, **meta_val;
+} PlSt;
+PlSt *pl_st_new(void);
+void pl_st_free(PlSt *st);
+/* Adds a copy of `data` (numel of dims elements of dtype). -1 on a duplicate name or no memory. */
+int pl_st_add(PlSt *st, const char *name, PlDtype dtype, int rank, const int64_t *dims, const void *data);
+int pl_st_add_f32(PlSt *st, const char *name, int rank, const int64_t *dims, const float *data);
+int pl_st_set_meta(PlSt *st, const char *key, const char *value); /* replaces an existing key */
+const char *pl_st_meta(const PlSt *st, const char *key);          /* NULL if absent */
+const PlStTensor *pl_st_find(const PlSt *st, const char *name);
+/* Writes atomically: PATH.tmp.PID in the same directory, fsync, rename, fsync of the directory. */
+int pl_st_write(const PlSt *st, const char *path, char *err, size_t errlen);
+/* Reads and validates the whole file; NULL with a message naming the file (and tensor) on error. */
+PlSt *pl_st_read(const char *path, char *err, size_t errlen);
+/* Copies tensor `name` converted to float (or double), checking that it exists and has shape `dims`.
+ * `what` is the file name used in messages. */
+int pl_st_get_f32(const PlSt *st, const char *what, const char *name, int rank, const int64_t *dims,
+		float *out, char *err, size_t errlen);
+int pl_st_get_f64(const PlSt *st, const char *what, const char *name, int rank, const int64_t *dims,
+		double *out, char *err, size_t errlen);
+
+/* Parameter initialisation. Each tensor draws from its own stream pl_rng_seed2(seed, hash(name)), so a
+ * tensor's initial value depends only on the seed, its name and its own init spec. */
+int64_t pl_desc_numel(const PlTensorDesc *d);
+void pl_init_tensor(const PlTensorDesc *d, uint64_t seed, float *out);
+void pl_init_tensor_f64(const PlTensorDesc *d, uint64_t seed, double *out); /* same values, in double */
+void pl_init_params(const PlModel *m, uint64_t seed, float *const *params);
+
+/* Tasks. A PlTask produces batches of B trials: x [T, B, I], target [T, B, Oy] and the step weights
+ * mask [T] with meta-loss = sum_t mask[t] * l_t. Ownership: the caller frees it with pl_task_free. */
+typedef struct PlTask PlTask;
+/* name: copy | cue_reward | regression. opts: "k=v" strings (copy: n, m; regression: K, fn=linear|mlp,
+ * queries; cue_reward: none). NULL with a message in err on an unknown task or option. */
+PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char *err, size_t errlen);
+void pl_task_free(PlTask *t);
+int pl_task_T(const PlTask *t);
+int pl_task_in_size(const PlTask *t);
+int pl_task_pred_size(const PlTask *t);
+PlLoss pl_task_loss(const PlTask *t);
+const char *pl_task_describe(const PlTask *t); /* "copy n=5 m=40" */
+void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, float *mask);
+/* 0 if the model's in/pred sizes match the task, else -1 with the reason in err. */
+int pl_task_check_model(const PlTask *t, const PlModel *m, char *err, size_t errlen);
+
+/* Losses (see PlLoss). l_t of one step over B rows, the mean taken over B_div rows (B_global); if dy is
+ * not NULL it receives weight * dl_t/dy. `correct` (may be NULL) receives the number of rows whose
+ * argmax of y equals the argmax of target (CE accuracy). */
+double pl_loss_step(PlLoss kind, int B, int B_div, int Oy, const float *y, const float *target,
+		double weight, float *dy, int *correct);
+
+/* BPTT. Ownership: a PlBptt owns every buffer it needs for (model, B, T), allocated once by
+ * pl_bptt_new and reused by each pl_bptt_run; pl_bptt_free releases them. */
+typedef enum PlBpttStrategy { PL_BPTT_STORE = 0, PL_BPTT_RECOMPUTE } PlBpttStrategy;
+typedef struct PlBptt PlBptt;
+/* Bytes the buffers of a strategy need (k: steps per checkpointed segment, ignored by STORE). */
+size_t pl_bptt_bytes(const PlModel *m, int B, int T, PlBpttStrategy s, int k);
+PlBptt *pl_bptt_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k);
+void pl_bptt_free(PlBptt *b);
+typedef struct PlBpttResult {
+	double loss;     /* sum_t mask[t] * l_t */
+	double metric;   /* loss for MSE/SSE; accuracy over weighted steps for CE */
+	int finite;      /* 0 if a NaN/Inf appeared in the loss */
+} PlBpttResult;
+/* Runs B trials forward over T steps and, if grads is not NULL, back: grads[i] (numel of param i)
+ * are overwritten with d loss / d param. x, target: step t's rows start at x + t*ld*I (ld = rows per
+ * step in the caller's arrays, >= B, so a thread can work on a row block); B_global divides the means. */
+PlBpttResult pl_bptt_run(PlBptt *b, float *const *params, const float *x, const float *target,
+		const float *mask, int ld, int B_global, float *const *grads);
+
+/* AdamW (PyTorch 1.13 semantics, amsgrad optional) with global-norm clipping and a cosine schedule.
+ * Ownership: a PlOpt owns its moment buffers; pl_opt_free releases them. */
+typedef struct PlOptConfig {
+	double lr, beta1, beta2, eps, weight_decay;
+	int amsgrad;
+	double clip;          /* max total gradient norm; <= 0 disables */
+	long cosine_tmax;     /* > 0: CosineAnnealingLR with this T_max (in scheduler steps) */
+	long cosine_every;    /* optimiser steps per scheduler step */
+	double lr_min;        /* eta_min of the cosine schedule */
+} PlOptConfig;
+void pl_opt_defaults(PlOptConfig *c); /* the reference: 1e-3, (0.9, 0.999), 1e-8, wd 0, amsgrad, clip 5 */
+typedef struct PlOpt {
+	PlOptConfig cfg;
+	int n;
+	const PlTensorDesc *desc; /* the model's parameter table (not owned) */
+	long t;                   /* optimiser steps taken */
+	float **m, **v, **vmax;   /* per parameter, NULL for fixed parameters */
+} PlOpt;
+PlOpt *pl_opt_new(const PlModel *m, const PlOptConfig *c);
+void pl_opt_free(PlOpt *o);
+/* Total L2 norm over the trainable parameters' gradients; scales them by max/(norm+1e-6) if that is
+ * below 1 (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
+double pl_clip_grad_norm(const PlModel *m, float *const *grads, double max_norm);
+double pl_opt_lr(const PlOpt *o); /* learning rate of the next step (cosine schedule) */
+/* One AdamW step on the trainable parameters (the caller clips first with pl_clip_grad_norm). */
+void pl_opt_step(PlOpt *o, float *const *params, float *const *grads);
+
+/* Per-subcommand entry points of pl_main (argv[0] is the subcommand); return the exit code. */
+int pl_cmd_train(const PlModel *m, int argc, char **argv);
+int pl_cmd_eval(const PlModel *m, int argc, char **argv);
+int pl_cmd_grad(const PlModel *m, int argc, char **argv);
+int pl_cmd_init(const PlModel *m, int argc, char **argv);
+/* Name used in messages ("plastc" or the binary's name); pl_main sets it from argv[0]. */
+void pl_set_progname(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

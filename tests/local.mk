@@ -1,7 +1,7 @@
 # tests/local.mk -- `make check`: cmocka unit tests, golden tests, derivative checks, end-to-end runs.
 TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) -Wno-unused-parameter
 TEST_LIBS = $(PLASTC_LIBS) $(CMOCKA_LIBS)
-AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
 	PLASTC='$(abs_top_builddir)/plastc'; export top_srcdir top_builddir PLASTC;
 include $(srcdir)/tests/frontend.mk
 include $(srcdir)/tests/ir.mk
@@ -9,4 +9,5 @@ include $(srcdir)/tests/runtime.mk
 include $(srcdir)/tests/emitc.mk
 include $(srcdir)/tests/llvm.mk
 include $(srcdir)/tests/e2e.mk
+include $(srcdir)/tests/bench.mk
 include $(srcdir)/tests/compare.mk

@@ -1,1 +1,25 @@
 # tests/runtime.mk -- tests of the runtime part
+check_PROGRAMS += tests/test_rt_io
+tests_test_rt_io_SOURCES = tests/test_rt_io.c
+tests_test_rt_io_CFLAGS = $(TEST_CFLAGS)
+tests_test_rt_io_LDADD = $(TEST_LIBS)
+TESTS += tests/test_rt_io
+check_PROGRAMS += tests/test_rt_tasks
+tests_test_rt_tasks_SOURCES = tests/test_rt_tasks.c tests/rt_model.c tests/rt_model.h
+tests_test_rt_tasks_CFLAGS = $(TEST_CFLAGS)
+tests_test_rt_tasks_LDADD = $(TEST_LIBS)
+TESTS += tests/test_rt_tasks
+check_PROGRAMS += tests/test_rt_train
+tests_test_rt_train_SOURCES = tests/test_rt_train.c tests/rt_model.c tests/rt_model.h
+tests_test_rt_train_CFLAGS = $(TEST_CFLAGS)
+tests_test_rt_train_LDADD = $(TEST_LIBS)
+TESTS += tests/test_rt_train
+check_PROGRAMS += tests/rt_model_bin tests/rt_stcmp
+tests_rt_model_bin_SOURCES = tests/rt_model_main.c tests/rt_model.c tests/rt_model.h
+tests_rt_model_bin_CFLAGS = $(TEST_CFLAGS)
+tests_rt_model_bin_LDADD = $(TEST_LIBS)
+tests_rt_stcmp_SOURCES = tests/rt_stcmp.c
+tests_rt_stcmp_CFLAGS = $(TEST_CFLAGS)
+tests_rt_stcmp_LDADD = $(TEST_LIBS)
+TESTS += tests/rt_cli.sh
+EXTRA_DIST += tests/rt_cli.sh

@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""bench/floor.py -- lower bounds (floors) on one meta-training step from this machine's measured limits.
+
+Reads the output of bench/machine.sh (triad GB/s and sgemm GFLOP/s at 1 and 2 threads) and prints, per
+configuration of torch_step.py, two floors. The model of each is in docs/PERFORMANCE.md; in short:
+
+ dense  -- the plastic state W~ (S floats per trial) is materialised at every step, stored for the backward
+           (store-everything BPTT). Per trial and step the forward reads W~_t and writes W~_{t+1}; the
+           backward reads W~_t and reads and writes the adjoint of W~: at least 5 S floats of DRAM traffic.
+           bytes = 5 * 4 * S * B * T; floor = bytes / triad bandwidth. (~1 FLOP per byte: memory-bound.)
+ gemm   -- W~ kept in factored (rank-1 sum) form, so nothing of size S is streamed; what remains are the
+           static-weight GEMMs of the whole batch: forward 2 B sum(in*out), backward twice that (input and
+           weight gradients) = 6 B sum(in*out) FLOP per step (Hebbian; the gradient rule's inner backward and
+           double backward add about as much again, reported as x2). floor = FLOP / sgemm rate (M = 64).
+
+  floor.py MACHINE_OUTPUT [CONFIG...]   (default: every configuration)
+"""
+import argparse
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_step import CONFIGS, task_shape  # noqa: E402
+
+
+def layer_sizes(cell, I, H, O=6):
+    """(in, out) of the four linears: encoder, h_fc, i_fc, head."""
+    G = 4 * H if cell == "lstm" else H
+    return [(I, H), (H, G), (H, G), (H, O)]
+
+
+def parse_machine(text):
+    bw, gf = {}, {}
+    for m in re.finditer(r"threads=(\d+) triad_GBps=([0-9.]+)", text):
+        bw[int(m.group(1))] = max(bw.get(int(m.group(1)), 0.0), float(m.group(2)))
+    for m in re.finditer(r"threads=(\d+) M=64 N=K=(\d+) sgemm_GFLOPs=([0-9.]+)", text):
+        if int(m.group(2)) in (256, 512):  # the shapes of H = 128..512 layers
+            t = int(m.group(1))
+            gf[t] = max(gf.get(t, 0.0), float(m.group(3)))
+    return bw, gf
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("machine", help="output of bench/machine.sh")
+    ap.add_argument("configs", nargs="*")
+    ap.add_argument("--batch", type=int, default=64)
+    a = ap.parse_args(argv)
+    with open(a.machine) as f:
+        bw, gf = parse_machine(f.read())
+    if 1 not in bw or 1 not in gf:
+        print("floor.py: error: no triad/sgemm lines for 1 thread in the machine output", file=sys.stderr)
+        return 1
+    threads = sorted(set(bw) & set(gf))
+    B = a.batch
+    print("machine: " + ", ".join(f"{t} thr: triad {bw[t]:.1f} GB/s, sgemm {gf[t]:.0f} GFLOP/s, balance "
+                                  f"{gf[t] / bw[t]:.1f} FLOP/B" for t in threads))
+    hdr = f"{'config':26} {'H':>4} {'T':>3} {'S floats':>9} {'GB/step':>8} " + " ".join(
+        f"{'dense ' + str(t) + 't ms':>12}" for t in threads) + f" {'GFLOP':>6} " + " ".join(
+        f"{'gemm ' + str(t) + 't ms':>11}" for t in threads)
+    print(hdr)
+    for n in a.configs or [c for c in CONFIGS if not c.endswith("-none")]:
+        task, cell, rule, H, opts = CONFIGS[n]
+        T, I = task_shape(task, opts)
+        sizes = layer_sizes(cell, I, H)
+        S = sum(i * o for i, o in sizes) + (sum(o for _, o in sizes) if rule == "gradient" else 0)
+        gbytes = 5 * 4 * S * B * T / 1e9
+        flop = 6 * B * sum(i * o for i, o in sizes) * T * (2 if rule == "gradient" else 1) / 1e9
+        print(f"{n:26} {H:>4} {T:>3} {S:>9} {gbytes:>8.2f} " + " ".join(
+            f"{gbytes / bw[t] * 1e3:>12.0f}" for t in threads) + f" {flop:>6.2f} " + " ".join(
+            f"{flop / gf[t] * 1e3:>11.1f}" for t in threads))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""bench/plastc_step.py -- time one meta-training step of plastc on the configurations of torch_step.py.
+
+Prints the same `config=... median_ms=... min_ms=... peak_rss_mb=...` lines as torch_step.py, so that
+bench/run.sh can put both side by side. Two ways to measure, the first that plastc supports:
+
+ 1. `plastc bench FILE --task TASK --steps N [--set k=v]...` (the per-step timing mode of the generated
+    binary's runtime): its output must contain `median_ms=X` (and optionally `min_ms=Y`).
+ 2. `plastc train FILE --task TASK --steps N --out DIR`, run twice, with N and with 0 steps: the per-step
+    time is the difference of the wall times divided by N (compilation, start-up and the step-0
+    validation cancel). Only one sample, so min = median. Training's own data generation is included.
+Peak RSS is ru_maxrss of the plastc process (wait4), compilation included.
+
+Model files: models/<task>/<cell>_<rule>.plast (for rule none also <cell>_nonplastic / <cell>); override
+with PLASTC_MODEL_<TASK>_<CELL>_<RULE>=path. The plastc task name is <task>; override with PLASTC_TASK_<TASK>.
+Exit 77 when plastc cannot run a step (no plastc, no model file, or neither command).
+
+  plastc_step.py [--steps N] [--plastc PATH] [--hidden H] CONFIG...
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_step import CONFIGS  # noqa: E402  (the config table only; torch is not imported)
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def model_file(task, cell, rule):
+    env = os.environ.get(f"PLASTC_MODEL_{task}_{cell}_{rule}".upper())
+    if env:
+        return env
+    names = [f"{cell}_{rule}"] + ([f"{cell}_nonplastic", f"{cell}_static", cell] if rule == "none" else [])
+    for n in names:
+        p = os.path.join(TOP, "models", task, n + ".plast")
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def run_measured(cmd, cwd=None):
+    """(exit status, wall seconds, peak RSS MiB, output) of a command."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd)
+    out = p.stdout.read()
+    _, st, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(st)
+    return p.returncode, wall, ru.ru_maxrss / 1024.0, out.decode(errors="replace")
+
+
+def has_command(plastc, cmd):
+    try:
+        return subprocess.run([plastc, cmd, "--help"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0
+    except OSError:
+        return False
+
+
+def measure(plastc, name, steps, hidden):
+    task, cell, rule, H, opts = CONFIGS[name]
+    f = model_file(task, cell, rule)
+    if f is None:
+        return None, f"no model file models/{task}/{cell}_{rule}.plast"
+    sets = ["--set", f"hidden={hidden or H}"]
+    tname = os.environ.get(f"PLASTC_TASK_{task}".upper(), task)
+    if has_command(plastc, "bench"):
+        rc, _, rss, out = run_measured([plastc, "bench", f, "--task", tname, "--steps", str(steps)] + sets)
+        med = re.search(r"median_ms=([0-9.eE+-]+)", out)
+        if rc != 0 or not med:
+            return None, f"plastc bench failed (status {rc}): {out.strip()[-300:]}"
+        mn = re.search(r"min_ms=([0-9.eE+-]+)", out)
+        return {"median_ms": float(med.group(1)), "min_ms": float(mn.group(1)) if mn else float(med.group(1)),
+                "peak_rss_mb": rss, "how": "plastc bench"}, None
+    if has_command(plastc, "train"):
+        d = tempfile.mkdtemp(prefix="plastc-bench-")
+        try:
+            base = [plastc, "train", f, "--task", tname, "--seed", "0"] + sets
+            rc0, w0, _, out0 = run_measured(base + ["--steps", "0", "--out", os.path.join(d, "s0")])
+            rcn, wn, rss, outn = run_measured(base + ["--steps", str(steps), "--out", os.path.join(d, "sn")])
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        if rc0 != 0 or rcn != 0:
+            return None, f"plastc train failed (status {rc0}/{rcn}): {(out0 + outn).strip()[-300:]}"
+        ms = (wn - w0) / steps * 1e3
+        return {"median_ms": ms, "min_ms": ms, "peak_rss_mb": rss, "how": "train wall-time difference"}, None
+    return None, "plastc has neither a bench nor a train command"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("configs", nargs="+")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--hidden", type=int)
+    ap.add_argument("--plastc", default=os.environ.get("PLASTC") or shutil.which("plastc") or "./plastc")
+    a = ap.parse_args(argv)
+    if not (os.path.isfile(a.plastc) and os.access(a.plastc, os.X_OK)):
+        print(f"plastc_step.py: {a.plastc}: not an executable: skipped", file=sys.stderr)
+        return 77
+    status = 77
+    for n in a.configs:
+        if n not in CONFIGS:
+            print(f"plastc_step.py: error: unknown configuration {n}", file=sys.stderr)
+            return 1
+        r, why = measure(a.plastc, n, a.steps, a.hidden)
+        if r is None:
+            print(f"plastc_step.py: {n}: {why}", file=sys.stderr)
+            continue
+        status = 0
+        task, cell, rule, H, opts = CONFIGS[n]
+        print(f"config={n} H={a.hidden or H} median_ms={r['median_ms']:.1f} min_ms={r['min_ms']:.1f} "
+              f"peak_rss_mb={r['peak_rss_mb']:.0f} steps={a.steps} how={r['how'].replace(' ', '_')}", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+#!/bin/sh
+# bench/run.sh -- plastc vs PyTorch per meta-training step, side by side, on the same configurations.
+#
+#   bench/run.sh [-s PLASTC_STEPS] [-t TORCH_STEPS] [-r ROUNDS] [-H HIDDEN] [-m] [-n] [CONFIG... | all]
+#     -s  steps timed by plastc (20)      -t  steps timed by PyTorch after 1 warm-up step (3)
+#     -r  rounds; each round runs plastc then PyTorch on each configuration, alternately (1)
+#     -H  override every hidden size (quick tests)   -m  also measure memory bandwidth and sgemm (machine.sh)
+#     -n  no PyTorch
+# Default configurations: the four plastic cue-reward ones (bench/torch_step.py --list for all names).
+# Prints a table: config, plastc ms/step, torch ms/step, torch/plastc, peak RSS of each (MiB); with
+# several rounds the ms/step is the median of the rounds' medians. PyTorch is skipped when python3 torch is
+# absent; plastc when it cannot run yet (see bench/plastc_step.py). Set PLASTC=path (default ./plastc).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+PYTHON=${PYTHON:-/usr/bin/python3}
+[ -x "$PYTHON" ] || PYTHON=python3
+psteps=20 tsteps=3 rounds=1 hidden= machine=0 notorch=0
+while getopts s:t:r:H:mn opt; do
+	case $opt in
+	s) psteps=$OPTARG ;;
+	t) tsteps=$OPTARG ;;
+	r) rounds=$OPTARG ;;
+	H) hidden=$OPTARG ;;
+	m) machine=1 ;;
+	n) notorch=1 ;;
+	*) sed -n '2,13p' "$0"; exit 1 ;;
+	esac
+done
+shift $((OPTIND - 1))
+if [ $# -eq 0 ]; then
+	set -- cue_reward-rnn-hebbian cue_reward-rnn-gradient cue_reward-lstm-hebbian cue_reward-lstm-gradient
+elif [ "$1" = all ]; then
+	# shellcheck disable=SC2046
+	set -- $("$PYTHON" "$here/torch_step.py" --list | cut -d' ' -f1)
+fi
+hflag=
+[ -n "$hidden" ] && hflag="--hidden $hidden"
+
+if [ "$notorch" = 0 ] && ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
+	echo "PyTorch: skipped (python3 torch is not installed)"
+	notorch=1
+fi
+PLASTC=${PLASTC:-./plastc}
+noplastc=0
+if [ ! -x "$PLASTC" ]; then
+	echo "plastc: skipped ($PLASTC is not an executable; set PLASTC=path)"
+	noplastc=1
+fi
+export PLASTC
+res=$(mktemp "${TMPDIR:-/tmp}/plastc-bench.XXXXXX") || exit 2
+trap 'rm -f "$res"' EXIT INT TERM
+
+if [ "$machine" = 1 ]; then
+	sh "$here/machine.sh"
+fi
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  host: $(uname -n)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+r=1
+while [ "$r" -le "$rounds" ]; do
+	for c in "$@"; do
+		if [ "$noplastc" = 0 ]; then
+			# shellcheck disable=SC2086
+			"$PYTHON" "$here/plastc_step.py" --steps "$psteps" $hflag "$c" | sed 's/^/plastc /' | tee -a "$res"
+		fi
+		if [ "$notorch" = 0 ]; then
+			# shellcheck disable=SC2086
+			"$PYTHON" "$here/torch_step.py" --steps "$tsteps" --warmup 1 $hflag "$c" | sed 's/^/torch /' |
+				tee -a "$res"
+		fi
+	done
+	r=$((r + 1))
+done
+
+echo
+# Table: per config the median (over rounds) of each tool's median ms and the max of its peak RSS.
+awk -v order="$*" '
+function val(line, key,   m) { if (match(line, key "=[^ ]*")) return substr(line, RSTART + length(key) + 1, RLENGTH - length(key) - 1); return "" }
+function med(list,   a, n, i, j, t) { n = split(list, a, " "); if (n == 0) return "";
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+{ tool = $1; c = val($0, "config"); ms[tool, c] = ms[tool, c] " " val($0, "median_ms");
+  rss = val($0, "peak_rss_mb") + 0; if (rss > mx[tool, c]) mx[tool, c] = rss }
+END {
+	printf "%-26s %14s %14s %9s %12s %12s\n", "config", "plastc ms/step", "torch ms/step", "torch/pl", "plastc MiB", "torch MiB"
+	n = split(order, cs, " ")
+	for (i = 1; i <= n; i++) {
+		c = cs[i]; p = med(ms["plastc", c]); t = med(ms["torch", c])
+		ratio = (p != "" && t != "" && p > 0) ? sprintf("%.1fx", t / p) : "-"
+		printf "%-26s %14s %14s %9s %12s %12s\n", c, p == "" ? "-" : sprintf("%.1f", p), t == "" ? "-" : sprintf("%.1f", t),
+			ratio, mx["plastc", c] ? sprintf("%.0f", mx["plastc", c]) : "-", mx["torch", c] ? sprintf("%.0f", mx["torch", c]) : "-"
+	}
+}' "$res"

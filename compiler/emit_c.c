@@ -1,0 +1,1242 @@
+/* compiler/emit_c.c -- the C backend (see emit_c.h and docs/backends.md).
+ *
+ * Shape of the output. Each step function declares, at its top, one pointer per value it touches:
+ * parameters and inputs point into PlStepArgs, every other value into its memory-plan slot of the
+ * scratch block (memplan.h), named after the IR value (adjoints end in _b). Then each IR node becomes
+ * one block, preceded by its IR text as a comment and a #line directive to its DSL line, whose local
+ * `restrict` pointers (out, in0, in1) let gcc vectorise without run-time alias checks: the plan never
+ * gives a node the storage of its own operands. Results are copied into the caller's buffers at the end
+ * (parameter gradients accumulated).
+ *
+ * Elementwise ops, EXPAND and SUM_TO go through one loop-nest generator: the index space of the value
+ * (batch dim first, then the per-trial dims) with a stride per operand (0 where it broadcasts), from
+ * which extent-1 dims are dropped and adjacent dims merged whenever every operand is contiguous across
+ * them. So the common cases come out as the loops one would write by hand:
+ *     same shapes                  one flat loop over B*n
+ *     [B] scalar times [B,i,o]     for b { s = x[b]; for k < i*o: out[b*i*o+k] = s * y[b*i*o+k] }
+ *     [i,o] plus [B,i,o]           for b { for k < i*o: out[b*i*o+k] = w[k] + y[b*i*o+k] }
+ * The innermost loop always has stride 1 or 0 per operand; a stride-0 operand is hoisted into a
+ * scalar, and a reduction into a stride-0 destination (SUM_TO over the last axis) accumulates into a
+ * local under `#pragma omp simd reduction`, because gcc -O3 will not reorder a float sum by itself
+ * (docs/backends.md; the binary is built with -fopenmp-simd).
+ */
+#include "emit_c.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "memplan.h"
+
+#define EM_MAX_DIMS (IR_MAX_RANK + 1)
+#define EM_MAX_OPS 3 /* destination + two sources */
+#define EM_PART 48   /* IR nodes per part function (see emit_function) */
+
+static const char part_attr[] = "#if defined(__GNUC__)\n__attribute__((noinline))\n#endif\nstatic void ";
+
+typedef struct Em {
+	const Program *p;
+	EmitcOptions o;
+	FILE *out;
+	FILE *err;
+	char pre[128];     /* symbol prefix */
+	char c_name[256];  /* for #line returning to the C file */
+	const char *real;  /* "float" or "double" */
+	const char *fsuf;  /* math function suffix: "f" or "" */
+	/* current function */
+	const IrFunc *f;
+	MemPlan *mp;
+	char **var;       /* [n] C name of each value (NULL: a scalar written into the code) */
+	int *last;        /* [n] last reader, n for outputs, -1 when dead */
+	int *direct;      /* [n] output port the value is computed into in place, or -1 */
+	bool in_src;      /* the last #line points into the .plast file */
+	char **used;      /* names taken in this function */
+	int nused;
+	int failed;
+} Em;
+
+static void *em_alloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+	if (!p)
+		ir_fatal("out of memory");
+	return p;
+}
+
+static char *em_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = em_alloc(n);
+	memcpy(d, s, n);
+	return d;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void out(Em *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(e->out, fmt, ap);
+	va_end(ap);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void fail(Em *e, const char *fmt, ...)
+{
+	va_list ap;
+	if (e->failed++)
+		return;
+	fprintf(e->err, "plastc: internal error: emit-c: %s: ", e->f ? e->f->name : "model");
+	va_start(ap, fmt);
+	vfprintf(e->err, fmt, ap);
+	va_end(ap);
+	fputc('\n', e->err);
+}
+
+/* ---- names ---- */
+
+void emitc_symbol_prefix(const Program *p, char *buf, size_t n)
+{
+	const char *s = p->name && p->name[0] ? p->name : "model";
+	size_t k = 0;
+	if (n == 0)
+		return;
+	if (isdigit((unsigned char)s[0]) && k + 1 < n)
+		buf[k++] = '_';
+	for (; *s && k + 1 < n; s++)
+		buf[k++] = isalnum((unsigned char)*s) || *s == '_' ? *s : '_';
+	buf[k] = 0;
+}
+
+/* Names the generated functions use for themselves, C keywords and the math functions we call: a value
+ * named like one of them gets its node id appended. */
+static const char *const reserved[] = {
+	"a", "B", "w", "b", "i", "j", "k", "r", "s", "acc", "out", "in0", "in1", "real", "inv_batch",
+	"auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
+	"extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
+	"short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
+	"volatile", "while", "exp", "expf", "log", "logf", "sqrt", "sqrtf", "fabs", "fabsf", "tanh", "tanhf",
+	"main", "size_t", "NULL",
+};
+
+static bool name_taken(Em *e, const char *s)
+{
+	for (size_t k = 0; k < sizeof reserved / sizeof *reserved; k++)
+		if (strcmp(reserved[k], s) == 0)
+			return true;
+	for (int k = 0; k < e->nused; k++)
+		if (strcmp(e->used[k], s) == 0)
+			return true;
+	if (strncmp(s, e->pre, strlen(e->pre)) == 0)
+		return true; /* keep clear of our file-scope symbols */
+	return s[0] == '_' || strncmp(s, "cblas", 5) == 0 || strncmp(s, "pl_", 3) == 0 ||
+		strncmp(s, "Pl", 2) == 0 || strncmp(s, "PL_", 3) == 0;
+}
+
+/* A unique C identifier for value id: its IR name made an identifier ("enc.z_b" -> "enc_z_b"), or
+ * t<id> for unnamed values; the id is appended on a clash. */
+static char *value_name(Em *e, int id)
+{
+	const char *nm = e->f->nodes[id].name;
+	char buf[96];
+	size_t k = 0;
+	if (nm && nm[0]) {
+		if (isdigit((unsigned char)nm[0]))
+			buf[k++] = 'v';
+		/* '~' marks the plastic part of a weight in the DSL ("cell.w_hh~"): spell it _p */
+		for (; *nm && k + 3 < 64; nm++) {
+			if (*nm == '~') {
+				buf[k++] = '_';
+				buf[k++] = 'p';
+			} else {
+				buf[k++] = isalnum((unsigned char)*nm) || *nm == '_' ? *nm : '_';
+			}
+		}
+		buf[k] = 0;
+		while (k > 1 && buf[k - 1] == '_')
+			buf[--k] = 0;
+	} else {
+		snprintf(buf, sizeof buf, "t%d", id);
+	}
+	if (name_taken(e, buf)) {
+		size_t len = strlen(buf);
+		snprintf(buf + len, sizeof buf - len, "_%d", id);
+	}
+	e->used[e->nused++] = em_strdup(buf);
+	return em_strdup(buf);
+}
+
+/* ---- literals ---- */
+
+static void fmt_real(Em *e, double v, char *buf, size_t n)
+{
+	char num[48];
+	if (isnan(v)) {
+		snprintf(buf, n, "NAN");
+		return;
+	}
+	if (isinf(v)) {
+		snprintf(buf, n, v > 0 ? "INFINITY" : "(-INFINITY)");
+		return;
+	}
+	ir_fmt_double(v, num, sizeof num);
+	bool intlike = strspn(num, "-0123456789") == strlen(num);
+	snprintf(buf, n, "%s%s%s%s%s", v < 0 ? "(" : "", num, intlike ? ".0" : "",
+		e->o.use_double ? "" : "f", v < 0 ? ")" : "");
+}
+
+/* C string literal body of s (quotes and backslashes escaped, control bytes as octal) */
+static void put_cstring(Em *e, const char *s)
+{
+	fputc('"', e->out);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(e->out, "\\%c", c);
+		else if (c < 32 || c == 127)
+			fprintf(e->out, "\\%03o", c);
+		else
+			fputc(c, e->out);
+	}
+	fputc('"', e->out);
+}
+
+/* ---- extents and index expressions ---- */
+
+/* "B * 16", "16", "B" */
+static void fmt_extent(char *buf, size_t n, int64_t c, bool batch)
+{
+	if (!batch)
+		snprintf(buf, n, "%" PRId64, c);
+	else if (c == 1)
+		snprintf(buf, n, "B");
+	else
+		snprintf(buf, n, "B * %" PRId64, c);
+}
+
+/* Appends " + v * st" (or the simplest equivalent) to buf. */
+static void add_term(char *buf, size_t n, const char *v, int64_t st)
+{
+	size_t len = strlen(buf);
+	if (st == 0)
+		return;
+	if (len == 0) {
+		if (st == 1)
+			snprintf(buf, n, "%s", v);
+		else
+			snprintf(buf, n, "%s * %" PRId64, v, st);
+	} else {
+		if (st == 1)
+			snprintf(buf + len, n - len, " + %s", v);
+		else
+			snprintf(buf + len, n - len, " + %s * %" PRId64, v, st);
+	}
+}
+
+/* ---- operands ---- */
+
+/* The element of value id at index expression idx ("" = 0), as C text. */
+static void elem(Em *e, int id, const char *local, const char *idx, char *buf, size_t n)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	if (!e->var[id]) {
+		if (nd->op == IR_CONST)
+			fmt_real(e, nd->f, buf, n);
+		else
+			snprintf(buf, n, "inv_batch"); /* INV_BATCH */
+		return;
+	}
+	snprintf(buf, n, "%s[%s]", local, idx[0] ? idx : "0");
+}
+
+static bool is_scalar_leaf(Em *e, int id)
+{
+	return e->var[id] == NULL;
+}
+
+/* ---- loop nests ---- */
+
+/* An index space with one destination (op 0) and up to two sources, each with a stride per dim.
+ * ext[k] counts B times when batch[k] (only dim 0 can). Sources that are scalar leaves have no array. */
+typedef struct Nest {
+	int nd;
+	int64_t ext[EM_MAX_DIMS];
+	bool batch[EM_MAX_DIMS];
+	int nops;
+	int64_t st[EM_MAX_OPS][EM_MAX_DIMS];
+	bool scalar[EM_MAX_OPS];
+} Nest;
+
+/* The index space of shape s: [B or 1, d0, ..., d_{r-1}] */
+static void nest_space(Nest *n, IrShape s)
+{
+	memset(n, 0, sizeof *n);
+	n->nd = s.rank + 1;
+	n->ext[0] = 1;
+	n->batch[0] = s.batch;
+	for (int k = 0; k < s.rank; k++)
+		n->ext[k + 1] = s.d[k];
+}
+
+/* Strides of a value of shape s read as the space of n (s broadcasts to it, right-aligned). */
+static void nest_strides(const Nest *n, IrShape s, int64_t *st)
+{
+	int64_t acc = 1;
+	for (int k = n->nd - 1; k >= 1; k--) {
+		int j = s.rank - (n->nd - k);
+		if (j >= 0) {
+			st[k] = s.d[j] == 1 ? 0 : acc;
+			acc *= s.d[j];
+		} else {
+			st[k] = 0;
+		}
+	}
+	st[0] = s.batch ? acc : 0;
+}
+
+/* Drops extent-1 dims and merges neighbours that every array operand traverses contiguously. */
+static void nest_simplify(Nest *n)
+{
+	int k = 0;
+	for (int d = 0; d < n->nd; d++) {
+		if (n->ext[d] == 1 && !n->batch[d])
+			continue;
+		n->ext[k] = n->ext[d];
+		n->batch[k] = n->batch[d];
+		for (int q = 0; q < n->nops; q++)
+			n->st[q][k] = n->st[q][d];
+		k++;
+	}
+	n->nd = k;
+	for (int d = n->nd - 2; d >= 0; d--) {
+		bool ok = true;
+		for (int q = 0; q < n->nops; q++)
+			if (!n->scalar[q] && n->st[q][d] != n->st[q][d + 1] * n->ext[d + 1])
+				ok = false;
+		if (!ok)
+			continue;
+		n->ext[d] *= n->ext[d + 1];
+		for (int q = 0; q < n->nops; q++)
+			n->st[q][d] = n->st[q][d + 1];
+		for (int m = d + 1; m + 1 < n->nd; m++) {
+			n->ext[m] = n->ext[m + 1];
+			n->batch[m] = n->batch[m + 1];
+			for (int q = 0; q < n->nops; q++)
+				n->st[q][m] = n->st[q][m + 1];
+		}
+		n->nd--;
+	}
+	if (n->nd == 0) {
+		n->nd = 1;
+		n->ext[0] = 1;
+		n->batch[0] = false;
+		for (int q = 0; q < n->nops; q++)
+			n->st[q][0] = 0;
+	}
+}
+
+typedef enum NestKind {
+	NEST_ASSIGN, /* out = expr(sources) */
+	NEST_ACCUM,  /* out += expr(sources) */
+} NestKind;
+
+/* The C expression of an elementwise op over the operand texts a and b. */
+static void ew_expr(Em *e, IrOp op, const char *a, const char *b, char *buf, size_t n)
+{
+	const char *fs = e->fsuf;
+	switch (op) {
+	case IR_EXPAND: snprintf(buf, n, "%s", a); break;
+	case IR_NEG: snprintf(buf, n, "-%s", a); break;
+	case IR_EXP: snprintf(buf, n, "exp%s(%s)", fs, a); break;
+	case IR_LOG: snprintf(buf, n, "log%s(%s)", fs, a); break;
+	case IR_SQRT: snprintf(buf, n, "sqrt%s(%s)", fs, a); break;
+	case IR_SQUARE: snprintf(buf, n, "%s * %s", a, a); break;
+	case IR_ABS: snprintf(buf, n, "fabs%s(%s)", fs, a); break;
+	case IR_RELU: snprintf(buf, n, "(%s > 0 ? %s : 0)", a, a); break;
+	case IR_TANH: snprintf(buf, n, "tanh%s(%s)", fs, a); break;
+	case IR_SIGMOID: snprintf(buf, n, "1 / (1 + exp%s(-%s))", fs, a); break;
+	case IR_STEP: snprintf(buf, n, "(real)(%s > 0)", a); break;
+	case IR_SIGN: snprintf(buf, n, "(real)((%s > 0) - (%s < 0))", a, a); break;
+	case IR_ADD: snprintf(buf, n, "%s + %s", a, b); break;
+	case IR_SUB: snprintf(buf, n, "%s - %s", a, b); break;
+	case IR_MUL: snprintf(buf, n, "%s * %s", a, b); break;
+	case IR_DIV: snprintf(buf, n, "%s / %s", a, b); break;
+	/* ties go to b, as in the interpreter and the VJP rule */
+	case IR_MAX: snprintf(buf, n, "(%s > %s ? %s : %s)", a, b, a, b); break;
+	case IR_MIN: snprintf(buf, n, "(%s < %s ? %s : %s)", a, b, a, b); break;
+	default: snprintf(buf, n, "?"); fail(e, "no elementwise expression for %s", ir_op_name(op)); break;
+	}
+}
+
+static void indent(Em *e, int depth)
+{
+	for (int k = 0; k < depth; k++)
+		fputc('\t', e->out);
+}
+
+/* Emits the loops of n. dst is the destination array's C name; src[q-1] the node ids of the sources
+ * (their arrays are in0/in1 unless scalar leaves); op the elementwise op applied (IR_EXPAND = copy). */
+static void emit_nest(Em *e, Nest *n, const char *dst, const int *src, IrOp op, NestKind kind, int depth)
+{
+	char idx[EM_MAX_OPS][160], ext[64], a[EM_MAX_OPS][256], ex[2048], var[8];
+	const char *local[EM_MAX_OPS] = {dst, "in0", "in1"};
+	nest_simplify(n);
+	int inner = n->nd - 1;
+	for (int q = 0; q < n->nops; q++)
+		idx[q][0] = 0;
+	/* outer loops */
+	for (int d = 0; d < inner; d++) {
+		snprintf(var, sizeof var, "i%d", d);
+		fmt_extent(ext, sizeof ext, n->ext[d], n->batch[d]);
+		indent(e, depth + d);
+		out(e, "for (long %s = 0; %s < %s; %s++)%s\n", var, var, ext, var, d + 1 < inner ? "" : " {");
+		for (int q = 0; q < n->nops; q++)
+			add_term(idx[q], sizeof idx[q], var, n->st[q][d]);
+	}
+	int dd = depth + inner;
+	fmt_extent(ext, sizeof ext, n->ext[inner], n->batch[inner]);
+	/* sources with stride 0 in the inner loop become scalars read once */
+	for (int q = 1; q < n->nops; q++) {
+		if (n->scalar[q]) {
+			elem(e, src[q - 1], "", "", a[q], sizeof a[q]);
+			continue;
+		}
+		if (n->st[q][inner] == 0) {
+			char v[200];
+			elem(e, src[q - 1], local[q], idx[q], v, sizeof v);
+			indent(e, dd);
+			out(e, "const real s%d = %s;\n", q, v);
+			snprintf(a[q], sizeof a[q], "s%d", q);
+		} else {
+			char ix[200];
+			snprintf(ix, sizeof ix, "%s", idx[q]);
+			add_term(ix, sizeof ix, "i", n->st[q][inner]);
+			elem(e, src[q - 1], local[q], ix, a[q], sizeof a[q]);
+		}
+	}
+	ew_expr(e, op, a[1], n->nops > 2 ? a[2] : "", ex, sizeof ex);
+	char dix[200];
+	snprintf(dix, sizeof dix, "%s", idx[0]);
+	if (kind == NEST_ACCUM && n->st[0][inner] == 0) {
+		/* a reduction: sum in a local so the loop vectorises (see the file comment) */
+		indent(e, dd);
+		out(e, "real acc = 0;\n");
+		indent(e, dd);
+		out(e, "#pragma omp simd reduction(+:acc)\n");
+		indent(e, dd);
+		out(e, "for (long i = 0; i < %s; i++)\n", ext);
+		indent(e, dd + 1);
+		out(e, "acc += %s;\n", ex);
+		indent(e, dd);
+		out(e, "%s[%s] += acc;\n", dst, dix[0] ? dix : "0");
+	} else {
+		add_term(dix, sizeof dix, "i", n->st[0][inner]);
+		indent(e, dd);
+		out(e, "for (long i = 0; i < %s; i++)\n", ext);
+		indent(e, dd + 1);
+		out(e, "%s[%s] %s= %s;\n", dst, dix[0] ? dix : "0", kind == NEST_ACCUM ? "+" : "", ex);
+	}
+	if (inner > 0) {
+		indent(e, depth + inner - 1);
+		out(e, "}\n");
+	}
+}
+
+/* ---- per-op code ---- */
+
+static const IrShape *shape(Em *e, int id)
+{
+	return &e->f->nodes[id].shape;
+}
+
+/* declares `const real *restrict inK = <var>;` for array operands */
+static void declare_in(Em *e, int k, int id)
+{
+	if (!is_scalar_leaf(e, id))
+		out(e, "\t\tconst real *restrict in%d = %s;\n", k, e->var[id]);
+}
+
+static void emit_ew(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	int nin = ir_op_info[nd->op].nin;
+	Nest n;
+	nest_space(&n, nd->shape);
+	n.nops = 1 + nin;
+	nest_strides(&n, nd->shape, n.st[0]);
+	for (int k = 0; k < nin; k++) {
+		nest_strides(&n, *shape(e, nd->in[k]), n.st[k + 1]);
+		n.scalar[k + 1] = is_scalar_leaf(e, nd->in[k]);
+		declare_in(e, k, nd->in[k]);
+	}
+	emit_nest(e, &n, "out", nd->in, nd->op == IR_EXPAND ? IR_EXPAND : nd->op, NEST_ASSIGN, 2);
+}
+
+static int64_t numel(IrShape s)
+{
+	return ir_shape_numel(s);
+}
+
+/* out[0 .. n) = 0 */
+static void emit_zero(Em *e, const char *dst, IrShape s, int depth)
+{
+	char ext[64];
+	fmt_extent(ext, sizeof ext, numel(s), s.batch);
+	indent(e, depth);
+	out(e, "for (long i = 0; i < %s; i++)\n", ext);
+	indent(e, depth + 1);
+	out(e, "%s[i] = 0;\n", dst);
+}
+
+static void emit_sum_to(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	IrShape sx = *shape(e, nd->in[0]);
+	Nest n;
+	nest_space(&n, sx);
+	n.nops = 2;
+	nest_strides(&n, nd->shape, n.st[0]);
+	nest_strides(&n, sx, n.st[1]);
+	n.scalar[1] = is_scalar_leaf(e, nd->in[0]);
+	declare_in(e, 0, nd->in[0]);
+	emit_zero(e, "out", nd->shape, 2);
+	emit_nest(e, &n, "out", nd->in, IR_EXPAND, NEST_ACCUM, 2);
+}
+
+/* rows of a value when its last axis (length last) is taken as the row length */
+static void rows_extent(IrShape s, int64_t last, char *buf, size_t n)
+{
+	fmt_extent(buf, n, numel(s) / last, s.batch);
+}
+
+static void emit_slice_pad_concat(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	IrShape so = nd->shape, sx = *shape(e, nd->in[0]);
+	int64_t N = so.d[so.rank - 1];
+	char rows[64], v[200], ix[200];
+	rows_extent(so, N, rows, sizeof rows);
+	declare_in(e, 0, nd->in[0]);
+	if (nd->op == IR_CONCAT)
+		declare_in(e, 1, nd->in[1]);
+	out(e, "\t\tfor (long r = 0; r < %s; r++) {\n", rows);
+	if (nd->op == IR_SLICE) {
+		int64_t lx = sx.d[sx.rank - 1];
+		snprintf(ix, sizeof ix, "r * %" PRId64 " + %" PRId64 " + i", lx, nd->a[0]);
+		elem(e, nd->in[0], "in0", ix, v, sizeof v);
+		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++)\n", N);
+		out(e, "\t\t\t\tout[r * %" PRId64 " + i] = %s;\n", N, v);
+	} else if (nd->op == IR_PAD) {
+		int64_t lx = sx.d[sx.rank - 1], lo = nd->a[0];
+		snprintf(ix, sizeof ix, "r * %" PRId64 " + i", lx);
+		elem(e, nd->in[0], "in0", ix, v, sizeof v);
+		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++)\n", N);
+		out(e, "\t\t\t\tout[r * %" PRId64 " + i] = 0;\n", N);
+		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++)\n", lx);
+		out(e, "\t\t\t\tout[r * %" PRId64 " + %" PRId64 " + i] = %s;\n", N, lo, v);
+	} else {
+		int64_t na = sx.d[sx.rank - 1], nb = N - na;
+		snprintf(ix, sizeof ix, "r * %" PRId64 " + i", na);
+		elem(e, nd->in[0], "in0", ix, v, sizeof v);
+		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++)\n", na);
+		out(e, "\t\t\t\tout[r * %" PRId64 " + i] = %s;\n", N, v);
+		snprintf(ix, sizeof ix, "r * %" PRId64 " + i", nb);
+		elem(e, nd->in[1], "in1", ix, v, sizeof v);
+		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++)\n", nb);
+		out(e, "\t\t\t\tout[r * %" PRId64 " + %" PRId64 " + i] = %s;\n", N, na, v);
+	}
+	out(e, "\t\t}\n");
+}
+
+static void emit_copy_flat(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	char ext[64], v[200];
+	declare_in(e, 0, nd->in[0]);
+	elem(e, nd->in[0], "in0", "i", v, sizeof v);
+	fmt_extent(ext, sizeof ext, numel(nd->shape), nd->shape.batch);
+	out(e, "\t\tfor (long i = 0; i < %s; i++)\n\t\t\tout[i] = %s;\n", ext, v);
+}
+
+/* A MATMUL operand as a stored row-major matrix: rows and cols as C text (B for the batch). */
+static void mat_text(IrShape s, char *r, char *c, size_t n)
+{
+	if (s.batch) {
+		snprintf(r, n, "(int)B");
+		snprintf(c, n, "%" PRId64, s.d[0]);
+	} else {
+		snprintf(r, n, "%" PRId64, s.d[0]);
+		snprintf(c, n, "%" PRId64, s.d[1]);
+	}
+}
+
+/* Row-major C = op(A) op(W): M = rows of op(A), K = its cols, N = cols of op(W); lda and ldb are the
+ * stored column counts. The batch is an ordinary matrix dimension here: [B,K] @ [K,N] is one GEMM with
+ * M = B, and the weight gradient x^T g is one GEMM with K = B. */
+static void emit_matmul(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	bool ta = nd->a[0], tb = nd->a[1];
+	char ar[32], ac[32], br[32], bc[32];
+	mat_text(*shape(e, nd->in[0]), ar, ac, sizeof ar);
+	mat_text(*shape(e, nd->in[1]), br, bc, sizeof br);
+	const char *M = ta ? ac : ar, *K = ta ? ar : ac, *N = tb ? br : bc;
+	declare_in(e, 0, nd->in[0]);
+	declare_in(e, 1, nd->in[1]);
+	const char *one = e->o.use_double ? "1.0" : "1.0f", *zero = e->o.use_double ? "0.0" : "0.0f";
+	out(e, "\t\tcblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s, %s, in0, %s, in1, %s, %s, out, %s);\n",
+		e->o.use_double ? 'd' : 's', ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans",
+		M, N, K, one, ac, bc, zero, N);
+}
+
+/* Per-trial matrix-vector products and outer products. The loops are written so that the innermost
+ * one runs over the contiguous last axis j of W without a loop-carried dependence (BMV, OUTER) or as an
+ * explicit simd reduction (BMVT); per-trial cblas_sgemv calls would cost more in call overhead than
+ * they save at the sizes of plastic layers, and the work is memory-bound either way. */
+static void emit_bmv_outer(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	declare_in(e, 0, nd->in[0]);
+	declare_in(e, 1, nd->in[1]);
+	if (nd->op == IR_BMV) {
+		IrShape sw = *shape(e, nd->in[1]);
+		int64_t I = sw.d[0], J = sw.d[1];
+		out(e, "\t\t/* out[b,j] = sum_i in0[b,i] in1[b,i,j] */\n");
+		out(e, "\t\tfor (long b = 0; b < B; b++) {\n");
+		out(e, "\t\t\tfor (long j = 0; j < %" PRId64 "; j++)\n", J);
+		out(e, "\t\t\t\tout[b * %" PRId64 " + j] = 0;\n", J);
+		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++) {\n", I);
+		out(e, "\t\t\t\tconst real s = in0[b * %" PRId64 " + i];\n", I);
+		out(e, "\t\t\t\tfor (long j = 0; j < %" PRId64 "; j++)\n", J);
+		out(e, "\t\t\t\t\tout[b * %" PRId64 " + j] += s * in1[(b * %" PRId64 " + i) * %" PRId64 " + j];\n", J,
+			I, J);
+		out(e, "\t\t\t}\n\t\t}\n");
+	} else if (nd->op == IR_BMVT) {
+		IrShape sw = *shape(e, nd->in[0]);
+		int64_t I = sw.d[0], J = sw.d[1];
+		out(e, "\t\t/* out[b,i] = sum_j in0[b,i,j] in1[b,j] */\n");
+		out(e, "\t\tfor (long b = 0; b < B; b++)\n");
+		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++) {\n", I);
+		out(e, "\t\t\t\treal acc = 0;\n");
+		out(e, "\t\t\t\t#pragma omp simd reduction(+:acc)\n");
+		out(e, "\t\t\t\tfor (long j = 0; j < %" PRId64 "; j++)\n", J);
+		out(e, "\t\t\t\t\tacc += in0[(b * %" PRId64 " + i) * %" PRId64 " + j] * in1[b * %" PRId64 " + j];\n", I,
+			J, J);
+		out(e, "\t\t\t\tout[b * %" PRId64 " + i] = acc;\n", I);
+		out(e, "\t\t\t}\n");
+	} else {
+		int64_t I = shape(e, nd->in[0])->d[0], J = shape(e, nd->in[1])->d[0];
+		out(e, "\t\t/* out[b,i,j] = in0[b,i] in1[b,j] */\n");
+		out(e, "\t\tfor (long b = 0; b < B; b++)\n");
+		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++) {\n", I);
+		out(e, "\t\t\t\tconst real s = in0[b * %" PRId64 " + i];\n", I);
+		out(e, "\t\t\t\tfor (long j = 0; j < %" PRId64 "; j++)\n", J);
+		out(e, "\t\t\t\t\tout[(b * %" PRId64 " + i) * %" PRId64 " + j] = s * in1[b * %" PRId64 " + j];\n", I,
+			J, J);
+		out(e, "\t\t\t}\n");
+	}
+}
+
+static void emit_const_fill(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	char ext[64], v[64];
+	fmt_extent(ext, sizeof ext, numel(nd->shape), nd->shape.batch);
+	fmt_real(e, nd->f, v, sizeof v);
+	out(e, "\t\tfor (long i = 0; i < %s; i++)\n\t\t\tout[i] = %s;\n", ext, v);
+}
+
+/* ---- #line ---- */
+
+static void line_to_src(Em *e, const IrNode *nd)
+{
+	if (e->o.no_line)
+		return;
+	if (nd->loc.file && nd->loc.line > 0) {
+		out(e, "#line %d ", nd->loc.line);
+		put_cstring(e, nd->loc.file);
+		out(e, "\n");
+		e->in_src = true;
+	}
+}
+
+/* Back to the C file: the line number is filled in by fix_lines once the whole text exists. */
+static void line_to_c(Em *e)
+{
+	if (e->o.no_line || !e->in_src)
+		return;
+	out(e, "#line @@ ");
+	put_cstring(e, e->c_name);
+	out(e, "\n");
+	e->in_src = false;
+}
+
+/* ---- one node ---- */
+
+/* Is node i a block of code of its own? (Leaves are read where used; dead values are skipped.) */
+static bool node_emitted(Em *e, int i)
+{
+	const IrNode *nd = &e->f->nodes[i];
+	if (nd->op == IR_PARAM || nd->op == IR_INPUT || nd->op == IR_INV_BATCH)
+		return false;
+	if (nd->op == IR_CONST && !e->mp->has_slot[i])
+		return false;
+	return e->last[i] >= 0;
+}
+
+
+static void node_comment(Em *e, int id)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m)
+		ir_fatal("out of memory");
+	ir_print_node(e->f, id, m);
+	fclose(m);
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		buf[--len] = 0;
+	for (size_t k = 0; k + 1 < len; k++)
+		if (buf[k] == '*' && buf[k + 1] == '/')
+			buf[k + 1] = '|';
+	out(e, "\t/* %s */\n", buf);
+	free(buf);
+}
+
+static void emit_node(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	unsigned flags = ir_op_info[nd->op].flags;
+	if (!node_emitted(e, id))
+		return;
+	if (!e->mp->has_slot[id]) {
+		fail(e, "node %%%d (%s) has no memory slot", id, ir_op_name(nd->op));
+		return;
+	}
+	node_comment(e, id);
+	if (nd->loc.file && !e->o.no_line)
+		line_to_src(e, nd);
+	else
+		line_to_c(e);
+	out(e, "\t{\n\t\treal *restrict out = %s;\n", e->var[id]);
+	if (flags & IRF_EW) {
+		emit_ew(e, id);
+	} else {
+		switch (nd->op) {
+		case IR_CONST: emit_const_fill(e, id); break;
+		case IR_EXPAND: emit_ew(e, id); break;
+		case IR_SUM_TO: emit_sum_to(e, id); break;
+		case IR_RESHAPE: emit_copy_flat(e, id); break;
+		case IR_SLICE:
+		case IR_PAD:
+		case IR_CONCAT: emit_slice_pad_concat(e, id); break;
+		case IR_MATMUL: emit_matmul(e, id); break;
+		case IR_BMV:
+		case IR_BMVT:
+		case IR_OUTER: emit_bmv_outer(e, id); break;
+		default: fail(e, "no C lowering for %s (node %%%d)", ir_op_name(nd->op), id); break;
+		}
+	}
+	out(e, "\t}\n");
+}
+
+/* ---- ports ---- */
+
+/* The PlStepArgs expression of an input port's buffer. */
+static void in_port_expr(Em *e, const IrPort *pt, char *buf, size_t n)
+{
+	switch (pt->role) {
+	case IR_ROLE_DATA: snprintf(buf, n, "a->x"); return;
+	case IR_ROLE_STATE: snprintf(buf, n, "a->state_in[%d]", pt->index); return;
+	case IR_ROLE_PRED_BAR: snprintf(buf, n, "a->y_bar"); return;
+	case IR_ROLE_STATE_BAR: snprintf(buf, n, "a->state_out_bar[%d]", pt->index); return;
+	default: snprintf(buf, n, "NULL"); fail(e, "input port of role %s", ir_role_name(pt->role)); return;
+	}
+}
+
+/* The buffer of an output port, or false for ports the ABI does not expose (SCALAR). */
+static bool out_port_expr(Em *e, const IrPort *pt, char *buf, size_t n)
+{
+	switch (pt->role) {
+	case IR_ROLE_PRED: snprintf(buf, n, "a->y"); return true;
+	case IR_ROLE_OUTPUTS: snprintf(buf, n, "a->o"); return true;
+	case IR_ROLE_STATE: snprintf(buf, n, "a->state_out[%d]", pt->index); return true;
+	case IR_ROLE_STATE_BAR: snprintf(buf, n, "a->state_in_bar[%d]", pt->index); return true;
+	case IR_ROLE_PARAM_BAR: snprintf(buf, n, "a->param_bar[%d]", pt->index); return true;
+	case IR_ROLE_SCALAR: return false;
+	default: fail(e, "output port of role %s", ir_role_name(pt->role)); return false;
+	}
+}
+
+static void emit_output(Em *e, const IrPort *pt)
+{
+	char dst[96];
+	int id = pt->node;
+	const IrNode *nd = &e->f->nodes[id];
+	bool acc = pt->role == IR_ROLE_PARAM_BAR;
+	if (!out_port_expr(e, pt, dst, sizeof dst)) {
+		out(e, "\t/* %s (%s) is not part of the ABI */\n", pt->name ? pt->name : "output",
+			ir_role_name(pt->role));
+		return;
+	}
+	if (acc && is_scalar_leaf(e, id) && nd->op == IR_CONST && nd->f == 0.0) {
+		out(e, "\t/* %s += 0 */\n", dst);
+		return;
+	}
+	out(e, "\t/* %s %s %s%s%s */\n", dst, acc ? "+=" : "=", e->var[id] ? e->var[id] : "constant",
+		pt->name ? ": " : "", pt->name ? pt->name : "");
+	if (pt->role == IR_ROLE_OUTPUTS)
+		out(e, "\tif (a->o) {\n");
+	else
+		out(e, "\t{\n");
+	out(e, "\t\treal *restrict out = %s;\n", dst);
+	Nest n;
+	nest_space(&n, nd->shape);
+	n.nops = 2;
+	nest_strides(&n, nd->shape, n.st[0]);
+	nest_strides(&n, nd->shape, n.st[1]);
+	n.scalar[1] = is_scalar_leaf(e, id);
+	declare_in(e, 0, id);
+	int src[1] = {id};
+	emit_nest(e, &n, "out", src, IR_EXPAND, acc ? NEST_ACCUM : NEST_ASSIGN, 2);
+	out(e, "\t}\n");
+}
+
+/* ---- functions ---- */
+
+static void fmt_offset(Em *e, int id, char *buf, size_t n)
+{
+	int64_t ob = e->mp->off_b[id], oc = e->mp->off_c[id];
+	if (ob && oc)
+		snprintf(buf, n, "w + %" PRId64 " * B + %" PRId64, ob, oc);
+	else if (ob)
+		snprintf(buf, n, "w + %" PRId64 " * B", ob);
+	else if (oc)
+		snprintf(buf, n, "w + %" PRId64, oc);
+	else
+		snprintf(buf, n, "w");
+}
+
+static void func_header(Em *e, const char *what, const char *fn)
+{
+	const Program *p = e->p;
+	const IrFunc *f = e->f;
+	char sh[64];
+	out(e, "/* %s_%s: %s\n", e->pre, fn, what);
+	out(e, " *   in: ");
+	for (int k = 0; k < f->nins; k++) {
+		ir_shape_str(f->nodes[f->ins[k].node].shape, sh, sizeof sh);
+		out(e, "%s%s %s", k ? ", " : "", f->ins[k].name ? f->ins[k].name : ir_role_name(f->ins[k].role), sh);
+		if (k % 6 == 5 && k + 1 < f->nins)
+			out(e, "\n *       ");
+	}
+	out(e, "\n *   out: ");
+	for (int k = 0; k < f->nouts; k++) {
+		ir_shape_str(f->nodes[f->outs[k].node].shape, sh, sizeof sh);
+		out(e, "%s%s %s", k ? ", " : "", f->outs[k].name ? f->outs[k].name : ir_role_name(f->outs[k].role),
+			sh);
+		if (k % 6 == 5 && k + 1 < f->nouts)
+			out(e, "\n *        ");
+	}
+	out(e, "\n *   %d IR nodes; %d parameters; scratch: %" PRId64 " * B + %" PRId64 " %ss (memory plan) */\n",
+		f->n, p->n_params, e->mp->total_b, e->mp->total_c, e->real);
+}
+
+/* The declarations at the top of a function body: B, the scratch block, 1/B_global, and a pointer for
+ * every value in need[] (parameters and inputs into PlStepArgs, the rest into their slots). */
+static void emit_decls(Em *e, const bool *need)
+{
+	const IrFunc *f = e->f;
+	int n = f->n;
+	bool any_slot = false, inv = false;
+	for (int i = 0; i < n; i++) {
+		if (!need[i])
+			continue;
+		if (f->nodes[i].op == IR_INV_BATCH)
+			inv = true;
+		if (e->var[i] && e->mp->has_slot[i] && e->direct[i] < 0)
+			any_slot = true;
+	}
+	out(e, "\tconst long B = a->B;\n");
+	if (any_slot)
+		out(e, "\treal *const w = a->work;\n");
+	if (inv)
+		out(e, "\tconst real inv_batch = (real)1 / (real)a->B_global;\n");
+	for (int i = 0; i < n; i++) {
+		const IrNode *nd = &f->nodes[i];
+		if (!need[i] || !e->var[i])
+			continue;
+		if (nd->op == IR_PARAM) {
+			out(e, "\tconst real *const %s = a->params[%" PRId64 "];\n", e->var[i], nd->a[0]);
+		} else if (nd->op == IR_INPUT) {
+			char ex[64];
+			int k = (int)nd->a[0];
+			if (k < 0 || k >= f->nins) {
+				fail(e, "input node %%%d names port %d", i, k);
+				continue;
+			}
+			in_port_expr(e, &f->ins[k], ex, sizeof ex);
+			out(e, "\tconst real *const %s = %s;\n", e->var[i], ex);
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		char off[96], sh[64];
+		if (!need[i] || !e->var[i] || !e->mp->has_slot[i])
+			continue;
+		ir_shape_str(f->nodes[i].shape, sh, sizeof sh);
+		if (e->direct[i] >= 0) {
+			out_port_expr(e, &f->outs[e->direct[i]], off, sizeof off);
+			out(e, "\treal *const %s = %s; /* %s, computed in place */\n", e->var[i], off, sh);
+			continue;
+		}
+		fmt_offset(e, i, off, sizeof off);
+		out(e, "\treal *const %s = %s; /* %s */\n", e->var[i], off, sh);
+	}
+	out(e, "\t(void)B;\n\n");
+}
+
+static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *what)
+{
+	int n = f->n;
+	e->f = f;
+	e->mp = memplan_build(f);
+	e->var = em_alloc(sizeof *e->var * (size_t)(n ? n : 1));
+	e->last = em_alloc(sizeof *e->last * (size_t)(n ? n : 1));
+	e->used = em_alloc(sizeof *e->used * (size_t)(n + 1));
+	e->direct = em_alloc(sizeof *e->direct * (size_t)(n ? n : 1));
+	e->nused = 0;
+	e->in_src = false;
+	for (int i = 0; i < n; i++)
+		e->last[i] = e->direct[i] = -1;
+	/* Results that the caller's buffers can hold from the start are computed there, saving a copy (for a
+	 * plastic state [B,H,H] that is a full pass over the largest tensor of the step). Not o, which may be
+	 * NULL, and not parameter gradients, which accumulate. */
+	for (int k = 0; k < f->nouts; k++) {
+		IrRole r = f->outs[k].role;
+		int id = f->outs[k].node;
+		if ((r == IR_ROLE_PRED || r == IR_ROLE_STATE || r == IR_ROLE_STATE_BAR) && e->mp->has_slot[id] &&
+			f->nodes[id].op != IR_CONST && e->direct[id] < 0)
+			e->direct[id] = k;
+	}
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
+			e->last[f->nodes[i].in[k]] = i;
+	for (int k = 0; k < f->nouts; k++)
+		e->last[f->outs[k].node] = n;
+	/* dead values: only what an output depends on is computed (opt normally removed the rest) */
+	bool *live = em_alloc(sizeof *live * (size_t)(n ? n : 1));
+	for (int k = 0; k < f->nouts; k++)
+		live[f->outs[k].node] = true;
+	for (int i = n - 1; i >= 0; i--)
+		if (live[i])
+			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
+				live[f->nodes[i].in[k]] = true;
+	for (int i = 0; i < n; i++)
+		if (!live[i])
+			e->last[i] = -1;
+	free(live);
+
+	for (int i = 0; i < n; i++) {
+		const IrNode *nd = &f->nodes[i];
+		if (e->last[i] < 0 || nd->op == IR_INV_BATCH)
+			continue;
+		if (nd->op == IR_CONST && !e->mp->has_slot[i])
+			continue;
+		e->var[i] = value_name(e, i);
+	}
+
+	func_header(e, what, fn);
+	const char *args = e->o.use_double ? "PlStepArgsD" : "PlStepArgs";
+	bool *need = em_alloc(sizeof *need * (size_t)(n ? n : 1));
+	int *order = em_alloc(sizeof *order * (size_t)(n ? n : 1));
+	int nemit = 0;
+	for (int i = 0; i < n; i++)
+		if (node_emitted(e, i))
+			order[nemit++] = i;
+	/* gcc's optimiser is superlinear in the size of a function: a double-backward step of a few hundred
+	 * nodes in one function takes minutes at -O3. Steps longer than EM_PART nodes are cut into parts,
+	 * one noinline function each, called in order. */
+	int nparts = nemit > EM_PART ? (nemit + EM_PART - 1) / EM_PART : 0;
+	for (int part = 0; part < nparts; part++) {
+		int lo = part * EM_PART, hi = lo + EM_PART < nemit ? lo + EM_PART : nemit;
+		memset(need, 0, sizeof *need * (size_t)n);
+		for (int k = lo; k < hi; k++) {
+			const IrNode *nd = &f->nodes[order[k]];
+			need[order[k]] = true;
+			for (int q = 0; q < ir_op_info[nd->op].nin; q++)
+				need[nd->in[q]] = true;
+		}
+		out(e, "/* %s, part %d of %d: IR nodes %%%d to %%%d */\n", fn, part + 1, nparts, order[lo], order[hi - 1]);
+		out(e, "%s%s_%s_%d(const %s *a)\n{\n", part_attr, e->pre, fn, part + 1, args);
+		emit_decls(e, need);
+		for (int k = lo; k < hi; k++)
+			emit_node(e, order[k]);
+		line_to_c(e);
+		out(e, "}\n\n");
+	}
+	out(e, "%svoid %s_%s(const %s *a)\n{\n", e->o.use_double ? "" : "static ", e->pre, fn, args);
+	memset(need, 0, sizeof *need * (size_t)n);
+	if (nparts) {
+		for (int part = 0; part < nparts; part++)
+			out(e, "\t%s_%s_%d(a);\n", e->pre, fn, part + 1);
+	} else {
+		for (int k = 0; k < nemit; k++) {
+			const IrNode *nd = &f->nodes[order[k]];
+			need[order[k]] = true;
+			for (int q = 0; q < ir_op_info[nd->op].nin; q++)
+				need[nd->in[q]] = true;
+		}
+	}
+	for (int k = 0; k < f->nouts; k++)
+		if (e->direct[f->outs[k].node] != k)
+			need[f->outs[k].node] = true;
+	emit_decls(e, need);
+	for (int k = 0; nparts == 0 && k < nemit; k++)
+		emit_node(e, order[k]);
+	line_to_c(e);
+	out(e, "\n");
+	for (int k = 0; k < f->nouts; k++)
+		if (e->direct[f->outs[k].node] != k)
+			emit_output(e, &f->outs[k]);
+	out(e, "}\n\n");
+	free(need);
+	free(order);
+
+	for (int i = 0; i < n; i++)
+		free(e->var[i]);
+	for (int k = 0; k < e->nused; k++)
+		free(e->used[k]);
+	free(e->used);
+	free(e->var);
+	free(e->last);
+	free(e->direct);
+	e->direct = NULL;
+	e->var = NULL;
+	e->last = NULL;
+	e->used = NULL;
+	e->f = NULL;
+}
+
+/* ---- the file ---- */
+
+static const char *init_name(PlInit i)
+{
+	switch (i) {
+	case PL_INIT_ZERO: return "PL_INIT_ZERO";
+	case PL_INIT_CONST: return "PL_INIT_CONST";
+	case PL_INIT_UNIFORM: return "PL_INIT_UNIFORM";
+	case PL_INIT_UNIFORM_AB: return "PL_INIT_UNIFORM_AB";
+	case PL_INIT_NORMAL: return "PL_INIT_NORMAL";
+	case PL_INIT_ABS_NORMAL: return "PL_INIT_ABS_NORMAL";
+	case PL_INIT_IDENTITY: return "PL_INIT_IDENTITY";
+	}
+	return "PL_INIT_ZERO";
+}
+
+static void emit_tensor_table(Em *e, const char *what, const ProgTensor *t, int n)
+{
+	if (n == 0)
+		return;
+	out(e, "static const PlTensorDesc %s_%s[%d] = {\n", e->pre, what, n);
+	for (int i = 0; i < n; i++) {
+		char a[48], b[48];
+		snprintf(a, sizeof a, "%.17g", t[i].init_a);
+		snprintf(b, sizeof b, "%.17g", t[i].init_b);
+		out(e, "\t{");
+		put_cstring(e, t[i].name);
+		out(e, ", %d, {", t[i].shape.rank);
+		for (int k = 0; k < PL_MAX_RANK; k++)
+			out(e, "%s%" PRId64, k ? ", " : "", k < t[i].shape.rank ? t[i].shape.d[k] : 0);
+		out(e, "}, %s, %s, %s, %d},\n", init_name(t[i].init), a, b, t[i].trainable ? 1 : 0);
+	}
+	out(e, "};\n\n");
+}
+
+static const char *loss_name(PlLoss l)
+{
+	switch (l) {
+	case PL_LOSS_MSE: return "PL_LOSS_MSE";
+	case PL_LOSS_CE: return "PL_LOSS_CE";
+	case PL_LOSS_SSE: return "PL_LOSS_SSE";
+	}
+	return "PL_LOSS_MSE";
+}
+
+static void emit_prologue(Em *e)
+{
+	const Program *p = e->p;
+	out(e, "/* Generated by plastc %s from %s -- do not edit; regenerate with `plastc emit-c`.\n",
+		PACKAGE_VERSION, p->source ? p->source : "(unknown source)");
+	out(e, " * model %s, hash %s, settings: %s\n", p->name ? p->name : "?", p->hash,
+		p->settings && p->settings[0] ? p->settings : "(defaults)");
+	out(e, " * %s arithmetic; parameters, inputs and state follow runtime/plastrt.h (row-major, batch first).\n */\n",
+		e->real);
+	out(e, "#include <math.h>\n#include <stddef.h>\n\n#include <cblas.h>\n\n#include \"plastrt.h\"\n\n");
+	out(e, "typedef %s real;\n\n", e->real);
+	if (e->o.use_double) {
+		out(e, "/* PlStepArgs with double buffers (derivative checks); same fields, same meaning. */\n");
+		out(e, "typedef struct PlStepArgsD {\n\tint B;\n\tint B_global;\n\tdouble *const *params;\n"
+		       "\tconst double *x;\n\tdouble *const *state_in;\n\tdouble *const *state_out;\n\tdouble *y;\n"
+		       "\tdouble *o;\n\tconst double *y_bar;\n\tdouble *const *state_out_bar;\n"
+		       "\tdouble *const *state_in_bar;\n\tdouble *const *param_bar;\n\tdouble *work;\n} PlStepArgsD;\n\n");
+		out(e, "void %s_step_forward(const PlStepArgsD *a);\nvoid %s_step_vjp(const PlStepArgsD *a);\n"
+		       "size_t %s_work_floats(int B);\n\n",
+			e->pre, e->pre, e->pre);
+	}
+}
+
+static void emit_descriptor(Em *e, MemPlan *pf, MemPlan *pv)
+{
+	const Program *p = e->p;
+	bool dbl = e->o.use_double;
+	out(e, "/* %s_work_floats: scratch (in %ss) that either step function needs for B trials */\n", e->pre,
+		e->real);
+	out(e, "%ssize_t %s_work_floats(int B)\n{\n", dbl ? "" : "static ", e->pre);
+	out(e, "\tsize_t fwd = (size_t)%" PRId64 " * (size_t)B + %" PRId64 ";\n", pf->total_b, pf->total_c);
+	if (pv)
+		out(e, "\tsize_t vjp = (size_t)%" PRId64 " * (size_t)B + %" PRId64 ";\n", pv->total_b, pv->total_c);
+	else
+		out(e, "\tsize_t vjp = 0;\n");
+	out(e, "\treturn fwd > vjp ? fwd : vjp;\n}\n\n");
+	if (dbl)
+		return;
+	emit_tensor_table(e, "params", p->params, p->n_params);
+	emit_tensor_table(e, "state", p->state, p->n_state);
+	out(e, "const PlModel %s_model = {\n", e->pre);
+	out(e, "\t.abi_version = PL_ABI_VERSION,\n\t.name = ");
+	put_cstring(e, p->name ? p->name : "model");
+	out(e, ",\n\t.hash = ");
+	put_cstring(e, p->hash);
+	out(e, ",\n\t.source = ");
+	put_cstring(e, p->source ? p->source : "");
+	out(e, ",\n\t.settings = ");
+	put_cstring(e, p->settings ? p->settings : "");
+	out(e, ",\n\t.in_size = %d,\n\t.pred_size = %d,\n\t.out_size = %d,\n", p->in_size, p->pred_size, p->out_size);
+	out(e, "\t.meta_loss = %s,\n", loss_name(p->meta_loss));
+	if (p->n_params)
+		out(e, "\t.n_params = %d,\n\t.params = %s_params,\n", p->n_params, e->pre);
+	else
+		out(e, "\t.n_params = 0,\n\t.params = NULL,\n");
+	if (p->n_state)
+		out(e, "\t.n_state = %d,\n\t.state = %s_state,\n", p->n_state, e->pre);
+	else
+		out(e, "\t.n_state = 0,\n\t.state = NULL,\n");
+	out(e, "\t.work_floats = %s_work_floats,\n\t.step_forward = %s_step_forward,\n", e->pre, e->pre);
+	out(e, "\t.step_vjp = %s%s,\n};\n", p->vjp ? e->pre : "NULL", p->vjp ? "_step_vjp" : "");
+	if (e->o.main)
+		out(e, "\nint main(int argc, char **argv)\n{\n\treturn pl_main(&%s_model, argc, argv);\n}\n", e->pre);
+}
+
+/* Replaces each "#line @@" with the number of the line after it, so that the C compiler's line numbers
+ * return to the generated file after a stretch mapped to the .plast file. */
+static void fix_lines(const char *text, size_t len, FILE *dst)
+{
+	long line = 1;
+	for (size_t k = 0; k < len;) {
+		const char *nl = memchr(text + k, '\n', len - k);
+		size_t end = nl ? (size_t)(nl - text) + 1 : len;
+		if (strncmp(text + k, "#line @@ ", 9) == 0 && end - k >= 9) {
+			fprintf(dst, "#line %ld ", line + 1);
+			fwrite(text + k + 9, 1, end - k - 9, dst);
+		} else {
+			fwrite(text + k, 1, end - k, dst);
+		}
+		line++;
+		k = end;
+	}
+}
+
+int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
+{
+	Em e;
+	memset(&e, 0, sizeof e);
+	e.p = p;
+	if (o)
+		e.o = *o;
+	e.err = err ? err : stderr;
+	e.real = e.o.use_double ? "double" : "float";
+	e.fsuf = e.o.use_double ? "" : "f";
+	emitc_symbol_prefix(p, e.pre, sizeof e.pre);
+	if (e.o.c_name)
+		snprintf(e.c_name, sizeof e.c_name, "%s", e.o.c_name);
+	else
+		snprintf(e.c_name, sizeof e.c_name, "%s.c", e.pre);
+	if (!p->fwd) {
+		fprintf(e.err, "plastc: internal error: emit-c: model %s has no step function\n", e.pre);
+		return 2;
+	}
+	const IrFunc *fs[2] = {p->fwd, p->vjp};
+	for (int k = 0; k < 2; k++)
+		if (fs[k] && ir_verify(fs[k], e.err) != 0)
+			return 2;
+
+	char *text = NULL;
+	size_t len = 0;
+	e.out = open_memstream(&text, &len);
+	if (!e.out)
+		ir_fatal("out of memory");
+	emit_prologue(&e);
+	emit_function(&e, p->fwd, "step_forward",
+		"one time step of the model for a->B trials: the prediction y, all outputs o (if a->o)\n"
+		" * and the state leaving the step, from the parameters, the input x and the state entering the\n"
+		" * step (including the plasticity update).");
+	MemPlan *pf = e.mp;
+	MemPlan *pv = NULL;
+	if (p->vjp) {
+		emit_function(&e, p->vjp, "step_vjp",
+			"the vector-Jacobian product of step_forward: given y_bar and state_out_bar (the\n"
+			" * adjoints of its results), the adjoints of its inputs with respect to every parameter\n"
+			" * (accumulated into param_bar) and every state tensor entering the step (state_in_bar).\n"
+			" * The forward step is recomputed first from params, x and state_in.");
+		pv = e.mp;
+	}
+	emit_descriptor(&e, pf, pv);
+	fclose(e.out);
+	memplan_free(pf);
+	memplan_free(pv);
+	if (e.failed) {
+		free(text);
+		return 2;
+	}
+	fix_lines(text, len, dst);
+	free(text);
+	return 0;
+}
+
+int emitc_write(const Program *p, const EmitcOptions *o, const char *path, FILE *err)
+{
+	FILE *f = stdout;
+	if (!err)
+		err = stderr;
+	if (strcmp(path, "-") != 0) {
+		f = fopen(path, "w");
+		if (!f) {
+			fprintf(err, "plastc: error: %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+	}
+	EmitcOptions opt = {0};
+	if (o)
+		opt = *o;
+	if (!opt.c_name && f != stdout)
+		opt.c_name = path;
+	int rc = emitc_program(p, &opt, f, err);
+	if (f != stdout) {
+		if (fclose(f) != 0 && rc == 0) {
+			fprintf(err, "plastc: error: %s: %s\n", path, strerror(errno));
+			rc = 1;
+		}
+	} else {
+		fflush(f);
+	}
+	return rc;
+}

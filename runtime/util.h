@@ -1,0 +1,62 @@
+/* runtime/util.h -- helpers shared by the runtime's own files (not part of the ABI, not installed).
+ * Every symbol is prefixed pl_ because the runtime links into user programs. */
+#ifndef PLASTRT_UTIL_H
+#define PLASTRT_UTIL_H
+
+#include "plastrt.h"
+
+#if defined(__GNUC__)
+#define PL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define PL_PRINTF(a, b)
+#endif
+
+/* "<progname>: error: ..." on stderr (a newline is added). */
+void pl_err(const char *fmt, ...) PL_PRINTF(1, 2);
+const char *pl_progname(void);
+double pl_now(void); /* monotonic seconds */
+
+/* Parameter buffers: one pl_alloc per tensor. Ownership: the caller frees with pl_params_free. */
+float **pl_params_alloc(const PlModel *m);
+void pl_params_free(const PlModel *m, float **p);
+/* Adds every parameter (name = prefix + parameter name) as F32. */
+int pl_params_to_st(const PlModel *m, PlSt *st, const char *prefix, float *const *params);
+/* Loads every parameter from st, checking names and shapes; what = the file name for messages. */
+int pl_params_from_st(const PlModel *m, const PlSt *st, const char *what, const char *prefix,
+		float *const *params, char *err, size_t errlen);
+
+/* Data-parallel BPTT over threads: the B rows of a batch are split into row blocks, each run by its own
+ * PlBptt on its own thread with B_global = B, and the per-thread gradients are summed. With one thread
+ * it is a plain pl_bptt_run. Ownership: a PlEngine owns its PlBptts and gradient buffers. */
+typedef struct PlEngine PlEngine;
+PlEngine *pl_engine_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k, int threads);
+void pl_engine_free(PlEngine *e);
+/* grads NULL: forward only. Returns the batch's loss and metric. */
+PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, const float *target,
+		const float *mask, float *const *grads);
+
+#endif
+
+/* ---- command-line helpers ---- */
+
+/* A task and its options as given on the command line (--task, --task-opt k=v, --n, --m, --K, --fn). */
+#define PL_MAX_TASK_OPTS 16
+typedef struct PlTaskSpec {
+	char name[32];
+	int n_opts;
+	char opts[PL_MAX_TASK_OPTS][64];
+} PlTaskSpec;
+/* 1 if `flag` is a task flag (then applied, or -1 after an error message), 0 if not. */
+int pl_task_flag(PlTaskSpec *ts, const char *flag, const char *value);
+/* Creates the task, prints the error and returns NULL if it fails or does not fit the model. */
+PlTask *pl_task_from_spec(const PlTaskSpec *ts, const PlModel *m);
+
+/* Splits argv[*i] into a flag name (without "--") and its value, advancing *i past a separate value.
+ * `boolean` lists flags that take no value ("help quiet"). Returns 0, or -1 after an error message. */
+int pl_next_flag(int argc, char **argv, int *i, const char *cmd, const char *boolean, char *name,
+		size_t name_len, const char **value);
+int pl_parse_long(const char *flag, const char *v, long lo, long hi, long *out);
+int pl_parse_u64(const char *flag, const char *v, uint64_t *out);
+int pl_parse_double(const char *flag, const char *v, double lo, double hi, double *out);
+/* "store", "recompute", "recompute:K" or "auto" (*auto_ = 1). */
+int pl_parse_bptt(const char *v, PlBpttStrategy *s, int *k, int *auto_);

@@ -1,0 +1,84 @@
+/* tests/test_emitc_models.c -- the shipped models through the C backend, against the interpreter.
+ *
+ * Each model of models/ that stands for a distinct architecture (vanilla RNN and LSTM, no plasticity,
+ * Hebbian and gradient rules, and the rules beyond the paper) is loaded at a small size (--set hidden=8),
+ * emitted as C in double and in float, compiled and run against interp_run (emitc_harness.c). The
+ * gradient rules make step_vjp a double backward, so this checks the emitter on autodiff's largest
+ * outputs. A model that the front end rejects is reported and skipped (the front end's own tests own
+ * that); the test fails if any model disagrees or if no model could be checked at all.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "emitc_harness.h"
+#include "frontend.h"
+
+static const char *const models[] = {
+	"models/copy/rnn_none.plast",
+	"models/cue_reward/rnn_hebbian.plast",
+	"models/cue_reward/rnn_gradient.plast",
+	"models/cue_reward/lstm_none.plast",
+	"models/regression_linear/lstm_hebbian.plast",
+	"models/regression_mlp/lstm_gradient.plast",
+	"models/rules/oja.plast",
+	"models/rules/oja_effective.plast",
+	"models/rules/covariance.plast",
+	"models/rules/per_layer_modulator.plast",
+};
+
+static void test_models(void **state)
+{
+	const char *top = getenv("top_srcdir");
+	int checked = 0, skipped = 0, failed = 0;
+	for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", top ? top : ".", models[k]);
+		char set0[] = "hidden=8";
+		char *sets[] = {set0};
+		FILE *sink = tmpfile();
+		DiagCtx *d = diag_ctx_new(sink ? sink : stderr);
+		Program *p = frontend_load_program(path, 1, sets, d);
+		if (!p) {
+			printf("# %s: skipped, the front end rejects it (%d errors)\n", models[k], diag_error_count(d));
+			skipped++;
+		} else {
+			EmitcCheck r;
+			/* float against double through a double backward: a few float ulps times the depth */
+			if (emitc_check_program(p, 1e-4, &r) != 0) {
+				printf("# %s: MISMATCH\n", models[k]);
+				failed++;
+			} else {
+				printf("# %s: %d + %d nodes, %d values agree (max rel err double %.1e, float %.1e)\n", models[k],
+					p->fwd->n, p->vjp->n, r.compared, r.max_err_double, r.max_err_float);
+				checked++;
+			}
+			program_free(p);
+		}
+		diag_ctx_free(d);
+		if (sink)
+			fclose(sink);
+	}
+	printf("# %d models checked, %d skipped\n", checked, skipped);
+	assert_int_equal(failed, 0);
+	assert_true(checked > 0);
+}
+
+int main(void)
+{
+	if (emitc_harness_init() != 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_models),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	emitc_harness_done();
+	return rc;
+}

@@ -1,0 +1,76 @@
+#!/bin/sh
+# tests/test_param_counts.sh -- every shipped model has exactly the parameter count of the reference
+# (Duan et al. 2023 PyTorch code, spec A.3; the arithmetic is in models/README.md).
+#
+# For each model it runs `plastc dump FILE --stage params` and compares the last line, `total N`, with the
+# expected N. Also checks that `--set rule=...` switches a plastic model's rule without changing the count,
+# and that a wrong --set is rejected (so the test would notice a driver that ignores its flags).
+# Needs $PLASTC (set by tests/local.mk) and $top_srcdir.
+set -u
+: "${PLASTC:?PLASTC is not set (run through make check)}"
+: "${top_srcdir:=.}"
+fail=0
+n=0
+
+# total FILE [ARGS...] -- prints the N of the last line `total N` (commas removed), or nothing.
+total() {
+	f=$1; shift
+	out=$("$PLASTC" dump "$f" --stage params "$@" 2>&1) || { printf '%s\n' "$out" >&2; return 0; }
+	printf '%s\n' "$out" | tail -n 1 | sed -n 's/^total[[:space:]]*[:=]\{0,1\}[[:space:]]*\([0-9][0-9,]*\)[[:space:]]*$/\1/p' | tr -d ,
+}
+
+expect() { # expect FILE N [ARGS...]
+	f=$1; want=$2; shift 2
+	n=$((n + 1))
+	got=$(total "$top_srcdir/$f" "$@")
+	if [ "$got" = "$want" ]; then
+		echo "ok $n - $f $* total $got"
+	else
+		echo "not ok $n - $f $*: expected total $want, got '${got}'"
+		fail=1
+	fi
+}
+
+#      task              RNN plastic  RNN none  LSTM plastic  LSTM none
+while read -r task rp rn lp ln; do
+	expect "models/$task/rnn_hebbian.plast"   "$rp"
+	expect "models/$task/rnn_gradient.plast"  "$rp"
+	expect "models/$task/rnn_none.plast"      "$rn"
+	expect "models/$task/lstm_hebbian.plast"  "$lp"
+	expect "models/$task/lstm_gradient.plast" "$lp"
+	expect "models/$task/lstm_none.plast"     "$ln"
+done <<'TABLE'
+cue_reward         274962 304524 270098 300876
+copy               268306 299532 266770 298380
+regression_linear  273938 303756 269586 300492
+regression_mlp     270866 301452 268050 299340
+TABLE
+
+# --set switches the rule (same count) and the size (count follows the formula 2(S)+6 at H=64:
+# enc 16*64+64 = 1088, cell 2(64*64+64) = 8320, head 64*6+6 = 390; S = 9798; total 19602).
+expect models/cue_reward/rnn_hebbian.plast  274962 --set rule=gradient
+expect models/cue_reward/rnn_gradient.plast 274962 --set rule=hebbian
+expect models/cue_reward/rnn_hebbian.plast  19602  --set hidden=64
+
+# Rules beyond the paper (models/README.md).
+expect models/rules/oja.plast                 274188
+expect models/rules/oja_effective.plast       274188
+expect models/rules/covariance.plast          268940
+expect models/rules/per_layer_modulator.plast 275992
+
+# The worked example of examples/README.md (weight-only rule, like oja).
+expect examples/bcm.plast             274188
+
+# A test that cannot fail is a defect: an unknown constant must be rejected with exit status 1.
+n=$((n + 1))
+"$PLASTC" dump "$top_srcdir/models/cue_reward/rnn_hebbian.plast" --stage params --set no_such_constant=1 >/dev/null 2>&1
+rc=$?
+if [ "$rc" -eq 1 ]; then
+	echo "ok $n - --set of an unknown constant exits 1"
+else
+	echo "not ok $n - --set of an unknown constant exited $rc, expected 1"
+	fail=1
+fi
+
+echo "$n checks, $([ $fail -eq 0 ] && echo all passed || echo FAILURES)"
+exit $fail

@@ -1,0 +1,95 @@
+#!/bin/sh
+# tests/test_torch_crosscheck.sh -- `plastc grad` against the independent PyTorch reference (bench/ref_model.py).
+#
+# For every cue_reward, copy and regression model in models/ (RNN and LSTM x none/hebbian/gradient), at a
+# small size (--set hidden=8): plastc init, a random batch (T=6, B=3, unequal mask weights), plastc grad
+# and ref_model.py grad in float64, then bench/compare_grads.py (relative error <= XCHECK_RTOL, 1e-9).
+# Exit 77 (skip) without python3 torch, without plastc's grad command, or with no model to check.
+# The rule of a model is read from its file name (hebbian / gradient; neither = none, which needs no alpha).
+set -u
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+PLASTC=${PLASTC:-./plastc}
+PYTHON=${PYTHON:-/usr/bin/python3}
+[ -x "$PYTHON" ] || PYTHON=python3
+RTOL=${XCHECK_RTOL:-1e-9}
+HIDDEN=${XCHECK_HIDDEN:-8}
+BENCH="$top_srcdir/bench"
+
+if ! "$PYTHON" -c 'import torch, numpy' >/dev/null 2>&1; then
+	echo "SKIP: python3 torch (or numpy) is not installed"
+	exit 77
+fi
+if [ ! -x "$PLASTC" ] || ! "$PLASTC" grad --help >/dev/null 2>&1; then
+	echo "SKIP: $PLASTC has no grad command yet"
+	exit 77
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/xcheck.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# Prints the model's input size (enc.w rows) and prediction size (head.w columns - 4 extra - 1 modulator).
+input_size() {
+	"$PYTHON" - "$1" <<'PY'
+import os, sys
+sys.path.insert(0, os.environ["BENCH"])
+import stio
+p, _ = stio.load(sys.argv[1])
+O = p["head.w"].shape[1]
+print(p["enc.w"].shape[0], O - 5 if O >= 6 else O)
+PY
+}
+export BENCH
+
+checked=0
+failed=0
+for f in "$top_srcdir"/models/cue_reward/*.plast "$top_srcdir"/models/copy/*.plast \
+	"$top_srcdir"/models/regression/*.plast; do
+	[ -f "$f" ] || continue
+	base=$(basename "$f" .plast)
+	case $base in
+	*gradient*) rule=gradient ;;
+	*hebbian*) rule=hebbian ;;
+	*) rule=none ;;
+	esac
+	name="$(basename "$(dirname "$f")")/$base"
+	set -- --set hidden="$HIDDEN"
+	if ! "$PLASTC" init "$f" "$@" --seed 7 -o "$tmp/p.st" 2>"$tmp/err"; then
+		if grep -q hidden "$tmp/err"; then
+			set --
+			"$PLASTC" init "$f" --seed 7 -o "$tmp/p.st" 2>"$tmp/err" || { cat "$tmp/err"; echo "FAIL $name: plastc init"; failed=$((failed + 1)); continue; }
+		else
+			cat "$tmp/err"; echo "FAIL $name: plastc init"; failed=$((failed + 1)); continue
+		fi
+	fi
+	sizes=$(input_size "$tmp/p.st") || { echo "FAIL $name: unreadable parameters"; failed=$((failed + 1)); continue; }
+	I=${sizes% *}
+	Oy=${sizes#* }
+	"$PYTHON" "$BENCH/ref_model.py" batch --task random --batch-size 3 --steps 6 --input "$I" \
+		--out-dim "$Oy" --seed 11 -o "$tmp/b.st" || { echo "FAIL $name: batch"; failed=$((failed + 1)); continue; }
+	if ! "$PLASTC" grad "$f" "$@" --params "$tmp/p.st" --batch "$tmp/b.st" -o "$tmp/g.st"; then
+		echo "FAIL $name: plastc grad"
+		failed=$((failed + 1))
+		continue
+	fi
+	if ! "$PYTHON" "$BENCH/ref_model.py" grad --rule "$rule" --params "$tmp/p.st" --batch "$tmp/b.st" \
+		-o "$tmp/r.st"; then
+		echo "FAIL $name: ref_model.py grad"
+		failed=$((failed + 1))
+		continue
+	fi
+	if "$PYTHON" "$BENCH/compare_grads.py" --rtol "$RTOL" "$tmp/g.st" "$tmp/r.st" >"$tmp/cmp"; then
+		echo "ok   $name ($rule, I=$I, Oy=$Oy, $*)"
+	else
+		cat "$tmp/cmp"
+		echo "FAIL $name ($rule, I=$I, Oy=$Oy, $*)"
+		failed=$((failed + 1))
+	fi
+	checked=$((checked + 1))
+done
+
+if [ "$checked" -eq 0 ] && [ "$failed" -eq 0 ]; then
+	echo "SKIP: no cue_reward, copy or regression model found in $top_srcdir/models"
+	exit 77
+fi
+echo "torch cross-check: $checked model(s) compared, $failed failure(s)"
+[ "$failed" -eq 0 ]
