@@ -17,6 +17,8 @@ fi
 work=$(mktemp -d /tmp/plastc-compare-real-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
+XDG_CACHE_HOME=$work/cache   # the model cache of plastc train, private to this test
+export XDG_CACHE_HOME
 cat > tiny.plast <<'EOF'
 # A plastic vanilla RNN with 8 units for the copying task (input 3, prediction 1).
 const hidden = 8
@@ -57,17 +59,30 @@ check "rerun exits 0" test $? -eq 0
 check "rerun trains nothing" test "$(cat A/*/seed-*/log.txt | grep -c '^# plastc compare: started')" -eq 4
 
 # Interrupt a longer grid after its first finished run, resume it, and compare with an uninterrupted one.
-grid U 60 --no-plot > U.out 2> U.err
+grid U 400 --no-plot > U.out 2> U.err
 check "uninterrupted grid exits 0" test $? -eq 0
-(exec "$PLASTC" compare tiny.plast --task copy --seeds 2 --steps 60 --vary eta0=0.1,0.3 --jobs 2 --out R --no-plot \
+# One run at a time, so that the kill lands in a run that has checkpointed past step 0 while another
+# run has already finished.
+(exec "$PLASTC" compare tiny.plast --task copy --seeds 2 --steps 400 --vary eta0=0.1,0.3 --jobs 1 --out R --no-plot \
 	-- --n 3 --m 2 --batch 8 --val-every 5 --val-trials 32 --test-trials 32 > R1.out 2> R1.err) &
 pid=$!
+mid_run() { # a finished run, and an unfinished one whose metrics.csv has reached a validation at step >= 10
+	[ "$(ls R/*/seed-*/done 2>/dev/null | wc -l)" -ge 1 ] || return 1
+	for d in R/*/seed-*; do
+		[ -e "$d/done" ] && continue
+		[ -f "$d/metrics.csv" ] && grep -q '^[1-9][0-9]*0,val,' "$d/metrics.csv" && return 0
+	done
+	return 1
+}
 i=0
-while [ "$(ls R/*/seed-*/done 2>/dev/null | wc -l)" -lt 1 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+while ! mid_run && [ $i -lt 1200 ]; do sleep 0.02; i=$((i + 1)); done
 kill -TERM $pid 2> /dev/null
 wait $pid
-grid R 60 --no-plot > R2.out 2> R2.err
+check "the grid was interrupted (exit 143)" test $? -eq 143
+grid R 400 --no-plot > R2.out 2> R2.err
 check "resumed grid exits 0" test $? -eq 0
+check "an interrupted run was continued with --resume" sh -c "grep -q '^# plastc compare: resumed' R/*/seed-*/log.txt"
+check "finished runs were not rerun" test "$(cat R/*/seed-*/log.txt | grep -c '^# plastc compare: started')" -eq 4
 # Everything but the wall time (last column) must match.
 cut -d, -f1-14 U/summary.csv > U.cut
 cut -d, -f1-14 R/summary.csv > R.cut
