@@ -105,10 +105,24 @@ static const char *line_text(const DiagSource *s, int line, size_t *len)
 	return p;
 }
 
-enum { QUOTE_MAX = 160 }; /* columns of a quoted line (long lines are cut around the caret) */
+enum { QUOTE_MAX = 160 }; /* bytes of a quoted line (long lines are cut around the caret) */
 
-/* Prints the source line and a caret line under [col, end_col]: `^` at the start, `~` after it. Tabs are
- * copied into the caret line so that the caret stays aligned; control bytes print as '?'. */
+/* Length of the valid UTF-8 character at s (n bytes available), or 0 if the byte starts none. */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 :
+		(s[0] & 0xf8) == 0xf0 ? 4 : 0;
+	if (len == 0 || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+/* Prints the source line and a caret line under [col, end_col]: `^` at the start, `~` after it.
+ * Columns are bytes; the caret line advances one cell per character, so UTF-8 text stays aligned.
+ * Tabs are copied into the caret line; control bytes and invalid UTF-8 print as '?'. */
 static void quote(const DiagCtx *d, SrcSpan at)
 {
 	const DiagSource *s = find_source(d, at.file);
@@ -122,26 +136,32 @@ static void quote(const DiagCtx *d, SrcSpan at)
 	if (col > len)
 		col = len;
 	size_t endc = (at.end_line == at.line && at.end_col >= at.col) ? (size_t)at.end_col : col + 1;
-	if (endc > len)
-		endc = len > col ? len : col + 1;
-	size_t from = 0;
-	if (col > QUOTE_MAX / 2)
-		from = col - QUOTE_MAX / 2;
+	size_t from = col > QUOTE_MAX / 2 ? col - QUOTE_MAX / 2 : 0;
 	size_t to = from + QUOTE_MAX < len ? from + QUOTE_MAX : len;
-	if (endc > to)
-		endc = to > col ? to : col + 1;
+	/* start on a character boundary */
+	while (from > 0 && from < len && ((unsigned char)text[from] & 0xc0) == 0x80)
+		from++;
+	char caret[4 * QUOTE_MAX + 8];
+	size_t nc = 0;
 	fprintf(d->out, "%5d | %s", at.line, from ? "..." : "");
-	for (size_t i = from; i < to; i++) {
-		unsigned char c = (unsigned char)text[i];
-		fputc(c == '\t' || c >= 0x20 ? c : '?', d->out);
+	for (size_t i = from; i < to;) {
+		const unsigned char *c = (const unsigned char *)text + i;
+		size_t n = utf8_char(c, len - i);
+		char mark = i < col ? ' ' : i == col ? '^' : i < endc ? '~' : 0;
+		if (n == 0 || (n == 1 && c[0] < 0x20 && c[0] != '\t') || c[0] == 0x7f) {
+			fputc('?', d->out);
+			n = 1;
+		} else {
+			fwrite(c, 1, n, d->out);
+		}
+		if (mark && nc < sizeof caret - 2)
+			caret[nc++] = c[0] == '\t' && mark == ' ' ? '\t' : mark;
+		i += n;
 	}
-	fprintf(d->out, "%s\n      | %s", to < len ? "..." : "", from ? "   " : "");
-	for (size_t i = from; i < col; i++)
-		fputc(text[i] == '\t' ? '\t' : ' ', d->out);
-	fputc('^', d->out);
-	for (size_t i = col + 1; i < endc; i++)
-		fputc('~', d->out);
-	fputc('\n', d->out);
+	if (col >= to && nc < sizeof caret - 2)
+		caret[nc++] = '^';
+	caret[nc] = '\0';
+	fprintf(d->out, "%s\n      | %s%s\n", to < len ? "..." : "", from ? "   " : "", caret);
 }
 
 int diag_emit(DiagCtx *d, DiagLevel lvl, SrcSpan at, const char *detail, const char *hint, const char *fmt, ...)

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autodiff.h"
 #include "frontend.h"
 #include "lower.h"
+#include "opt.h"
 #include "parse.h"
 
 static void fe_oom(void)
@@ -195,6 +197,11 @@ void frontend_hash(const Frontend *fe, const char *settings, char out[17])
 
 Program *frontend_load_program(const char *path, int nset, char **sets, DiagCtx *d)
 {
+	return frontend_load_program_ex(path, nset, sets, d, FE_VJP | FE_OPT);
+}
+
+Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagCtx *d, unsigned flags)
+{
 	Frontend *fe = frontend_parse(path, d);
 	if (!fe)
 		return NULL;
@@ -210,6 +217,13 @@ Program *frontend_load_program(const char *path, int nset, char **sets, DiagCtx 
 			p = lower_model(m, path, d);
 			if (p)
 				frontend_hash(fe, p->settings, p->hash);
+			if (p && (flags & FE_VJP) && ad_step_vjp(p, stderr) != 0)
+				ir_fatal("autodiff failed on model '%s'", p->name);
+			if (p && (flags & FE_OPT)) {
+				opt_run(p->fwd, NULL);
+				if (p->vjp)
+					opt_run(p->vjp, NULL);
+			}
 		}
 	}
 	frontend_free(fe);

@@ -37,8 +37,16 @@ void frontend_free(Frontend *fe);
 /* 64-bit FNV-1a of the source texts and the settings, as 16 hex digits. */
 void frontend_hash(const Frontend *fe, const char *settings, char out[17]);
 
-/* Parses, checks and lowers path (step_forward only; autodiff and the optimiser add the rest).
- * Returns NULL after reporting errors to d. */
+/* What frontend_load_program_ex does after lowering step_forward. */
+enum {
+	FE_VJP = 1 << 0, /* derive step_vjp (ad_step_vjp) */
+	FE_OPT = 1 << 1, /* run the optimiser on step_forward and step_vjp */
+};
+
+/* Parses, checks and lowers path, then derives step_vjp and optimises both functions: the Program every
+ * backend consumes. Returns NULL after reporting errors to d. */
 Program *frontend_load_program(const char *path, int nset, char **sets, DiagCtx *d);
+/* The same with a choice of the later stages (flags: FE_*; 0 = the lowered step_forward only). */
+Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagCtx *d, unsigned flags);
 
 #endif

@@ -1,15 +1,147 @@
-/* compiler/main.c -- the plastc driver (placeholder until the front end lands). */
+/* compiler/main.c -- the plastc driver: the command table, --help and --version.
+ *
+ * To add a command: write `int cmd_NAME(int argc, char **argv)` in compiler/cmd_NAME.c, declare it in
+ * cmd.h and add one row below (name, one-line summary, usage text). Usage texts end with a newline.
+ */
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cmd.h"
 #include "config.h"
+#include "sema.h" /* sema_nearest */
+
+const PlastcCommand commands[] = {
+	{"check", "parse and check .plast files; diagnostics only",
+		"usage: plastc check FILE... [--set NAME=VALUE]...\n"
+		"Parses and checks each file (a model or a rule library). Exit status 0 if all are clean, 1 if\n"
+		"any has errors. PLASTC_DIAG_FORMAT=machine prints one line per diagnostic.\n"
+		"options:\n" CMD_SET_USAGE,
+		cmd_check},
+	{"dump", "print a stage of the compiler: ast, params, state, ir, grad, opt",
+		"usage: plastc dump FILE --stage ast|params|state|ir|grad|opt [--set NAME=VALUE]...\n"
+		"  ast      the syntax tree of the file and its imports\n"
+		"  params   one line per meta-trained tensor: NAME  SHAPE  INIT [fixed], then `total N`\n"
+		"  state    one line per per-trial state tensor: NAME  SHAPE, then `total N` (floats per trial)\n"
+		"  ir       the step_forward function as lowered\n"
+		"  grad     the step_vjp function (the step's reverse mode) as derived\n"
+		"  opt      step_forward and step_vjp after the optimiser\n"
+		"options:\n" CMD_SET_USAGE,
+		cmd_dump},
+	{NULL, NULL, NULL, NULL},
+};
+
+static void print_help(FILE *out)
+{
+	fprintf(out, "usage: plastc COMMAND [ARGS]   (plastc COMMAND --help for its options)\n\ncommands:\n");
+	for (const PlastcCommand *c = commands; c->name; c++)
+		fprintf(out, "  %-12s %s\n", c->name, c->summary);
+	fprintf(out, "\nplastc --version prints the version. Exit status: 0 success, 1 user error, 2 internal error,\n"
+		"3 training diverged.\n");
+}
+
+int cmd_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "plastc: error: %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(plastc %s --help shows the usage)\n", cmd);
+	return 1;
+}
+
+int cmd_opt(int argc, char **argv, int *i, const char *name, const char **value)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+	if (strncmp(a, name, n) != 0)
+		return 0;
+	if (a[n] == '=') {
+		*value = a + n + 1;
+		(*i)++;
+		return 1;
+	}
+	if (a[n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		cmd_usage_error(argv[0], "%s needs a value", name);
+		return -1;
+	}
+	*value = argv[*i + 1];
+	*i += 2;
+	return 1;
+}
+
+int cmd_opt_set(int argc, char **argv, int *i, char ***sets, int *nset)
+{
+	const char *v;
+	int r = cmd_opt(argc, argv, i, "--set", &v);
+	if (r != 1)
+		return r;
+	char **s = realloc(*sets, (size_t)(*nset + 1) * sizeof *s);
+	if (!s) {
+		fprintf(stderr, "plastc: internal error: out of memory\n");
+		exit(2);
+	}
+	s[(*nset)++] = (char *)(uintptr_t)v;
+	*sets = s;
+	return 1;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+	if (argc < 2) {
+		print_help(stderr);
+		return 1;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
 		printf("plastc %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	fprintf(stderr, "usage: plastc COMMAND [ARGS]\n");
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		if (argc > 2 && strcmp(cmd, "help") == 0) {
+			for (const PlastcCommand *c = commands; c->name; c++)
+				if (strcmp(c->name, argv[2]) == 0) {
+					fputs(c->usage, stdout);
+					return 0;
+				}
+		}
+		print_help(stdout);
+		return 0;
+	}
+	for (const PlastcCommand *c = commands; c->name; c++) {
+		if (strcmp(c->name, cmd) != 0)
+			continue;
+		if (wants_help(argc - 1, argv + 1)) {
+			fputs(c->usage, stdout);
+			return 0;
+		}
+		return c->run(argc - 1, argv + 1);
+	}
+	const char *names[64];
+	int n = 0;
+	for (const PlastcCommand *c = commands; c->name && n < 64; c++)
+		names[n++] = c->name;
+	const char *best = sema_nearest(cmd, names, n);
+	fprintf(stderr, "plastc: error: unknown command '%s'\n", cmd);
+	if (best)
+		fprintf(stderr, "hint: did you mean '%s'?\n", best);
+	else
+		fprintf(stderr, "hint: plastc --help lists the commands\n");
 	return 1;
 }

@@ -23,9 +23,12 @@ typedef struct ParseCtx {
 	int depth;
 	bool eof_nl;           /* the synthetic end-of-line before EOF was returned */
 	bool stop;             /* a fatal error (nesting limit, too many errors): the scanner returns EOF */
+	bool at_stmt_start;    /* the next token starts a statement */
+	int stmt_tok;          /* the first token of the current statement */
 	/* parser state */
 	AstList *decls;
 	bool pending;          /* a syntax error waiting for its hint (see parser.y) */
+	int pend_stmt;         /* stmt_tok when it was detected */
 	SrcSpan pend_at;
 	char pend_msg[320];
 	bool depth_reported;

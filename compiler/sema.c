@@ -1251,12 +1251,14 @@ static void check_rule_clause(P *p, const SemaLayer *L, const SemaTensor *t, con
 	x.tensor = tname;
 	int before = diag_error_count(p->diag);
 	Ty r = check(p, &x, e);
-	if (r.ok && !shp_eq_dims(r.s, x.w)) {
+	/* exact shape, or a scalar broadcast over the tensor (e.g. `bias = 0` keeps a plastic bias at 0) */
+	if (r.ok && r.s.rank != 0 && !shp_eq_dims(r.s, x.w)) {
 		char sr[64], sw[64];
 		sema_shape_str(r.s, sr, sizeof sr);
 		sema_shape_str(x.w, sw, sizeof sw);
 		diag_emit(p->diag, DIAG_ERROR, e->span, NULL,
-			bias ? "a bias rule gives one value per output unit" : "a weight rule gives one value per weight, [in,out]",
+			bias ? "a bias rule gives one value per output unit (or one scalar for all)" :
+				"a weight rule gives one value per weight, [in,out] (or one scalar for all)",
 			"rule '%s' gives shape %s for '%s', which is %s", rule->name, sr, tname, sw);
 		diag_emit(p->diag, DIAG_NOTE, L->item->name_span, NULL, NULL, "the rule is applied to layer '%s' here",
 			L->name);
@@ -1266,6 +1268,11 @@ static void check_rule_clause(P *p, const SemaLayer *L, const SemaTensor *t, con
 	marks[*nmarks].e = e;
 	marks[*nmarks].bad = diag_error_count(p->diag) > before;
 	(*nmarks)++;
+}
+
+static int const_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const SemaConst *const *)a)->name, (*(const SemaConst *const *)b)->name);
 }
 
 static void check_model(P *p, const AstDecl *md, int nset, char **sets)
@@ -1825,16 +1832,18 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 	}
 	if (!tables_ok)
 		goto rules_only;
-	const AstExpr **checked = ast_alloc(p->arena, (size_t)(2 * m->nlayers + 1) * sizeof *checked);
+	const AstExpr **checked = ast_alloc(p->arena, (size_t)(2 * m->nlayers + 2) * sizeof *checked);
 	int nchecked = 0;
 	RuleMark *marks = ast_alloc(p->arena, (size_t)(8 * m->nlayers + 1) * sizeof *marks);
 	int nmarks = 0;
 	const AstDecl *grad_rule = NULL;
-	for (int li = 0; li < m->nlayers; li++) {
-		SemaLayer *L = &m->layers[li];
-		if (!L->plastic)
+	for (int li = -1; li < m->nlayers; li++) {
+		/* li = -1: the plasticity block's own rate and decay, even if no layer uses them */
+		SemaLayer *L = li >= 0 ? &m->layers[li] : NULL;
+		if (L && !L->plastic)
 			continue;
-		const AstExpr *rd[2] = {L->rate, L->decay};
+		const AstExpr *rd[2] = {L ? L->rate : model_pl.rate ? model_pl.rate->value : NULL,
+			L ? L->decay : model_pl.decay ? model_pl.decay->value : NULL};
 		for (int k = 0; k < 2; k++) {
 			if (!rd[k])
 				continue;
@@ -1849,7 +1858,7 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 			x.what = k ? "decay" : "rate";
 			value_ok_for_rate(p, &x, rd[k], x.what);
 		}
-		if (!L->rule)
+		if (!L || !L->rule)
 			continue;
 		for (int k = 0; k < L->nt; k++) {
 			const SemaTensor *t = &L->t[k];
@@ -1883,19 +1892,21 @@ rules_only:
 			check_calls(p, p->rules[i]->bias);
 		}
 	}
-	/* settings text: every constant's final value */
+	/* settings text: every constant's final value, sorted by name (stable for the model hash) */
 	size_t cap = 64, len = 0;
-	for (int i = 0; i < p->nconsts; i++)
+	const SemaConst **order = ast_alloc(p->arena, (size_t)(p->nconsts + 1) * sizeof *order);
+	for (int i = 0; i < p->nconsts; i++) {
 		cap += strlen(p->consts[i].name) + 40 + (p->consts[i].is_rule ? strlen(p->consts[i].rule->name) : 0);
+		order[i] = &p->consts[i];
+	}
+	qsort(order, (size_t)p->nconsts, sizeof *order, const_cmp);
 	char *set = ast_alloc(p->arena, cap);
 	for (int i = 0; i < p->nconsts; i++) {
-		const SemaConst *c = &p->consts[i];
+		const SemaConst *c = order[i];
 		if (!c->ok)
 			continue;
-		char v[64];
-		if (c->is_rule)
-			snprintf(v, sizeof v, "%s", c->rule->name);
-		else
+		char v[64] = "";
+		if (!c->is_rule)
 			fmt_num(c->num, v, sizeof v);
 		len += (size_t)snprintf(set + len, cap - len, "%s%s=%s", len ? " " : "", c->name,
 			c->is_rule ? c->rule->name : v);

@@ -15,6 +15,13 @@
 %define api.pure full
 %define api.location.type {SrcSpan}
 %define parse.error custom
+/* Canonical LR with default reductions only in consistent states: errors are detected in the state where
+ * they occur, so the expected-token lists are exact (no merged lookaheads) and error recovery resumes
+ * inside the enclosing block instead of at the top level (a default reduction of `items` would first
+ * close the block). Consistent states still reduce by default, so `file: %empty` is reduced before the
+ * first token and `file error end` can catch an error there. The grammar is small; so are the tables. */
+%define lr.type canonical-lr
+%define lr.default-reduction consistent
 %locations
 %expect 0
 %param {yyscan_t scanner}
@@ -35,6 +42,9 @@ int yylex(YYSTYPE *lval, SrcSpan *lloc, yyscan_t scanner);
 #include <string.h>
 
 char *yyget_text(yyscan_t scanner);
+ParseCtx *yyget_extra(yyscan_t scanner);
+int lex_raw(YYSTYPE *lval, SrcSpan *lloc, yyscan_t scanner);
+static const char *parse_stmt_hint(int tok, bool top);
 
 /* Spans: from the first symbol's start to the last one's end; an empty rule sits at the previous end. */
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                  \
@@ -151,14 +161,20 @@ file:
 	  %empty
 	| file end
 	| file decl end           { ast_list_push(ctx->decls, $2); }
-	| file error end          { parse_flush_error(ctx, NULL); yyerrok; }
+	| file error end          { parse_flush_error(ctx, parse_stmt_hint(ctx->pend_stmt, true)); yyerrok; }
 	;
 
 end: NL | ';' ;
 
-/* Names: `rule`, `weight` and `bias` are keywords but also ordinary names where no keyword can stand
- * (`const rule = hebbian`, `rule = rule`, `fixed = weight`). */
-name: IDENT | RULE { $$ = "rule"; } | WEIGHT { $$ = "weight"; } | BIAS { $$ = "bias"; } ;
+/* Names: `rule`, `weight`, `bias` and `internal_loss` are keywords but also ordinary names where no
+ * keyword can stand (`const rule = hebbian`, `rule = rule`, `fixed = weight`, grad(internal_loss, w)). */
+name:
+	  IDENT
+	| RULE                    { $$ = "rule"; }
+	| WEIGHT                  { $$ = "weight"; }
+	| BIAS                    { $$ = "bias"; }
+	| INTERNAL_LOSS           { $$ = "internal_loss"; }
+	;
 
 decl:
 	  IMPORT STRING {
@@ -166,24 +182,12 @@ decl:
 		$$->name = $2;
 		$$->name_span = @2;
 	}
-	| IMPORT error {
-		parse_flush_error(ctx, "write the path in quotes: import \"lib/duan.plast\"");
-		$$ = decl_new(ctx, DECL_IMPORT, @$);
-		$$->name = NULL;
-	}
 	| CONST name '=' expr {
 		$$ = decl_new(ctx, DECL_CONST, @$);
 		$$->name = $2;
 		$$->name_span = @2;
 		$$->value = $4;
 		$$->value_span = @4;
-	}
-	| CONST name error {
-		parse_flush_error(ctx, "a constant is declared as: const NAME = VALUE");
-		$$ = decl_new(ctx, DECL_CONST, @$);
-		$$->name = $2;
-		$$->name_span = @2;
-		$$->value = ast_error(ctx->arena, @3);
 	}
 	| rule_decl
 	| MODEL name '{' items '}' {
@@ -250,7 +254,7 @@ item_seq:
 	  %empty                  { $$ = ast_list_new(); }
 	| item_seq end            { $$ = $1; }
 	| item_seq item end       { $$ = $1; if ($2) ast_list_push($$, $2); }
-	| item_seq error end      { $$ = $1; parse_flush_error(ctx, NULL); yyerrok; }
+	| item_seq error end      { $$ = $1; parse_flush_error(ctx, parse_stmt_hint(ctx->pend_stmt, false)); yyerrok; }
 	;
 
 settings:
@@ -372,14 +376,6 @@ layer:
 		ast_list_free($5);
 		$$ = NULL;
 	}
-	| opt_plastic layer_kind name '(' error ')' {
-		parse_flush_error(ctx, "write the layer as: linear NAME (SRC -> SIZE) [ACT], sources joined by ','");
-		$$ = NULL;
-	}
-	| opt_plastic layer_kind name error {
-		parse_flush_error(ctx, "write the layer as: linear NAME (SRC -> SIZE) [ACT]");
-		$$ = NULL;
-	}
 	;
 
 src_list:
@@ -424,7 +420,7 @@ primary:
 	| name                    { $$ = ast_name(ctx->arena, $1, @$); }
 	| name '(' args ')'       { $$ = depth_check(ctx, ast_call(ctx->arena, $1, @1, $3, @$)); }
 	| '(' expr ')'            { $$ = $2; $$->span = @$; }
-	| '(' error ')'           { parse_flush_error(ctx, NULL); $$ = ast_error(ctx->arena, @$); }
+	| '(' error ')'           { parse_flush_error(ctx, NULL); yyerrok; $$ = ast_error(ctx->arena, @$); }
 	;
 
 args: %empty { $$ = NULL; } | expr_list ;
@@ -465,12 +461,11 @@ static void describe_token(yysymbol_kind_t k, yyscan_t scanner, char *buf, size_
 	default:
 		break;
 	}
-	/* Bison quotes aliases ("->") and character literals ('('); show both as '...' */
-	size_t len = strlen(s);
-	if (len >= 2 && (s[0] == '"' || s[0] == '\''))
-		snprintf(buf, n, "'%.*s'", (int)(len - 2), s + 1);
-	else
+	/* character literals come quoted ('('), keywords and "->" bare: quote them alike */
+	if (s[0] == '\'')
 		snprintf(buf, n, "%s", s);
+	else
+		snprintf(buf, n, "'%s'", s);
 }
 
 static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, ParseCtx *ctx)
@@ -478,14 +473,24 @@ static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, Par
 	parse_flush_error(ctx, NULL);
 	if (ctx->stop)
 		return 0; /* the scanner already reported why the input ends here */
-	enum { MAXEXP = 6 };
-	yysymbol_kind_t expected[MAXEXP];
-	int nexp = yypcontext_expected_tokens(pctx, expected, MAXEXP);
+	enum { MAXEXP = 12 };
+	yysymbol_kind_t all[MAXEXP], expected[MAXEXP];
+	int nall = yypcontext_expected_tokens(pctx, all, MAXEXP), nexp = 0;
+	/* keywords that are also names are not worth listing beside "name" */
+	bool name_ok = false;
+	for (int i = 0; i < nall; i++)
+		name_ok = name_ok || all[i] == YYSYMBOL_IDENT;
+	for (int i = 0; i < nall; i++)
+		if (!(name_ok && (all[i] == YYSYMBOL_RULE || all[i] == YYSYMBOL_WEIGHT || all[i] == YYSYMBOL_BIAS ||
+			all[i] == YYSYMBOL_INTERNAL_LOSS)))
+			expected[nexp++] = all[i];
+	if (nall == 0 || nall >= MAXEXP)
+		nexp = 0;
 	yysymbol_kind_t got = yypcontext_token(pctx);
 	char what[96], msg[sizeof ctx->pend_msg];
 	describe_token(got, scanner, what, sizeof what);
 	size_t len = (size_t)snprintf(msg, sizeof msg, "unexpected %s", what);
-	if (nexp > 0 && nexp < MAXEXP) {
+	if (nexp > 0 && nexp <= 6) {
 		for (int i = 0; i < nexp && len < sizeof msg; i++) {
 			char e[64];
 			describe_token(expected[i], scanner, e, sizeof e);
@@ -497,9 +502,63 @@ static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, Par
 		}
 	}
 	ctx->pending = true;
+	ctx->pend_stmt = ctx->stmt_tok;
 	ctx->pend_at = *yypcontext_location(pctx);
 	snprintf(ctx->pend_msg, sizeof ctx->pend_msg, "%s", msg);
 	return 0;
+}
+
+/* The hint of a statement-level syntax error, chosen by the statement's first token. */
+static const char *parse_stmt_hint(int tok, bool top)
+{
+	switch (tok) {
+	case LINEAR:
+	case RNN:
+	case LSTM:
+	case PLASTIC:
+		return top ? "layers are declared inside model NAME { ... }" :
+			"write the layer as: [plastic] linear NAME (SRC, ... -> SIZE or OUTPUTS) [ACT] [{ KEY = VALUE; ... }]";
+	case INPUT:
+	case OUTPUT:
+	case EXTRA:
+		return top ? "inputs and outputs are declared inside model NAME { ... }" :
+			"declare it as: input NAME[SIZE] (output and extra likewise)";
+	case MODULATOR:
+		return "declare it as: modulator NAME";
+	case PARAM:
+		return "declare it as: param NAME[DIM, ...] = INIT";
+	case CONST:
+		return "a constant is declared as: const NAME = VALUE (a number or a rule name)";
+	case IMPORT:
+		return "write the path in quotes: import \"lib/duan.plast\"";
+	case RULE:
+		return "a rule is declared as: rule NAME = EXPR, or rule NAME { weight = EXPR; bias = EXPR }";
+	case MODEL:
+		return "a model is declared as: model NAME { ITEMS }";
+	case INTERNAL_LOSS:
+		return "write it as: internal_loss = EXPR";
+	case META_LOSS:
+		return "write it as: meta_loss = mse | cross_entropy | sse";
+	case PLASTICITY:
+		return "write it as: plasticity { KEY = VALUE ... }";
+	default:
+		return NULL;
+	}
+}
+
+/* The scanner, seen through the statement tracker: remembers the first token of each statement for
+ * parse_stmt_hint. */
+int yylex(YYSTYPE *lval, SrcSpan *lloc, yyscan_t scanner)
+{
+	ParseCtx *ctx = yyget_extra(scanner);
+	int tok = lex_raw(lval, lloc, scanner);
+	if (tok == NL || tok == ';' || tok == '{' || tok == '}') {
+		ctx->at_stmt_start = true;
+	} else if (ctx->at_stmt_start) {
+		ctx->stmt_tok = tok;
+		ctx->at_stmt_start = false;
+	}
+	return tok;
 }
 
 void parse_flush_error(ParseCtx *ctx, const char *hint)
@@ -508,6 +567,6 @@ void parse_flush_error(ParseCtx *ctx, const char *hint)
 		return;
 	ctx->pending = false;
 	diag_emit(ctx->diag, DIAG_ERROR, ctx->pend_at, NULL, hint, "%s", ctx->pend_msg);
-	if (diag_error_count(ctx->diag) >= 20)
+	if (diag_error_count(ctx->diag) > 20)
 		ctx->stop = true;
 }
