@@ -387,7 +387,7 @@ static void indent(Em *e, int depth)
  * (their arrays are in0/in1 unless scalar leaves); op the elementwise op applied (IR_EXPAND = copy). */
 static void emit_nest(Em *e, Nest *n, const char *dst, const int *src, IrOp op, NestKind kind, int depth)
 {
-	char idx[EM_MAX_OPS][160], ext[64], a[EM_MAX_OPS][256], ex[2048], var[8];
+	char idx[EM_MAX_OPS][160], ext[64], a[EM_MAX_OPS][256], ex[2048], var[16];
 	const char *local[EM_MAX_OPS] = {dst, "in0", "in1"};
 	nest_simplify(n);
 	int inner = n->nd - 1;

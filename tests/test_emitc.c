@@ -245,6 +245,8 @@ static Program *build_zoo(bool *covered)
 	return b.p;
 }
 
+static Case zoo_probe[200];
+
 static void test_op_zoo(void **state)
 {
 	bool covered[IR_OP_COUNT] = {false};
@@ -256,8 +258,8 @@ static void test_op_zoo(void **state)
 		}
 	EmitcCheck r;
 	assert_int_equal(emitc_check_program(p, 2e-5, &r), 0);
-	printf("# op zoo: %d nodes fwd, %d vjp; %d values compared; max rel err double %.2g, float %.2g\n",
-		p->fwd->n, p->vjp->n, r.compared, r.max_err_double, r.max_err_float);
+	printf("# op zoo: %d cases, %d nodes fwd, %d vjp; %d values compared; max rel err double %.2g, float %.2g\n",
+		zoo_cases(zoo_probe), p->fwd->n, p->vjp->n, r.compared, r.max_err_double, r.max_err_float);
 	assert_true(r.compared > 1000);
 	program_free(p);
 }
