@@ -252,9 +252,17 @@ void ast_print_expr(const AstExpr *e, FILE *out)
 		return;
 	}
 	switch (e->kind) {
-	case AST_NUM:
-		fprintf(out, "%.17g", e->num);
+	case AST_NUM: {
+		/* the shortest text that reads back as the same double */
+		char buf[32];
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(buf, sizeof buf, "%.*g", prec, e->num);
+			if (strtod(buf, NULL) == e->num)
+				break;
+		}
+		fputs(buf, out);
 		break;
+	}
 	case AST_NAME:
 		fputs(e->name, out);
 		break;

@@ -1251,12 +1251,14 @@ static void check_rule_clause(P *p, const SemaLayer *L, const SemaTensor *t, con
 	x.tensor = tname;
 	int before = diag_error_count(p->diag);
 	Ty r = check(p, &x, e);
-	if (r.ok && !shp_eq_dims(r.s, x.w)) {
+	/* exact shape, or a scalar broadcast over the tensor (e.g. `bias = 0` keeps a plastic bias at 0) */
+	if (r.ok && r.s.rank != 0 && !shp_eq_dims(r.s, x.w)) {
 		char sr[64], sw[64];
 		sema_shape_str(r.s, sr, sizeof sr);
 		sema_shape_str(x.w, sw, sizeof sw);
 		diag_emit(p->diag, DIAG_ERROR, e->span, NULL,
-			bias ? "a bias rule gives one value per output unit" : "a weight rule gives one value per weight, [in,out]",
+			bias ? "a bias rule gives one value per output unit (or one scalar for all)" :
+				"a weight rule gives one value per weight, [in,out] (or one scalar for all)",
 			"rule '%s' gives shape %s for '%s', which is %s", rule->name, sr, tname, sw);
 		diag_emit(p->diag, DIAG_NOTE, L->item->name_span, NULL, NULL, "the rule is applied to layer '%s' here",
 			L->name);

@@ -12,8 +12,9 @@
 #include <string.h>
 
 #include "plastrt.h"
+#include "task_oneshot.h"
 
-enum { TASK_COPY, TASK_CUE_REWARD, TASK_REGRESSION };
+enum { TASK_COPY, TASK_CUE_REWARD, TASK_REGRESSION, TASK_ONESHOT };
 enum { FN_LINEAR, FN_MLP };
 
 struct PlTask {
@@ -26,6 +27,8 @@ struct PlTask {
 	char desc[160];
 	double *scratch;      /* per-trial workspace, sized in pl_task_new (owned) */
 	int *cls;             /* cue_reward: class per step (owned) */
+	PlOneshot *oneshot;   /* oneshot: episodes from an image data set (owned; task_oneshot.c) */
+	PlSplit split;        /* oneshot: the split sampled from */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -86,8 +89,17 @@ PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char 
 		t->d = 0;
 		t->noise = 0.1;
 		valid = "K, fn (linear|mlp), queries, d, noise";
+	} else if (strcmp(name, "oneshot") == 0) {
+		t->kind = TASK_ONESHOT;
+		if (!(t->oneshot = pl_oneshot_new(n_opts, opts, err, errlen)))
+			goto fail;
+		t->T = pl_oneshot_T(t->oneshot);
+		t->I = pl_oneshot_in_size(t->oneshot);
+		t->Oy = pl_oneshot_ways(t->oneshot);
+		snprintf(t->desc, sizeof t->desc, "%s", pl_oneshot_describe(t->oneshot));
+		return t;
 	} else {
-		seterr(err, errlen, "unknown task '%s' (tasks: copy, cue_reward, regression)", name);
+		seterr(err, errlen, "unknown task '%s' (tasks: copy, cue_reward, regression, oneshot)", name);
 		pl_free(t);
 		return NULL;
 	}
@@ -184,6 +196,7 @@ void pl_task_free(PlTask *t)
 		return;
 	pl_free(t->scratch);
 	pl_free(t->cls);
+	pl_oneshot_free(t->oneshot);
 	pl_free(t);
 }
 
@@ -204,8 +217,12 @@ int pl_task_pred_size(const PlTask *t)
 
 PlLoss pl_task_loss(const PlTask *t)
 {
-	(void)t;
-	return PL_LOSS_MSE;
+	return t->kind == TASK_ONESHOT ? PL_LOSS_CE : PL_LOSS_MSE;
+}
+
+void pl_task_set_split(PlTask *t, PlSplit s)
+{
+	t->split = s;
 }
 
 const char *pl_task_describe(const PlTask *t)
@@ -363,6 +380,9 @@ void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, f
 		break;
 	case TASK_REGRESSION:
 		sample_regression(t, r, B, x, target, mask);
+		break;
+	case TASK_ONESHOT:
+		pl_oneshot_sample(t->oneshot, t->split, r, B, x, target, mask);
 		break;
 	}
 }

@@ -10,7 +10,8 @@
 # errors, be global) that has an expectation. Runs with PLASTC_DIAG_FORMAT=machine.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-PLASTC=${PLASTC:-$top_srcdir/plastc}
+# the serial harness runs tests in the build dir and does not apply AM_TESTS_ENVIRONMENT
+PLASTC=${PLASTC:-$(pwd)/plastc}
 cd "$top_srcdir" || exit 99
 fail=0
 n=0

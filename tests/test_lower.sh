@@ -5,7 +5,8 @@
 # Regenerate the golden files with: tests/test_lower.sh --update
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-PLASTC=${PLASTC:-$top_srcdir/plastc}
+# the serial harness runs tests in the build dir and does not apply AM_TESTS_ENVIRONMENT
+PLASTC=${PLASTC:-$(pwd)/plastc}
 cd "$top_srcdir" || exit 99
 fail=0
 n=0

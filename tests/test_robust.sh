@@ -3,7 +3,8 @@
 # error, within a time limit, without crashing (any exit status other than 1, e.g. a signal, fails).
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-PLASTC=${PLASTC:-$top_srcdir/plastc}
+# the serial harness runs tests in the build dir and does not apply AM_TESTS_ENVIRONMENT
+PLASTC=${PLASTC:-$(pwd)/plastc}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/plastc-robust.XXXXXX") || exit 99
 trap 'rm -rf "$dir"' EXIT
 fail=0
