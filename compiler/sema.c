@@ -294,11 +294,25 @@ bool sema_is_rule_local(const char *name)
 
 /* ---------------------------------------------------------------- constants */
 
+/* A constant's value: a number, a rule, or the name of an α initialisation (`const alpha_mode = random`,
+ * so that `alpha = alpha_mode` can be switched by --set/--vary like a rule). */
 typedef struct CVal {
 	bool is_rule;
 	double num;
 	const AstDecl *rule;
+	const char *alpha;
 } CVal;
+
+static const char *const alpha_modes[] = {"random", "uniform", "negative", "none"};
+
+/* The static spelling of an α initialisation named `name`, or NULL. */
+static const char *alpha_mode_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof alpha_modes / sizeof *alpha_modes; i++)
+		if (strcmp(alpha_modes[i], name) == 0)
+			return alpha_modes[i];
+	return NULL;
+}
 
 static bool ceval(P *p, const AstExpr *e, CVal *out);
 
@@ -325,12 +339,14 @@ static bool eval_const(P *p, int i, SrcSpan use, CVal *out)
 		c->is_rule = v.is_rule;
 		c->num = v.num;
 		c->rule = v.rule;
+		c->alpha = v.alpha;
 	}
 	if (!c->ok)
 		return false;
 	out->is_rule = c->is_rule;
 	out->num = c->num;
 	out->rule = c->rule;
+	out->alpha = c->alpha;
 	return true;
 }
 
@@ -343,11 +359,16 @@ static bool cnum(P *p, const AstExpr *e, double *v)
 		diag_emit(p->diag, DIAG_ERROR, e->span, NULL, NULL, "rule '%s' used where a number is needed", c.rule->name);
 		return false;
 	}
+	if (c.alpha) {
+		diag_emit(p->diag, DIAG_ERROR, e->span, NULL, NULL, "the alpha initialisation '%s' used where a number is needed",
+			c.alpha);
+		return false;
+	}
 	*v = c.num;
 	return true;
 }
 
-/* Constant expressions: numbers, constants, rule names, + - * / ( ), min, max, sqrt. */
+/* Constant expressions: numbers, constants, rule names, α initialisations, + - * / ( ), min, max, sqrt. */
 static bool ceval(P *p, const AstExpr *e, CVal *out)
 {
 	memset(out, 0, sizeof *out);
@@ -364,6 +385,10 @@ static bool ceval(P *p, const AstExpr *e, CVal *out)
 		if (s.kind == SYM_RULE) {
 			out->is_rule = true;
 			out->rule = p->rules[s.index];
+			return true;
+		}
+		if (s.kind == SYM_NONE && alpha_mode_name(e->name)) {
+			out->alpha = alpha_mode_name(e->name);
 			return true;
 		}
 		if (s.kind == SYM_NONE)
@@ -502,7 +527,7 @@ static void apply_set(P *p, const char *set)
 	} else if (is_ident(val, strlen(val))) {
 		c->value = ast_name(p->arena, ast_strdup(p->arena, val), at);
 	} else {
-		diag_emit(p->diag, DIAG_ERROR, none, NULL, "a constant is a number or a rule name",
+		diag_emit(p->diag, DIAG_ERROR, none, NULL, "a constant is a number, a rule name or an alpha initialisation",
 			"--set %s: '%s' is neither a number nor a name", set, val);
 	}
 }
@@ -589,8 +614,9 @@ static Ty check_name(P *p, ExprCtx *x, const AstExpr *e)
 		CVal v;
 		if (!eval_const(p, s.index, e->span, &v))
 			return ty_err();
-		if (v.is_rule) {
-			diag_emit(p->diag, DIAG_ERROR, e->span, NULL, NULL, "'%s' names a rule, not a value", n);
+		if (v.is_rule || v.alpha) {
+			diag_emit(p->diag, DIAG_ERROR, e->span, NULL, NULL, "'%s' names %s, not a value", n,
+				v.is_rule ? "a rule" : "an alpha initialisation");
 			return ty_err();
 		}
 		return ty_of(shp(false, 0, 0, 0), false);
@@ -1158,7 +1184,8 @@ SemaSym sema_lookup(const SemaModel *m, const char *name)
 bool sema_const_value(const SemaModel *m, const char *name, double *v)
 {
 	SemaSym s = lookup(m->prog, name);
-	if (s.kind != SYM_CONST || !m->prog->consts[s.index].ok || m->prog->consts[s.index].is_rule)
+	if (s.kind != SYM_CONST || !m->prog->consts[s.index].ok || m->prog->consts[s.index].is_rule ||
+		m->prog->consts[s.index].alpha)
 		return false;
 	*v = m->prog->consts[s.index].num;
 	return true;
@@ -1669,7 +1696,10 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 			} else {
 				CVal v;
 				if (ceval(p, pl.rule->value, &v)) {
-					if (!v.is_rule)
+					if (v.alpha)
+						diag_emit(p->diag, DIAG_ERROR, pl.rule->value->span, NULL, NULL,
+							"'rule' must name a rule, not the alpha initialisation '%s'", v.alpha);
+					else if (!v.is_rule)
 						diag_emit(p->diag, DIAG_ERROR, pl.rule->value->span, NULL, NULL,
 							"'rule' must name a rule, not the number %g", v.num);
 					else
@@ -1685,6 +1715,14 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 			if (pl.alpha) {
 				const AstExpr *a = pl.alpha->value;
 				const char *n = setting_name(pl.alpha);
+				/* a constant naming an α initialisation (`alpha = alpha_mode`) stands for that name */
+				if (n && !alpha_mode_name(n) && lookup(p, n).kind == SYM_CONST) {
+					CVal v;
+					if (!ceval(p, a, &v))
+						n = "none";
+					else if (v.alpha)
+						n = v.alpha;
+				}
 				if (n && strcmp(n, "random") == 0)
 					alpha_kind = 0;
 				else if (n && strcmp(n, "uniform") == 0)
@@ -1897,6 +1935,7 @@ rules_only:
 	const SemaConst **order = ast_alloc(p->arena, (size_t)(p->nconsts + 1) * sizeof *order);
 	for (int i = 0; i < p->nconsts; i++) {
 		cap += strlen(p->consts[i].name) + 40 + (p->consts[i].is_rule ? strlen(p->consts[i].rule->name) : 0);
+		/* an α name is at most 8 characters: covered by the 40 */
 		order[i] = &p->consts[i];
 	}
 	qsort(order, (size_t)p->nconsts, sizeof *order, const_cmp);
@@ -1909,7 +1948,7 @@ rules_only:
 		if (!c->is_rule)
 			fmt_num(c->num, v, sizeof v);
 		len += (size_t)snprintf(set + len, cap - len, "%s%s=%s", len ? " " : "", c->name,
-			c->is_rule ? c->rule->name : v);
+			c->is_rule ? c->rule->name : c->alpha ? c->alpha : v);
 	}
 	m->settings = set;
 }

@@ -107,6 +107,7 @@ typedef struct SemaConst {
 	bool is_rule;
 	double num;
 	const AstDecl *rule;
+	const char *alpha;    /* the α initialisation the constant names (random, uniform, negative, none), else NULL; static */
 	int state;            /* evaluation: 0 not yet, 1 in progress, 2 done */
 	bool ok;
 } SemaConst;
