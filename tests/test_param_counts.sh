@@ -54,6 +54,19 @@ expect models/cue_reward/rnn_hebbian.plast  274962 --set rule=gradient
 expect models/cue_reward/rnn_gradient.plast 274962 --set rule=hebbian
 expect models/cue_reward/rnn_hebbian.plast  19602  --set hidden=64
 
+# The ablation constants of models/lib/duan.plast (models/README.md):
+# size_scale=0.25 is hidden=64 for the plastic RNN (19602, as above) and 96 for the non-plastic one
+# (enc 16*96+96 = 1632, cell 2(96*96+96) = 18624, head 96*6+6 = 582; S = 20838; total S+6 = 20844);
+# modulation=0 changes the rate, not the tensors; extra_dim=8 widens the head to 10 outputs
+# (head 256*10+10 = 2570, S = 4352+131584+2570 = 138506, total 2S+10 = 277022);
+# alpha_mode=none drops every alpha (S+6 = 137484), uniform keeps them (constant 1).
+expect models/cue_reward/rnn_hebbian.plast  19602  --set size_scale=0.25
+expect models/cue_reward/rnn_none.plast     20844  --set size_scale=0.25
+expect models/cue_reward/rnn_hebbian.plast  274962 --set modulation=0
+expect models/cue_reward/rnn_hebbian.plast  277022 --set extra_dim=8
+expect models/cue_reward/rnn_hebbian.plast  137484 --set alpha_mode=none
+expect models/cue_reward/rnn_hebbian.plast  274962 --set alpha_mode=uniform
+
 # Rules beyond the paper (models/README.md).
 expect models/rules/oja.plast                 274188
 expect models/rules/oja_effective.plast       274188
@@ -73,6 +86,19 @@ else
 	echo "not ok $n - --set of an unknown constant exited $rc, expected 1"
 	fail=1
 fi
+
+# A size_scale that makes a size fractional (256 * 0.3 = 76.8) and an α mode that does not exist are rejected.
+for bad in size_scale=0.3 alpha_mode=randm; do
+	n=$((n + 1))
+	"$PLASTC" dump "$top_srcdir/models/cue_reward/rnn_hebbian.plast" --stage params --set "$bad" >/dev/null 2>&1
+	rc=$?
+	if [ "$rc" -eq 1 ]; then
+		echo "ok $n - --set $bad exits 1"
+	else
+		echo "not ok $n - --set $bad exited $rc, expected 1"
+		fail=1
+	fi
+done
 
 echo "$n checks, $([ $fail -eq 0 ] && echo all passed || echo FAILURES)"
 exit $fail
