@@ -306,6 +306,9 @@ static void compile_cmd(Argv *a, const Runtime *rt, const char *out)
 static void link_libs(Argv *a, const Runtime *rt)
 {
 	argv_push(a, rt->lib);
+#ifdef PLASTC_IMAGE_LIBS
+	argv_split(a, PLASTC_IMAGE_LIBS); /* the runtime's image loaders (libpng, libjpeg) */
+#endif
 	argv_split(a, PLASTC_BLAS_LIBS);
 	argv_split(a, PLASTC_JANSSON_LIBS);
 	argv_push(a, "-lz");
@@ -690,6 +693,18 @@ static int cached_binary(const Program *p, const Opts *o, char *bin, size_t nbin
 	}
 	fprintf(stderr, "plastc: built model binary %s\n", bin);
 	return 0;
+}
+
+int cmd_model_binary(const Program *p, const char *backend, const char *cache, bool rebuild, bool verbose,
+	char *bin, size_t nbin)
+{
+	Opts o;
+	memset(&o, 0, sizeof o);
+	o.backend = backend;
+	o.cache = cache;
+	o.rebuild = rebuild;
+	o.verbose = verbose;
+	return cached_binary(p, &o, bin, nbin);
 }
 
 /* train and eval: the cached binary runs `sub ARGS...` in place of this process. */

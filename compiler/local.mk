@@ -16,3 +16,4 @@ include $(srcdir)/compiler/ir.mk
 include $(srcdir)/compiler/emitc.mk
 include $(srcdir)/compiler/llvm.mk
 include $(srcdir)/compiler/fsc.mk
+include $(srcdir)/compiler/grad.mk
