@@ -693,8 +693,9 @@ int cmd_gradcheck(int argc, char **argv)
 	if (!p)
 		goto out;
 	dd = gc_data_new(p, o.seed_v, (int)o.T, (int)o.B);
-	printf("gradcheck %s: model %s (%s), %d parameter tensors, %d state tensors, seed %" PRIu64 "\n", o.file,
-		p->name, p->settings && p->settings[0] ? p->settings : "defaults", p->n_params, p->n_state, o.seed_v);
+	printf("gradcheck %s: model %s (%s), input %d, prediction %d, %d parameter tensors, %d state tensors, "
+		"seed %" PRIu64 "\n", o.file, p->name, p->settings && p->settings[0] ? p->settings : "defaults", p->in_size,
+		p->pred_size, p->n_params, p->n_state, o.seed_v);
 	if (strcmp(o.backend, "interp") != 0) {
 		rc = compare_backend(p, &o, dd);
 		goto out;
