@@ -53,5 +53,9 @@ int cmd_model_binary(const struct Program *p, const char *backend, const char *c
 int cmd_init(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
+/* compiler/cmd_compare.c */
+extern const char cmd_compare_usage[], cmd_plot_usage[];
+int cmd_compare(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

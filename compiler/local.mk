@@ -17,3 +17,4 @@ include $(srcdir)/compiler/emitc.mk
 include $(srcdir)/compiler/llvm.mk
 include $(srcdir)/compiler/fsc.mk
 include $(srcdir)/compiler/grad.mk
+include $(srcdir)/compiler/compare.mk
