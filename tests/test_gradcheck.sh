@@ -2,8 +2,9 @@
 # tests/test_gradcheck.sh -- every shipped model's derivatives against central finite differences.
 #
 # For each model of models/ (not models/lib) at a small size (--set hidden=8, batch 3, T 5, the sizes of
-# tests/test_emitc_models.c): `plastc gradcheck --order 2`, which checks the whole-trial gradient (order 1)
-# and, for a gradient rule, the derivative of the inner gradient (order 2), relative error < 1e-6. A
+# tests/test_emitc_models.c; 8 sampled elements per tensor, for time under ASan): `plastc gradcheck
+# --order 2`, which checks the whole-trial gradient (order 1) and, for a gradient rule, the derivative
+# of the inner gradient (order 2), relative error < 1e-6. A
 # model whose file name says `gradient` must get order-2 checks (so a broken rule detection fails), and
 # rules/per_layer_modulator.plast is also checked with --set rule=gradient. Then the checks must be able to
 # fail: an impossible tolerance exits 1 with FAIL lines, a bad flag exits 1.
@@ -24,9 +25,9 @@ check() {
 	name=$1
 	f=$2
 	shift 2
-	if ! "$PLASTC" gradcheck "$f" --set hidden=8 "$@" --batch 3 --T 5 --order 2 >"$tmp/out" 2>"$tmp/err"; then
+	if ! "$PLASTC" gradcheck "$f" --set hidden=8 "$@" --batch 3 --T 5 -K 8 --order 2 >"$tmp/out" 2>"$tmp/err"; then
 		if grep -q "hidden" "$tmp/err"; then
-			"$PLASTC" gradcheck "$f" "$@" --batch 3 --T 5 --order 2 >"$tmp/out" 2>"$tmp/err"
+			"$PLASTC" gradcheck "$f" "$@" --batch 3 --T 5 -K 8 --order 2 >"$tmp/out" 2>"$tmp/err"
 		else
 			false
 		fi
