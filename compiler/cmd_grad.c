@@ -697,6 +697,9 @@ int cmd_gradcheck(int argc, char **argv)
 		"seed %" PRIu64 "\n", o.file, p->name, p->settings && p->settings[0] ? p->settings : "defaults", p->in_size,
 		p->pred_size, p->n_params, p->n_state, o.seed_v);
 	if (strcmp(o.backend, "interp") != 0) {
+		if (o.order > 1)
+			printf("note: --order applies to the finite-difference checks (--backend interp); --backend %s "
+				"compares gradients\n", o.backend);
 		rc = compare_backend(p, &o, dd);
 		goto out;
 	}
