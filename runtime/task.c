@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plastrt.h"
+#include "util.h"
 
-enum { TASK_COPY, TASK_CUE_REWARD, TASK_REGRESSION };
+enum { TASK_COPY, TASK_CUE_REWARD, TASK_REGRESSION, TASK_MICONI };
 enum { FN_LINEAR, FN_MLP };
 
 struct PlTask {
@@ -26,6 +26,8 @@ struct PlTask {
 	char desc[160];
 	double *scratch;      /* per-trial workspace, sized in pl_task_new (owned) */
 	int *cls;             /* cue_reward: class per step (owned) */
+	PlMiconiTask *miconi; /* completion, oneshot_pattern, reversal (task_miconi.c; owned) */
+	PlLoss loss;
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -66,6 +68,18 @@ PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char 
 		return NULL;
 	}
 	const char *valid;
+	if (pl_miconi_is_task(name)) {
+		PlMiconiInfo info;
+		t->kind = TASK_MICONI;
+		if (!(t->miconi = pl_miconi_task_new(name, n_opts, opts, &info, err, errlen)))
+			goto fail;
+		t->T = info.T;
+		t->I = info.n_in;
+		t->Oy = info.n_pred;
+		t->loss = info.loss;
+		snprintf(t->desc, sizeof t->desc, "%s", info.desc);
+		return t;
+	}
 	if (strcmp(name, "copy") == 0) {
 		t->kind = TASK_COPY;
 		t->n = 20;
@@ -87,7 +101,7 @@ PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char 
 		t->noise = 0.1;
 		valid = "K, fn (linear|mlp), queries, d, noise";
 	} else {
-		seterr(err, errlen, "unknown task '%s' (tasks: copy, cue_reward, regression)", name);
+		seterr(err, errlen, "unknown task '%s' (tasks: copy, cue_reward, regression, completion, oneshot_pattern, reversal)", name);
 		pl_free(t);
 		return NULL;
 	}
@@ -184,6 +198,7 @@ void pl_task_free(PlTask *t)
 		return;
 	pl_free(t->scratch);
 	pl_free(t->cls);
+	pl_miconi_task_free(t->miconi);
 	pl_free(t);
 }
 
@@ -204,8 +219,7 @@ int pl_task_pred_size(const PlTask *t)
 
 PlLoss pl_task_loss(const PlTask *t)
 {
-	(void)t;
-	return PL_LOSS_MSE;
+	return t->kind == TASK_MICONI ? t->loss : PL_LOSS_MSE;
 }
 
 const char *pl_task_describe(const PlTask *t)
@@ -363,6 +377,9 @@ void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, f
 		break;
 	case TASK_REGRESSION:
 		sample_regression(t, r, B, x, target, mask);
+		break;
+	case TASK_MICONI:
+		pl_miconi_task_sample(t->miconi, r, B, x, target, mask);
 		break;
 	}
 }
