@@ -36,6 +36,7 @@ typedef struct TrainCfg {
 	long batch;
 	PlOptConfig opt;
 	long val_every, val_trials, test_trials, ckpt_every;
+	long frozen;          /* episodes run after training without updates (Miconi's frozen phase) */
 	uint64_t test_seed;
 	PlBpttStrategy bptt;
 	int bptt_k, bptt_auto;
@@ -78,6 +79,8 @@ static const char train_usage[] =
 	"  --val-every N      validate every N steps (200) on --val-trials fresh trials (6400)\n"
 	"  --test-trials N    final test of the best checkpoint (6400) on trials of --test-seed (1234)\n"
 	"  --ckpt-every N     write the checkpoint every N steps (default: at every validation)\n"
+	"  --frozen N         after the last step, N more batches from the training stream with the final\n"
+	"                     parameters and no update, logged as split 'frozen' (Miconi's test phase; 0)\n"
 	"  --out DIR          output folder (default run-MODEL-TASK-sSEED)\n"
 	"  --resume DIR       continue DIR's run from its checkpoint (flags given here override)\n"
 	"  --init FILE        start from the parameters in FILE instead of the seed's initialisation\n"
@@ -109,6 +112,7 @@ static int cfg_flag(TrainCfg *c, const char *f, const char *v)
 	LONGF("val-trials", val_trials, 1, 1000000000L)
 	LONGF("test-trials", test_trials, 0, 1000000000L)
 	LONGF("ckpt-every", ckpt_every, 0, 1000000000L)
+	LONGF("frozen", frozen, 0, 1000000000L)
 	LONGF("threads", threads, 1, 64)
 	LONGF("cosine", opt.cosine_tmax, 0, 1000000000L)
 	LONGF("cosine-every", opt.cosine_every, 1, 1000000000L)
@@ -197,6 +201,7 @@ static json_t *cfg_to_flags(const TrainCfg *c)
 	ADD("test-trials", "%ld", c->test_trials);
 	ADD("test-seed", "%" PRIu64, c->test_seed);
 	ADD("ckpt-every", "%ld", c->ckpt_every);
+	ADD("frozen", "%ld", c->frozen);
 	if (c->bptt_auto)
 		ADD("bptt", "%s", "auto");
 	else if (c->bptt == PL_BPTT_STORE)
@@ -889,6 +894,14 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	}
 	progress(&tr, tr.tty);
 	progress_done(&tr);
+
+	/* Frozen phase: the training stream continues, the final parameters stay. Its rows follow the last
+	 * step, so a resume (which keeps rows up to the checkpoint's step) redoes it identically. */
+	for (long i = 1; i <= c->frozen; i++) {
+		pl_task_sample(tr.task, &tr.rng, tr.B, tr.x, tr.target, tr.mask);
+		PlBpttResult res = pl_engine_run(tr.eng, tr.params, tr.x, tr.target, tr.mask, NULL);
+		metrics_row(&tr, tr.step + i, "frozen", res.loss, res.metric);
+	}
 
 	/* Test of the best-validation parameters on the fixed test trials. */
 	PlRng tr_test;
