@@ -97,6 +97,15 @@ static int last_dim(AdCtx *c, int id)
 	return (int)s.d[s.rank - 1];
 }
 
+/* x's shape, batched if u or v is: the shape of an image adjoint computed from operands u and v before
+ * accum_bc sums it down to x */
+static IrShape with_batch(AdCtx *c, int x, int u, int v)
+{
+	IrShape s = shape_of(c, x);
+	s.batch = shape_of(c, u).batch || shape_of(c, v).batch;
+	return s;
+}
+
 /* adds contribution v (already in x's shape) to the adjoint of x */
 static void accum(AdCtx *c, int x, int v)
 {
@@ -261,6 +270,49 @@ static int vjp_rule(AdCtx *c, int i)
 			accum(c, a, op2(c, IR_BMVT, g, b));
 		if (db)
 			accum(c, b, op2(c, IR_BMV, a, g));
+		return 0;
+
+	/* The convolution family are the partial derivatives of one trilinear form (ops.def)
+	 *   T(g, x, w) = sum g[co,i,j] x[c, s*i+u-p, s*j+v-p] w[co,c,u*k+v],
+	 * conv2d = dT/dg, conv2d_t = dT/dx, conv2d_w = dT/dw. For any of them, z = dT/d(slot)(two operands),
+	 * <h, z> = T with h in that slot, so the adjoint of each operand is dT/d(operand) with h put in the
+	 * op's own slot: again an op of the family. A batched operand against an unbatched one gives a
+	 * batched adjoint, summed down by accum_bc (the sum over the batch of a shared kernel's gradient). */
+	case IR_CONV2D: /* y = dT/dg (x, w):  dx = conv2d_t(g, w),  dw = conv2d_w(x, g) */
+		if (da)
+			accum_bc(c, a, ir_conv2d_t(c->f, g, b, with_batch(c, a, g, b), nd.a[0], nd.a[1], nd.a[2], c->loc));
+		if (db)
+			accum_bc(c, b, ir_conv2d_w(c->f, a, g, nd.a[0], nd.a[1], nd.a[2], c->loc));
+		return 0;
+	case IR_CONV2D_T: /* y = dT/dx (a = g0, w):  dg0 = conv2d(h, w),  dw = conv2d_w(h, g0) */
+		if (da)
+			accum_bc(c, a, ir_conv2d(c->f, g, b, nd.a[0], nd.a[1], nd.a[2], c->loc));
+		if (db)
+			accum_bc(c, b, ir_conv2d_w(c->f, g, a, nd.a[0], nd.a[1], nd.a[2], c->loc));
+		return 0;
+	case IR_CONV2D_W: /* y = dT/dw (x, b = g0):  dx = conv2d_t(g0, h),  dg0 = conv2d(x, h) */
+		if (da)
+			accum_bc(c, a, ir_conv2d_t(c->f, b, g, with_batch(c, a, b, g), nd.a[0], nd.a[1], nd.a[2], c->loc));
+		if (db)
+			accum_bc(c, b, ir_conv2d(c->f, a, g, nd.a[0], nd.a[1], nd.a[2], c->loc));
+		return 0;
+	/* maxpool(x) = pool_gather(x, pool_argmax(x)), and the selector is piecewise constant, so
+	 * d maxpool = pool_gather(dx, idx): its adjoint puts g back where the maxima were. gather and
+	 * scatter through a fixed selector are linear maps transposed to each other, so each one's VJP is
+	 * the other; the selector operand gets nothing (piecewise constant). */
+	case IR_MAXPOOL:
+		accum(c, a, ir_pool_scatter(c->f, g, ir_pool(c->f, IR_POOL_ARGMAX, a, -1, nd.a[0], nd.a[1], c->loc),
+				    shape_of(c, a), nd.a[0], nd.a[1], c->loc));
+		return 0;
+	case IR_POOL_ARGMAX:
+		return 0;
+	case IR_POOL_GATHER:
+		if (da)
+			accum_bc(c, a, ir_pool_scatter(c->f, g, b, with_batch(c, a, g, b), nd.a[0], nd.a[1], c->loc));
+		return 0;
+	case IR_POOL_SCATTER:
+		if (da)
+			accum_bc(c, a, ir_pool(c->f, IR_POOL_GATHER, g, b, nd.a[0], nd.a[1], c->loc));
 		return 0;
 
 	case IR_OP_COUNT:

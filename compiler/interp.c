@@ -112,6 +112,97 @@ static void mat_dims(IrShape s, int B, int64_t *r, int64_t *c)
 	}
 }
 
+/* The convolution family by direct loops over T(g, x, w) = sum g[co,i,j] x[c, s*i+u-p, s*j+v-p] w[co,c,u*k+v]
+ * (ops.def): every op visits the same (co, c, i, j, u, v) terms and accumulates the product of two of
+ * the three tensors into the third. Operands without the batch flag are shared by every trial. */
+static void eval_conv(IrOp op, const int64_t *a, IrShape so, IrShape sx, IrShape sy, int B, const double *x,
+	const double *y, double *out)
+{
+	int64_t k = a[0], s = a[1], p = a[2];
+	/* name the three tensors: img [C,H,W], ker [Co,C,k*k], og [Co,Ho,Wo] */
+	IrShape si, sk, sg;
+	switch (op) {
+	case IR_CONV2D: si = sx; sk = sy; sg = so; break;
+	case IR_CONV2D_T: sg = sx; sk = sy; si = so; break;
+	default: si = sx; sg = sy; sk = so; break;
+	}
+	int64_t C = si.d[0], H = si.d[1], W = si.d[2], Co = sk.d[0], Ho = sg.d[1], Wo = sg.d[2];
+	int nb = so.batch ? B : 1;
+	memset(out, 0, sizeof *out * (size_t)(nb * ir_shape_numel(so)));
+	for (int b = 0; b < nb; b++) {
+		const double *xb = x + (sx.batch ? (int64_t)b * ir_shape_numel(sx) : 0);
+		const double *yb = y + (sy.batch ? (int64_t)b * ir_shape_numel(sy) : 0);
+		double *ob = out + (int64_t)b * ir_shape_numel(so);
+		for (int64_t co = 0; co < Co; co++)
+			for (int64_t c = 0; c < C; c++)
+				for (int64_t u = 0; u < k; u++)
+					for (int64_t v = 0; v < k; v++) {
+						int64_t ik = (co * C + c) * k * k + u * k + v;
+						for (int64_t i = 0; i < Ho; i++) {
+							int64_t h = s * i + u - p;
+							if (h < 0 || h >= H)
+								continue;
+							for (int64_t j = 0; j < Wo; j++) {
+								int64_t w = s * j + v - p;
+								if (w < 0 || w >= W)
+									continue;
+								int64_t ii = (c * H + h) * W + w, ig = (co * Ho + i) * Wo + j;
+								switch (op) {
+								case IR_CONV2D: ob[ig] += xb[ii] * yb[ik]; break;
+								case IR_CONV2D_T: ob[ii] += xb[ig] * yb[ik]; break;
+								default: ob[ik] += xb[ii] * yb[ig]; break;
+								}
+							}
+						}
+					}
+	}
+}
+
+/* window position u*k+v stored in a selector value; clamped so a corrupt selector cannot index outside */
+static int64_t sel_pos(double v, int64_t k)
+{
+	long q = lround(v);
+	return q < 0 ? 0 : q >= k * k ? k * k - 1 : q;
+}
+
+/* Pooling over k x k windows with stride s; the image is [C,H,W], the pooled value [C,Ho,Wo]. */
+static void eval_pool(IrOp op, const int64_t *a, IrShape so, IrShape sx, IrShape sy, int B, const double *x,
+	const double *y, double *out)
+{
+	int64_t k = a[0], s = a[1];
+	IrShape si = op == IR_POOL_SCATTER ? so : sx, sp = op == IR_POOL_SCATTER ? sx : so;
+	int64_t C = si.d[0], H = si.d[1], W = si.d[2], Ho = sp.d[1], Wo = sp.d[2];
+	int nb = so.batch ? B : 1;
+	if (op == IR_POOL_SCATTER)
+		memset(out, 0, sizeof *out * (size_t)(nb * ir_shape_numel(so)));
+	for (int b = 0; b < nb; b++) {
+		const double *xb = x + (sx.batch ? (int64_t)b * ir_shape_numel(sx) : 0);
+		const double *yb = y ? y + (sy.batch ? (int64_t)b * ir_shape_numel(sy) : 0) : NULL;
+		double *ob = out + (int64_t)b * ir_shape_numel(so);
+		for (int64_t c = 0; c < C; c++)
+			for (int64_t i = 0; i < Ho; i++)
+				for (int64_t j = 0; j < Wo; j++) {
+					int64_t ip = (c * Ho + i) * Wo + j;
+					if (op == IR_POOL_GATHER || op == IR_POOL_SCATTER) {
+						int64_t q = sel_pos(yb[ip], k);
+						int64_t ii = (c * H + s * i + q / k) * W + s * j + q % k;
+						if (op == IR_POOL_GATHER)
+							ob[ip] = xb[ii];
+						else
+							ob[ii] += xb[ip];
+						continue;
+					}
+					const double *win = xb + (c * H + s * i) * W + s * j;
+					int64_t best = 0;
+					for (int64_t u = 0; u < k; u++)
+						for (int64_t v = 0; v < k; v++)
+							if (win[u * W + v] > win[(best / k) * W + best % k])
+								best = u * k + v;
+					ob[ip] = op == IR_MAXPOOL ? win[(best / k) * W + best % k] : (double)best;
+				}
+	}
+}
+
 static void eval_node(const IrFunc *f, int i, int B, int B_global, double **v)
 {
 	const IrNode *nd = &f->nodes[i];
@@ -238,6 +329,17 @@ static void eval_node(const IrFunc *f, int i, int B, int B_global, double **v)
 					out[(b * I + k) * J + j] = x[b * I + k] * y[b * J + j];
 		return;
 	}
+	case IR_CONV2D:
+	case IR_CONV2D_T:
+	case IR_CONV2D_W:
+		eval_conv(nd->op, nd->a, so, sx, sy, B, x, y, out);
+		return;
+	case IR_MAXPOOL:
+	case IR_POOL_ARGMAX:
+	case IR_POOL_GATHER:
+	case IR_POOL_SCATTER:
+		eval_pool(nd->op, nd->a, so, sx, sy, B, x, y, out);
+		return;
 	default:
 		ir_fatal("interp: %s: no evaluation rule for %s", f->name, ir_op_name(nd->op));
 	}

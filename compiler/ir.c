@@ -10,6 +10,7 @@
  *   SLICE    last axis a0:a1          PAD  last axis a1, operand at offset a0
  *   CONCAT   equal but for the last axis, which adds up
  *   MATMUL   see ir_matmul_dims; BMV/BMVT/OUTER need batched vectors and matrices.
+ *   CONV2D*, MAXPOOL, POOL_*   images [C,H,W], kernels [Co,C,k*k]: conv_shape and pool_shape.
  */
 #include "ir.h"
 
@@ -239,6 +240,105 @@ static bool is_bmat(IrShape s)
 	return s.batch && s.rank == 2;
 }
 
+int64_t ir_conv_out_side(int64_t n, int64_t k, int64_t s, int64_t p)
+{
+	if (k < 1 || s < 1 || p < 0 || n + 2 * p < k)
+		return 0;
+	return (n + 2 * p - k) / s + 1;
+}
+
+/* Shapes of the convolution family (ops.def): the image x [C,H,W], the kernel w [Co,C,k*k] and the
+ * output-side image g [Co,Ho,Wo] with Ho, Wo = ir_conv_out_side(H, W). Each op gets two of the three and
+ * yields the third; conv2d_t cannot infer H, W (strides), so its caller gives them and they are checked. */
+static const char *conv_shape(IrOp op, const IrShape *x, const IrShape *y, const int64_t *a, IrShape *out)
+{
+	int64_t k = a[0], s = a[1], p = a[2];
+	if (k < 1 || s < 1 || p < 0 || p >= k)
+		return "convolution needs k >= 1, stride >= 1 and 0 <= padding < k";
+	if (x->rank != 3 || y->rank != 3)
+		return "convolution operands must be [C,H,W] images and [Co,C,k*k] kernels";
+	const IrShape *img, *ker, *og;
+	IrShape res;
+	switch (op) {
+	case IR_CONV2D: /* x = img, y = ker */
+		img = x;
+		ker = y;
+		if (ker->d[1] != img->d[0] || ker->d[2] != k * k)
+			return "conv2d kernel is not [Co,C,k*k] for the image's C";
+		res.batch = img->batch || ker->batch;
+		res.rank = 3;
+		res.d[0] = ker->d[0];
+		res.d[1] = ir_conv_out_side(img->d[1], k, s, p);
+		res.d[2] = ir_conv_out_side(img->d[2], k, s, p);
+		if (res.d[1] < 1 || res.d[2] < 1)
+			return "conv2d kernel larger than the padded image";
+		*out = res;
+		return NULL;
+	case IR_CONV2D_T: /* x = og, y = ker, out = img (given) */
+		og = x;
+		ker = y;
+		if (out->rank != 3 || out->batch != (og->batch || ker->batch))
+			return "conv2d_t result must be a [C,H,W] image, batched iff an operand is";
+		if (ker->d[2] != k * k || ker->d[0] != og->d[0] || ker->d[1] != out->d[0])
+			return "conv2d_t kernel is not [Co,C,k*k] for the channels of g and of the result";
+		if (ir_conv_out_side(out->d[1], k, s, p) != og->d[1] || ir_conv_out_side(out->d[2], k, s, p) != og->d[2])
+			return "conv2d_t result side does not convolve to the side of g";
+		return NULL;
+	case IR_CONV2D_W: /* x = img, y = og, out = ker */
+		img = x;
+		og = y;
+		if (ir_conv_out_side(img->d[1], k, s, p) != og->d[1] || ir_conv_out_side(img->d[2], k, s, p) != og->d[2])
+			return "conv2d_w image side does not convolve to the side of g";
+		res.batch = img->batch || og->batch;
+		res.rank = 3;
+		res.d[0] = og->d[0];
+		res.d[1] = img->d[0];
+		res.d[2] = k * k;
+		*out = res;
+		return NULL;
+	default:
+		return "not a convolution";
+	}
+}
+
+/* Shapes of pooling: windows k x k with stride s over [C,H,W]. The selector idx has the pooled shape. */
+static const char *pool_shape(IrOp op, const IrShape *x, const IrShape *y, const int64_t *a, IrShape *out)
+{
+	int64_t k = a[0], s = a[1];
+	if (k < 1 || s < 1)
+		return "pooling needs k >= 1 and stride >= 1";
+	if (x->rank != 3)
+		return "pooling operand must be a [C,H,W] image";
+	switch (op) {
+	case IR_MAXPOOL:
+	case IR_POOL_ARGMAX:
+	case IR_POOL_GATHER: {
+		IrShape res = *x;
+		res.d[1] = ir_conv_out_side(x->d[1], k, s, 0);
+		res.d[2] = ir_conv_out_side(x->d[2], k, s, 0);
+		if (res.d[1] < 1 || res.d[2] < 1)
+			return "pooling window larger than the image";
+		if (op == IR_POOL_GATHER) {
+			if (y->rank != 3 || y->d[0] != res.d[0] || y->d[1] != res.d[1] || y->d[2] != res.d[2])
+				return "pool_gather selector is not the pooled shape of the image";
+			res.batch = x->batch || y->batch;
+		}
+		*out = res;
+		return NULL;
+	}
+	case IR_POOL_SCATTER: /* x = g (pooled), y = idx, out = image (given) */
+		if (y->rank != 3 || y->d[0] != x->d[0] || y->d[1] != x->d[1] || y->d[2] != x->d[2])
+			return "pool_scatter selector is not the shape of g";
+		if (out->rank != 3 || out->batch != (x->batch || y->batch) || out->d[0] != x->d[0])
+			return "pool_scatter result must be a [C,H,W] image with g's C, batched iff an operand is";
+		if (ir_conv_out_side(out->d[1], k, s, 0) != x->d[1] || ir_conv_out_side(out->d[2], k, s, 0) != x->d[2])
+			return "pool_scatter result side does not pool to the side of g";
+		return NULL;
+	default:
+		return "not a pooling op";
+	}
+}
+
 /* The one shape rule per op. For ops whose shape is the caller's (leaves, EXPAND, SUM_TO, RESHAPE)
  * `out` holds that shape on entry and is only checked. Returns NULL if fine, else a static message. */
 const char *ir_infer_shape(IrOp op, const IrShape *x, const IrShape *y, double f, const int64_t *a,
@@ -322,6 +422,15 @@ const char *ir_infer_shape(IrOp op, const IrShape *x, const IrShape *y, double f
 			return "outer needs a [B,I] and c [B,J]";
 		*out = ir_shape2(true, x->d[0], y->d[0]);
 		return NULL;
+	case IR_CONV2D:
+	case IR_CONV2D_T:
+	case IR_CONV2D_W:
+		return conv_shape(op, x, y, a, out);
+	case IR_MAXPOOL:
+	case IR_POOL_ARGMAX:
+	case IR_POOL_GATHER:
+	case IR_POOL_SCATTER:
+		return pool_shape(op, x, y, a, out);
 	default:
 		break;
 	}
@@ -403,6 +512,12 @@ static int push_node(IrFunc *f, IrNode nd)
 	return f->n++;
 }
 
+bool ir_op_shape_given(IrOp op)
+{
+	return op == IR_EXPAND || op == IR_SUM_TO || op == IR_RESHAPE || op == IR_CONV2D_T || op == IR_POOL_SCATTER ||
+		((ir_op_info[op].flags & IRF_LEAF) && op != IR_INV_BATCH);
+}
+
 int ir_add_full(IrFunc *f, IrOp op, int a, int b, const IrShape *shape, double fv, const int64_t *attrs,
 	SrcSpan loc)
 {
@@ -429,8 +544,7 @@ int ir_add_full(IrFunc *f, IrOp op, int a, int b, const IrShape *shape, double f
 	if (attrs)
 		memcpy(nd.a, attrs, sizeof nd.a);
 	nd.loc = loc;
-	bool given = op == IR_EXPAND || op == IR_SUM_TO || op == IR_RESHAPE ||
-		((info->flags & IRF_LEAF) && op != IR_INV_BATCH);
+	bool given = ir_op_shape_given(op);
 	if (given) {
 		if (!shape)
 			ir_fatal("%s: %s needs an explicit shape", f->name, ir_op_name(op));
@@ -462,9 +576,13 @@ int ir_add_full(IrFunc *f, IrOp op, int a, int b, const IrShape *shape, double f
 
 int ir_add(IrFunc *f, IrOp op, int a, int b, SrcSpan loc)
 {
-	/* SLICE and PAD have no meaningful default attributes; MATMUL defaults to no transposes */
+	/* SLICE, PAD and the image ops have no meaningful default attributes; MATMUL defaults to no
+	 * transposes */
 	if (op == IR_SLICE || op == IR_PAD)
 		ir_fatal("%s: %s needs attributes (use ir_slice / ir_pad)", f->name, ir_op_name(op));
+	if (op == IR_CONV2D || op == IR_CONV2D_T || op == IR_CONV2D_W || op == IR_MAXPOOL || op == IR_POOL_ARGMAX ||
+		op == IR_POOL_GATHER || op == IR_POOL_SCATTER)
+		ir_fatal("%s: %s needs attributes (use ir_conv2d* / ir_pool*)", f->name, ir_op_name(op));
 	return ir_add_full(f, op, a, b, NULL, 0.0, NULL, loc);
 }
 
@@ -551,6 +669,38 @@ int ir_reshape(IrFunc *f, int x, IrShape to, SrcSpan loc)
 	if (ir_shape_eq(f->nodes[x].shape, to))
 		return x;
 	return ir_add_full(f, IR_RESHAPE, x, -1, &to, 0.0, NULL, loc);
+}
+
+int ir_conv2d(IrFunc *f, int x, int w, int64_t k, int64_t s, int64_t p, SrcSpan loc)
+{
+	int64_t a[4] = {k, s, p, 0};
+	return ir_add_full(f, IR_CONV2D, x, w, NULL, 0.0, a, loc);
+}
+
+int ir_conv2d_t(IrFunc *f, int g, int w, IrShape to, int64_t k, int64_t s, int64_t p, SrcSpan loc)
+{
+	int64_t a[4] = {k, s, p, 0};
+	return ir_add_full(f, IR_CONV2D_T, g, w, &to, 0.0, a, loc);
+}
+
+int ir_conv2d_w(IrFunc *f, int x, int g, int64_t k, int64_t s, int64_t p, SrcSpan loc)
+{
+	int64_t a[4] = {k, s, p, 0};
+	return ir_add_full(f, IR_CONV2D_W, x, g, NULL, 0.0, a, loc);
+}
+
+int ir_pool(IrFunc *f, IrOp op, int x, int idx, int64_t k, int64_t s, SrcSpan loc)
+{
+	int64_t a[4] = {k, s, 0, 0};
+	if (op != IR_MAXPOOL && op != IR_POOL_ARGMAX && op != IR_POOL_GATHER)
+		ir_fatal("%s: ir_pool with %s", f->name, ir_op_name(op));
+	return ir_add_full(f, op, x, op == IR_POOL_GATHER ? idx : -1, NULL, 0.0, a, loc);
+}
+
+int ir_pool_scatter(IrFunc *f, int g, int idx, IrShape to, int64_t k, int64_t s, SrcSpan loc)
+{
+	int64_t a[4] = {k, s, 0, 0};
+	return ir_add_full(f, IR_POOL_SCATTER, g, idx, &to, 0.0, a, loc);
 }
 
 void ir_set_name(IrFunc *f, int node, const char *name)
@@ -704,6 +854,17 @@ void ir_print_node(const IrFunc *f, int i, FILE *out)
 	case IR_MATMUL:
 		if (nd->a[0] || nd->a[1])
 			fprintf(out, " ta=%" PRId64 " tb=%" PRId64, nd->a[0], nd->a[1]);
+		break;
+	case IR_CONV2D:
+	case IR_CONV2D_T:
+	case IR_CONV2D_W:
+		fprintf(out, " k=%" PRId64 " s=%" PRId64 " p=%" PRId64, nd->a[0], nd->a[1], nd->a[2]);
+		break;
+	case IR_MAXPOOL:
+	case IR_POOL_ARGMAX:
+	case IR_POOL_GATHER:
+	case IR_POOL_SCATTER:
+		fprintf(out, " k=%" PRId64 " s=%" PRId64, nd->a[0], nd->a[1]);
 		break;
 	default:
 		break;

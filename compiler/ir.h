@@ -126,9 +126,24 @@ int ir_expand(IrFunc *f, int x, IrShape to, SrcSpan loc);   /* no-op (returns x)
 int ir_sum_to(IrFunc *f, int x, IrShape to, SrcSpan loc);   /* no-op (returns x) when shapes equal */
 int ir_reshape(IrFunc *f, int x, IrShape to, SrcSpan loc);
 void ir_set_name(IrFunc *f, int node, const char *name);
+/* Image ops (ops.def): k = kernel or window side, s = stride, p = zero padding. conv2d_t and pool_scatter
+ * take the shape of their result (the input image's [C,H,W] and batch flag), since with a stride the
+ * output side does not determine the input side. */
+int ir_conv2d(IrFunc *f, int x, int w, int64_t k, int64_t s, int64_t p, SrcSpan loc);
+int ir_conv2d_t(IrFunc *f, int g, int w, IrShape to, int64_t k, int64_t s, int64_t p, SrcSpan loc);
+int ir_conv2d_w(IrFunc *f, int x, int g, int64_t k, int64_t s, int64_t p, SrcSpan loc);
+int ir_pool(IrFunc *f, IrOp op, int x, int idx, int64_t k, int64_t s, SrcSpan loc); /* maxpool, pool_argmax, pool_gather */
+int ir_pool_scatter(IrFunc *f, int g, int idx, IrShape to, int64_t k, int64_t s, SrcSpan loc);
+/* Output side of a convolution or pooling window over an input side n: (n + 2p - k)/s + 1, or 0 if the
+ * window does not fit. */
+int64_t ir_conv_out_side(int64_t n, int64_t k, int64_t s, int64_t p);
+
+/* True for the ops whose result shape the caller gives (leaves but INV_BATCH, EXPAND, SUM_TO, RESHAPE,
+ * CONV2D_T, POOL_SCATTER); the shape rule then only checks it. */
+bool ir_op_shape_given(IrOp op);
 
 /* The general append used by the helpers above, clone-like passes and tests: shape is required for
- * leaves (but INV_BATCH), EXPAND, SUM_TO and RESHAPE, and optional (checked) for the rest; attrs may
+ * the ops of ir_op_shape_given, and optional (checked) for the rest; attrs may
  * be NULL (all zero). */
 int ir_add_full(IrFunc *f, IrOp op, int a, int b, const IrShape *shape, double fv, const int64_t *attrs,
 	SrcSpan loc);

@@ -184,7 +184,19 @@ static int fold(Opt *o, IrOp op, int a, int b, IrShape r, const int64_t *at)
 	case IR_BMV:
 	case IR_BMVT:
 	case IR_OUTER:
+	case IR_CONV2D:
+	case IR_CONV2D_T:
+	case IR_CONV2D_W:
 		if ((ca && va == 0) || (cb && vb == 0))
+			return konst(o, 0.0, r);
+		break;
+	case IR_MAXPOOL:    /* every window of a uniform image holds the same value */
+	case IR_POOL_GATHER:
+		if (ca)
+			return konst(o, va, r);
+		break;
+	case IR_POOL_SCATTER: /* zeros where nothing is scattered, so only a zero g folds */
+		if (ca && va == 0)
 			return konst(o, 0.0, r);
 		break;
 	default:

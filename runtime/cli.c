@@ -259,6 +259,7 @@ int pl_cmd_eval(const PlModel *m, int argc, char **argv)
 	PlTask *task = pl_task_from_spec(&ts, m);
 	if (!task)
 		return PL_EXIT_USER;
+	pl_task_set_split(task, PL_SPLIT_TEST); /* eval reports on the held-out test data, as train's test */
 	char err[1024];
 	int rc = PL_EXIT_USER;
 	int T = pl_task_T(task), B = (int)batch;

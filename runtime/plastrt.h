@@ -185,8 +185,9 @@ void pl_init_params(const PlModel *m, uint64_t seed, float *const *params);
 /* Tasks. A PlTask produces batches of B trials: x [T, B, I], target [T, B, Oy] and the step weights
  * mask [T] with meta-loss = sum_t mask[t] * l_t. Ownership: the caller frees it with pl_task_free. */
 typedef struct PlTask PlTask;
-/* name: copy | cue_reward | regression. opts: "k=v" strings (copy: n, m; regression: K, fn=linear|mlp,
- * queries; cue_reward: none). NULL with a message in err on an unknown task or option. */
+/* name: copy | cue_reward | regression | oneshot. opts: "k=v" strings (copy: n, m; regression: K,
+ * fn=linear|mlp, queries; cue_reward: none; oneshot: data, dir, classes, side, ways, augment, see
+ * docs/oneshot.md). NULL with a message in err on an unknown task or option. */
 PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char *err, size_t errlen);
 void pl_task_free(PlTask *t);
 int pl_task_T(const PlTask *t);
@@ -195,6 +196,11 @@ int pl_task_pred_size(const PlTask *t);
 PlLoss pl_task_loss(const PlTask *t);
 const char *pl_task_describe(const PlTask *t); /* "copy n=5 m=40" */
 void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, float *mask);
+/* Which data a task draws from. Tasks over a fixed data set (oneshot) keep disjoint classes or images for
+ * meta-training, validation and test and sample from the current split (PL_SPLIT_TRAIN after
+ * pl_task_new); synthetic tasks draw fresh trials and ignore it. */
+typedef enum PlSplit { PL_SPLIT_TRAIN = 0, PL_SPLIT_VAL, PL_SPLIT_TEST } PlSplit;
+void pl_task_set_split(PlTask *t, PlSplit s);
 /* 0 if the model's in/pred sizes match the task, else -1 with the reason in err. */
 int pl_task_check_model(const PlTask *t, const PlModel *m, char *err, size_t errlen);
 

@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "task_oneshot.h"
 #include "util.h"
 
-enum { TASK_COPY, TASK_CUE_REWARD, TASK_REGRESSION, TASK_MICONI };
+enum { TASK_COPY, TASK_CUE_REWARD, TASK_REGRESSION, TASK_ONESHOT, TASK_MICONI };
 enum { FN_LINEAR, FN_MLP };
 
 struct PlTask {
@@ -28,6 +29,8 @@ struct PlTask {
 	int *cls;             /* cue_reward: class per step (owned) */
 	PlMiconiTask *miconi; /* completion, oneshot_pattern, reversal (task_miconi.c; owned) */
 	PlLoss loss;
+	PlOneshot *oneshot;   /* oneshot: episodes from an image data set (owned; task_oneshot.c) */
+	PlSplit split;        /* oneshot: the split sampled from */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -100,8 +103,18 @@ PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char 
 		t->d = 0;
 		t->noise = 0.1;
 		valid = "K, fn (linear|mlp), queries, d, noise";
+	} else if (strcmp(name, "oneshot") == 0) {
+		t->kind = TASK_ONESHOT;
+		if (!(t->oneshot = pl_oneshot_new(n_opts, opts, err, errlen)))
+			goto fail;
+		t->T = pl_oneshot_T(t->oneshot);
+		t->I = pl_oneshot_in_size(t->oneshot);
+		t->Oy = pl_oneshot_ways(t->oneshot);
+		snprintf(t->desc, sizeof t->desc, "%s", pl_oneshot_describe(t->oneshot));
+		return t;
 	} else {
-		seterr(err, errlen, "unknown task '%s' (tasks: copy, cue_reward, regression, completion, oneshot_pattern, reversal)", name);
+		seterr(err, errlen, "unknown task '%s' (tasks: copy, cue_reward, regression, oneshot, completion, "
+			"oneshot_pattern, reversal)", name);
 		pl_free(t);
 		return NULL;
 	}
@@ -199,6 +212,7 @@ void pl_task_free(PlTask *t)
 	pl_free(t->scratch);
 	pl_free(t->cls);
 	pl_miconi_task_free(t->miconi);
+	pl_oneshot_free(t->oneshot);
 	pl_free(t);
 }
 
@@ -219,7 +233,14 @@ int pl_task_pred_size(const PlTask *t)
 
 PlLoss pl_task_loss(const PlTask *t)
 {
-	return t->kind == TASK_MICONI ? t->loss : PL_LOSS_MSE;
+	if (t->kind == TASK_MICONI)
+		return t->loss;
+	return t->kind == TASK_ONESHOT ? PL_LOSS_CE : PL_LOSS_MSE;
+}
+
+void pl_task_set_split(PlTask *t, PlSplit s)
+{
+	t->split = s;
 }
 
 const char *pl_task_describe(const PlTask *t)
@@ -380,6 +401,8 @@ void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, f
 		break;
 	case TASK_MICONI:
 		pl_miconi_task_sample(t->miconi, r, B, x, target, mask);
+	case TASK_ONESHOT:
+		pl_oneshot_sample(t->oneshot, t->split, r, B, x, target, mask);
 		break;
 	}
 }

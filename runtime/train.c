@@ -465,7 +465,9 @@ static int validate(Trainer *tr)
 	PlRng r;
 	long used;
 	pl_rng_seed2(&r, tr->cfg.seed, STREAM_VAL + (uint64_t)tr->step);
+	pl_task_set_split(tr->task, PL_SPLIT_VAL);
 	PlBpttResult v = evaluate(tr, tr->params, &r, tr->cfg.val_trials, &used);
+	pl_task_set_split(tr->task, PL_SPLIT_TRAIN);
 	metrics_row(tr, tr->step, "val", v.loss, v.metric);
 	tr->last_val = v.loss;
 	if (!v.finite) {
@@ -909,6 +911,7 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	pl_rng_seed2(&tr_test, c->test_seed, STREAM_TEST);
 	PlBpttResult test = {NAN, NAN, 1};
 	if (c->test_trials > 0) {
+		pl_task_set_split(tr.task, PL_SPLIT_TEST);
 		test = evaluate(&tr, tr.best, &tr_test, c->test_trials, &used);
 		metrics_row(&tr, tr.best_step, "test", test.loss, test.metric);
 	}

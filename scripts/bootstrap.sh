@@ -14,7 +14,8 @@ mode=${1:-}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="build-essential pkg-config autoconf automake flex bison libopenblas-dev libcmocka-dev
-libjansson-dev zlib1g-dev llvm-14-dev clang-14 libclang-rt-14-dev gnuplot-nox python3"
+libjansson-dev zlib1g-dev llvm-14-dev clang-14 libclang-rt-14-dev gnuplot-nox python3
+libpng-dev libjpeg-dev dataset-fashion-mnist"
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -37,7 +37,7 @@ typedef struct Case {
 	IrOp op;
 	int nin;
 	IrShape in[2];
-	IrShape out; /* for EXPAND, SUM_TO, RESHAPE */
+	IrShape out; /* for the ops whose shape is given (ir_op_shape_given) */
 	int64_t a[4];
 } Case;
 
@@ -74,6 +74,7 @@ static int special_cases(IrOp op, Case *cs)
 	int n = 0;
 #define C1(X, O, A0, A1) cs[n++] = (Case){op, 1, {X, {0}}, O, {A0, A1, 0, 0}}
 #define C2(X, Y, A0, A1) cs[n++] = (Case){op, 2, {X, Y}, {0}, {A0, A1, 0, 0}}
+#define CI(X, Y, O, A0, A1, A2) cs[n++] = (Case){op, 2, {X, Y}, O, {A0, A1, A2, 0}}
 	switch (op) {
 	case IR_EXPAND:
 		C1(S(false, 2, 1, 3, 0), S(true, 2, 2, 3, 0), 0, 0);
@@ -122,11 +123,43 @@ static int special_cases(IrOp op, Case *cs)
 	case IR_OUTER:
 		C2(S(true, 1, 3, 0, 0), S(true, 1, 4, 0, 0), 0, 0);
 		break;
+	/* images: k, s, p; batched and shared kernels; strides that skip pixels; padding */
+	case IR_CONV2D:
+		CI(S(true, 3, 2, 4, 5), S(false, 3, 3, 2, 9), (IrShape){0}, 3, 1, 1);
+		CI(S(true, 3, 2, 5, 4), S(false, 3, 3, 2, 4), (IrShape){0}, 2, 2, 0);
+		CI(S(false, 3, 1, 4, 4), S(true, 3, 2, 1, 9), (IrShape){0}, 3, 2, 1);
+		break;
+	case IR_CONV2D_T:
+		CI(S(true, 3, 3, 4, 5), S(false, 3, 3, 2, 9), S(true, 3, 2, 4, 5), 3, 1, 1);
+		CI(S(true, 3, 3, 2, 2), S(false, 3, 3, 2, 4), S(true, 3, 2, 5, 4), 2, 2, 0);
+		CI(S(false, 3, 2, 2, 2), S(true, 3, 2, 1, 9), S(true, 3, 1, 4, 4), 3, 2, 1);
+		break;
+	case IR_CONV2D_W:
+		CI(S(true, 3, 2, 4, 5), S(true, 3, 3, 4, 5), (IrShape){0}, 3, 1, 1);
+		CI(S(true, 3, 2, 5, 4), S(false, 3, 3, 2, 2), (IrShape){0}, 2, 2, 0);
+		CI(S(false, 3, 1, 4, 4), S(true, 3, 2, 2, 2), (IrShape){0}, 3, 2, 1);
+		break;
+	case IR_MAXPOOL:
+	case IR_POOL_ARGMAX:
+		C1(S(true, 3, 2, 4, 5), (IrShape){0}, 2, 2);
+		C1(S(false, 3, 3, 3, 3), (IrShape){0}, 2, 1); /* overlapping windows */
+		break;
+	case IR_POOL_GATHER:
+		C2(S(true, 3, 2, 4, 5), S(true, 3, 2, 2, 2), 2, 2);
+		C2(S(false, 3, 2, 4, 4), S(true, 3, 2, 2, 2), 2, 2);
+		C2(S(true, 3, 1, 3, 3), S(false, 3, 1, 2, 2), 2, 1);
+		break;
+	case IR_POOL_SCATTER:
+		CI(S(true, 3, 2, 2, 2), S(true, 3, 2, 2, 2), S(true, 3, 2, 4, 5), 2, 2, 0);
+		CI(S(false, 3, 2, 2, 2), S(true, 3, 2, 2, 2), S(true, 3, 2, 4, 4), 2, 2, 0);
+		CI(S(true, 3, 1, 2, 2), S(false, 3, 1, 2, 2), S(true, 3, 1, 3, 3), 2, 1, 0); /* overlaps add */
+		break;
 	default:
 		break;
 	}
 #undef C1
 #undef C2
+#undef CI
 	return n;
 }
 
@@ -154,14 +187,16 @@ static int cases_for(IrOp op, Case *cs)
 	return special_cases(op, cs);
 }
 
-/* inputs that must stay in a domain: log and sqrt of positives, division by positives */
-static void fill(IrOp op, int k, double *x, int64_t n, unsigned *seed)
+/* inputs that must stay in a domain: log and sqrt of positives, division by positives; the selector
+ * of pool_gather / pool_scatter holds window positions 0 .. win-1 */
+static void fill(IrOp op, int k, int64_t win, double *x, int64_t n, unsigned *seed)
 {
 	bool pos = ((op == IR_LOG || op == IR_SQRT) && k == 0) || (op == IR_DIV && k == 1);
+	bool sel = (op == IR_POOL_GATHER || op == IR_POOL_SCATTER) && k == 1;
 	for (int64_t i = 0; i < n; i++) {
 		*seed = *seed * 1103515245u + 12345u;
 		double u = (double)((*seed >> 8) & 0xffffff) / (double)0x1000000;
-		x[i] = pos ? 0.5 + 1.5 * u : 2 * u - 1;
+		x[i] = sel ? (double)(int64_t)(u * (double)win) : pos ? 0.5 + 1.5 * u : 2 * u - 1;
 	}
 }
 
@@ -189,8 +224,8 @@ static Built build(const Case *c, FILE *err, int *rc)
 	for (int k = 0; k < c->nin; k++)
 		b.in_x[k] = ir_input(f, IR_ROLE_DATA, k, c->in[k], k ? "x1" : "x0");
 	IrShape out = c->out;
-	b.y = ir_add_full(f, c->op, b.in_x[0], c->nin > 1 ? b.in_x[1] : -1,
-		(c->op == IR_EXPAND || c->op == IR_SUM_TO || c->op == IR_RESHAPE) ? &out : NULL, 0.0, c->a, NOLOC);
+	b.y = ir_add_full(f, c->op, b.in_x[0], c->nin > 1 ? b.in_x[1] : -1, ir_op_shape_given(c->op) ? &out : NULL,
+		0.0, c->a, NOLOC);
 	b.in_g = ir_input(f, IR_ROLE_PRED_BAR, 0, f->nodes[b.y].shape, "g");
 	*rc = ad_vjp(f, 1, &b.y, &b.in_g, b.nx, b.in_x, b.d, err);
 	if (*rc)
@@ -300,8 +335,8 @@ static int check_case(const Case *c, unsigned *seed, char *what, size_t wn)
 	ir_shape_str(c->in[0], s0, sizeof s0);
 	if (c->nin > 1)
 		ir_shape_str(c->in[1], s1, sizeof s1);
-	snprintf(what, wn, "%s(%s%s%s) a=%d,%d", ir_op_info[c->op].name, s0, c->nin > 1 ? ", " : "", s1,
-		(int)c->a[0], (int)c->a[1]);
+	snprintf(what, wn, "%s(%s%s%s) a=%d,%d,%d", ir_op_info[c->op].name, s0, c->nin > 1 ? ", " : "", s1,
+		(int)c->a[0], (int)c->a[1], (int)c->a[2]);
 	if (rc) {
 		ir_func_free(b.f);
 		return -1;
@@ -311,7 +346,7 @@ static int check_case(const Case *c, unsigned *seed, char *what, size_t wn)
 	for (int k = 0; k < b.f->nins; k++) {
 		v.n[k] = len(b.f->nodes[b.f->ins[k].node].shape);
 		v.v[k] = malloc(sizeof(double) * (size_t)v.n[k]);
-		fill(c->op, k < b.nx ? k : 9, v.v[k], v.n[k], seed);
+		fill(c->op, k < b.nx ? k : 9, c->a[0] * c->a[0], v.v[k], v.n[k], seed);
 	}
 	double phi, psi, *outs[8];
 	run(&b, &v, &phi, &psi, outs);
@@ -374,7 +409,7 @@ static void test_every_op_derivatives(void **state)
 	}
 	fprintf(stderr, "derivative checks: %d cases, %d failures\n", checked, failures);
 	assert_int_equal(failures, 0);
-	assert_true(checked > 60);
+	assert_true(checked > 80);
 }
 
 /* activity analysis: nothing is built for a wrt that the output does not depend on, and the result

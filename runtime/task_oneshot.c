@@ -1,0 +1,380 @@
+/* runtime/task_oneshot.c -- `ways`-way 1-shot image classification episodes (see task_oneshot.h).
+ *
+ * Data sets and their three splits (docs/oneshot.md gives the reasons):
+ *   fashion   Fashion-MNIST IDX files: meta-train on classes 0-4 (train file), validate on classes 5-9
+ *             (train file), test on classes 5-9 (test file). 1x28x28.
+ *   cifar_fs  CIFAR-100 binary, the CIFAR-FS class split 64/16/20 (data/cifar_fs/{train,val,test}.txt);
+ *             every split uses the images of both CIFAR files. 3x32x32.
+ *   mini      miniImageNet, the Ravi & Larochelle split CSVs. 3 x side x side (84).
+ * Pixels are normalised per channel, (p/255 - mean_c) / std_c, with mean and std measured on the
+ * meta-training split's images when the task is created. Augmentation (augment=1, meta-training episodes
+ * only): a random crop of the image zero-padded by 4 on each side, then a horizontal flip with
+ * probability 1/2 (torchvision's RandomCrop(padding=4) and RandomHorizontalFlip).
+ */
+#include "config.h"
+
+#include "task_oneshot.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { DATA_FASHION, DATA_CIFAR_FS, DATA_MINI };
+enum { PAD = 4 };
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+struct PlOneshot {
+	int data;
+	int ways, T, I, C, H, W, side, augment;
+	PlImageSet *own[3];          /* loaded sets (fashion: train file, test file) */
+	const PlImageSet *src[3];    /* per split: the set its indices point into */
+	PlClassIndex *ci[3];         /* per split: images of each class */
+	double mean[3], inv_std[3];  /* per channel, on the [0,1] scale */
+	int *scratch;                /* per-episode work: class draw, two orders, two image picks (owned) */
+	char desc[160];
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void pl_oneshot_free(PlOneshot *o)
+{
+	if (!o)
+		return;
+	for (int k = 0; k < 3; k++) {
+		pl_imageset_free(o->own[k]);
+		pl_class_index_free(o->ci[k]);
+	}
+	pl_free(o->scratch);
+	pl_free(o);
+}
+
+static const char *split_name(int s)
+{
+	return s == PL_SPLIT_TRAIN ? "meta-training" : s == PL_SPLIT_VAL ? "validation" : "test";
+}
+
+/* Every split needs `ways` classes with two images each (a support and a distinct query image). */
+static int check_split(const PlOneshot *o, int s, const char *what, char *err, size_t errlen)
+{
+	const PlClassIndex *ci = o->ci[s];
+	if (ci->n_classes < o->ways) {
+		seterr(err, errlen, "%s: the %s split has %d classes, fewer than ways=%d", what, split_name(s),
+			ci->n_classes, o->ways);
+		return -1;
+	}
+	for (int k = 0; k < ci->n_classes; k++)
+		if (ci->start[k + 1] - ci->start[k] < 2) {
+			seterr(err, errlen, "%s: class %d of the %s split has %d image%s; a 1-shot episode needs 2 (support "
+					    "and query)", what, k, split_name(s), ci->start[k + 1] - ci->start[k],
+				ci->start[k + 1] - ci->start[k] == 1 ? "" : "s");
+			return -1;
+		}
+	return 0;
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out)
+{
+	char *end;
+	long x = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || x < lo || x > hi)
+		return -1;
+	*out = (int)x;
+	return 0;
+}
+
+/* mean and standard deviation of each channel over the meta-training split's images */
+static void measure_norm(PlOneshot *o)
+{
+	const PlImageSet *s = o->src[PL_SPLIT_TRAIN];
+	const PlClassIndex *ci = o->ci[PL_SPLIT_TRAIN];
+	size_t plane = (size_t)o->H * o->W;
+	int n = ci->start[ci->n_classes];
+	for (int c = 0; c < o->C; c++) {
+		double sum = 0, sum2 = 0;
+		for (int j = 0; j < n; j++) {
+			const uint8_t *p = s->pix + (size_t)ci->idx[j] * o->C * plane + c * plane;
+			for (size_t q = 0; q < plane; q++) {
+				double v = p[q] / 255.0;
+				sum += v;
+				sum2 += v * v;
+			}
+		}
+		double cnt = (double)n * (double)plane, m = sum / cnt, var = sum2 / cnt - m * m;
+		o->mean[c] = m;
+		/* a constant channel (never in real data) would divide by 0: leave it unscaled */
+		o->inv_std[c] = var > 1e-12 ? 1.0 / sqrt(var) : 1.0;
+	}
+}
+
+PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t errlen)
+{
+	PlOneshot *o = pl_alloc(sizeof *o);
+	if (!o) {
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	o->data = DATA_FASHION;
+	o->ways = 5;
+	o->side = 84;
+	const char *dir = getenv("PLASTC_ONESHOT_DIR"), *classes = PLASTC_ABS_SRCDIR "/data/cifar_fs";
+	for (int i = 0; i < n_opts; i++) {
+		const char *eq = strchr(opts[i], '=');
+		char key[32];
+		if (!eq || (size_t)(eq - opts[i]) >= sizeof key) {
+			seterr(err, errlen, "task option '%s' is not of the form key=value", opts[i]);
+			goto fail;
+		}
+		snprintf(key, sizeof key, "%.*s", (int)(eq - opts[i]), opts[i]);
+		const char *v = eq + 1;
+		int bad = 0;
+		if (strcmp(key, "data") == 0) {
+			if (strcmp(v, "fashion") == 0)
+				o->data = DATA_FASHION;
+			else if (strcmp(v, "cifar_fs") == 0)
+				o->data = DATA_CIFAR_FS;
+			else if (strcmp(v, "mini") == 0)
+				o->data = DATA_MINI;
+			else
+				bad = 1;
+		} else if (strcmp(key, "dir") == 0)
+			dir = v;
+		else if (strcmp(key, "classes") == 0)
+			classes = v;
+		else if (strcmp(key, "side") == 0)
+			bad = parse_int(v, 8, 512, &o->side);
+		else if (strcmp(key, "ways") == 0)
+			bad = parse_int(v, 2, 100, &o->ways);
+		else if (strcmp(key, "augment") == 0)
+			bad = parse_int(v, 0, 1, &o->augment);
+		else {
+			seterr(err, errlen, "task oneshot has no option '%s' (options: data (fashion|cifar_fs|mini), dir, "
+					    "classes, side, ways, augment)", key);
+			goto fail;
+		}
+		if (bad) {
+			seterr(err, errlen, "task oneshot: bad value '%s' for option %s", v, key);
+			goto fail;
+		}
+	}
+	static const char *const split_file[3] = {"train", "val", "test"};
+	char path[2][4096];
+	switch (o->data) {
+	case DATA_FASHION:
+		if (!dir)
+			dir = FASHION_DIR;
+		snprintf(path[0], sizeof path[0], "%s/train-images-idx3-ubyte.gz", dir);
+		snprintf(path[1], sizeof path[1], "%s/train-labels-idx1-ubyte.gz", dir);
+		if (!(o->own[0] = pl_idx_load(path[0], path[1], err, errlen)))
+			goto fail;
+		snprintf(path[0], sizeof path[0], "%s/t10k-images-idx3-ubyte.gz", dir);
+		snprintf(path[1], sizeof path[1], "%s/t10k-labels-idx1-ubyte.gz", dir);
+		if (!(o->own[1] = pl_idx_load(path[0], path[1], err, errlen)))
+			goto fail;
+		if (o->own[1]->H != o->own[0]->H || o->own[1]->W != o->own[0]->W) {
+			seterr(err, errlen, "%s: images are %dx%d but the training file's are %dx%d", path[0], o->own[1]->H,
+				o->own[1]->W, o->own[0]->H, o->own[0]->W);
+			goto fail;
+		}
+		o->src[PL_SPLIT_TRAIN] = o->src[PL_SPLIT_VAL] = o->own[0];
+		o->src[PL_SPLIT_TEST] = o->own[1];
+		o->ci[PL_SPLIT_TRAIN] = pl_class_index_new(o->own[0], 0, o->own[0]->n, 0, 5);
+		o->ci[PL_SPLIT_VAL] = pl_class_index_new(o->own[0], 0, o->own[0]->n, 5, 10);
+		o->ci[PL_SPLIT_TEST] = pl_class_index_new(o->own[1], 0, o->own[1]->n, 5, 10);
+		break;
+	case DATA_CIFAR_FS:
+		if (!dir) {
+			seterr(err, errlen, "task oneshot data=cifar_fs needs dir=FOLDER (the unpacked cifar-100-binary.tar.gz: "
+					    "train.bin, test.bin, fine_label_names.txt) or PLASTC_ONESHOT_DIR");
+			goto fail;
+		}
+		for (int s = 0; s < 3; s++) {
+			snprintf(path[0], sizeof path[0], "%s/%s.txt", classes, split_file[s]);
+			if (!(o->own[s] = pl_cifar100_load(dir, path[0], err, errlen)))
+				goto fail;
+			o->src[s] = o->own[s];
+			o->ci[s] = pl_class_index_new(o->own[s], 0, o->own[s]->n, 0, o->own[s]->n_classes);
+		}
+		break;
+	default:
+		if (!dir) {
+			seterr(err, errlen, "task oneshot data=mini needs dir=FOLDER (train.csv, val.csv, test.csv and images/) or "
+					    "PLASTC_ONESHOT_DIR");
+			goto fail;
+		}
+		for (int s = 0; s < 3; s++) {
+			if (!(o->own[s] = pl_miniimagenet_load(dir, split_file[s], o->side, err, errlen)))
+				goto fail;
+			o->src[s] = o->own[s];
+			o->ci[s] = pl_class_index_new(o->own[s], 0, o->own[s]->n, 0, o->own[s]->n_classes);
+		}
+		break;
+	}
+	for (int s = 0; s < 3; s++) {
+		if (!o->ci[s]) {
+			seterr(err, errlen, "out of memory indexing the %s split", split_name(s));
+			goto fail;
+		}
+		if (check_split(o, s, dir, err, errlen) != 0)
+			goto fail;
+	}
+	const PlImageSet *t = o->src[PL_SPLIT_TRAIN];
+	o->C = t->C;
+	o->H = t->H;
+	o->W = t->W;
+	o->T = 2 * o->ways;
+	o->I = o->C * o->H * o->W + o->ways;
+	int kmax = 0;
+	for (int s = 0; s < 3; s++)
+		kmax = o->ci[s]->n_classes > kmax ? o->ci[s]->n_classes : kmax;
+	if (!(o->scratch = pl_alloc((size_t)(kmax + 4 * o->ways) * sizeof *o->scratch))) {
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	measure_norm(o);
+	static const char *const dname[3] = {"fashion", "cifar_fs", "mini"};
+	snprintf(o->desc, sizeof o->desc, "oneshot data=%s ways=%d shots=1 image=%dx%dx%d augment=%d", dname[o->data],
+		o->ways, o->C, o->H, o->W, o->augment);
+	return o;
+fail:
+	pl_oneshot_free(o);
+	return NULL;
+}
+
+int pl_oneshot_T(const PlOneshot *o)
+{
+	return o->T;
+}
+
+int pl_oneshot_in_size(const PlOneshot *o)
+{
+	return o->I;
+}
+
+int pl_oneshot_ways(const PlOneshot *o)
+{
+	return o->ways;
+}
+
+const char *pl_oneshot_describe(const PlOneshot *o)
+{
+	return o->desc;
+}
+
+void pl_oneshot_image(const PlOneshot *o, int *C, int *H, int *W)
+{
+	*C = o->C;
+	*H = o->H;
+	*W = o->W;
+}
+
+/* Fisher-Yates: a uniformly random permutation of 0..n-1 */
+static void shuffle(PlRng *r, int *p, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = i;
+	for (int i = n - 1; i > 0; i--) {
+		int j = (int)pl_rng_below(r, (uint64_t)i + 1);
+		int t = p[i];
+		p[i] = p[j];
+		p[j] = t;
+	}
+}
+
+/* Writes image `img` of s, normalised, into out (C*H*W floats). With augmentation: the output pixel
+ * (y, x) is pixel (y + oy - PAD, x' + ox - PAD) of the original, x' = W-1-x when flipped, and 0 (black,
+ * normalised) outside: a crop at (oy, ox) of the image padded by PAD, then the flip. */
+static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int aug, PlRng *r, float *out)
+{
+	int oy = PAD, ox = PAD, flip = 0;
+	if (aug) {
+		oy = (int)pl_rng_below(r, 2 * PAD + 1);
+		ox = (int)pl_rng_below(r, 2 * PAD + 1);
+		flip = (int)pl_rng_below(r, 2);
+	}
+	size_t plane = (size_t)o->H * o->W;
+	const uint8_t *p = s->pix + (size_t)img * o->C * plane;
+	for (int c = 0; c < o->C; c++)
+		for (int y = 0; y < o->H; y++)
+			for (int x = 0; x < o->W; x++) {
+				int sy = y + oy - PAD, sx = (flip ? o->W - 1 - x : x) + ox - PAD;
+				double v = sy >= 0 && sy < o->H && sx >= 0 && sx < o->W ? p[c * plane + (size_t)sy * o->W + sx] / 255.0 : 0.0;
+				out[c * plane + (size_t)y * o->W + x] = (float)((v - o->mean[c]) * o->inv_std[c]);
+			}
+}
+
+void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float *x, float *target, float *mask)
+{
+	int N = o->ways, T = o->T, I = o->I, npix = I - N;
+	const PlClassIndex *ci = o->ci[split];
+	const PlImageSet *s = o->src[split];
+	int K = ci->n_classes;
+	int *cls = o->scratch, *ord_s = cls + K, *ord_q = ord_s + N, *sup = ord_q + N, *qry = sup + N;
+	int aug = o->augment && split == PL_SPLIT_TRAIN;
+	for (int b = 0; b < B; b++) {
+		/* the episode's classes: the first N of a random permutation; episode label j = cls[j] */
+		shuffle(r, cls, K);
+		for (int j = 0; j < N; j++) {
+			int c = cls[j], n = ci->start[c + 1] - ci->start[c];
+			int a = (int)pl_rng_below(r, (uint64_t)n), q = (int)pl_rng_below(r, (uint64_t)n - 1);
+			q += q >= a; /* a distinct query image */
+			sup[j] = ci->idx[ci->start[c] + a];
+			qry[j] = ci->idx[ci->start[c] + q];
+		}
+		shuffle(r, ord_s, N);
+		shuffle(r, ord_q, N);
+		for (int t = 0; t < T; t++) {
+			int query = t >= N, j = query ? ord_q[t - N] : ord_s[t];
+			float *xs = x + ((size_t)t * B + b) * I, *ys = target + ((size_t)t * B + b) * N;
+			put_image(o, s, query ? qry[j] : sup[j], aug, r, xs);
+			for (int k = 0; k < N; k++) {
+				xs[npix + k] = !query && k == j ? 1.0f : 0.0f;
+				ys[k] = k == j ? 1.0f : 0.0f;
+			}
+		}
+	}
+	for (int t = 0; t < T; t++)
+		mask[t] = t >= N ? 1.0f / (float)N : 0.0f;
+}
+
+static int argmax(const float *v, int n)
+{
+	int best = 0;
+	for (int k = 1; k < n; k++)
+		if (v[k] > v[best])
+			best = k;
+	return best;
+}
+
+void pl_oneshot_accuracy(const PlOneshot *o, int B, const float *y, const float *target, double *first,
+	double *all)
+{
+	int N = o->ways;
+	long hit_first = 0, hit_all = 0;
+	for (int t = N; t < o->T; t++)
+		for (int b = 0; b < B; b++) {
+			size_t off = ((size_t)t * B + b) * N;
+			int ok = argmax(y + off, N) == argmax(target + off, N);
+			hit_all += ok;
+			if (t == N)
+				hit_first += ok;
+		}
+	*first = B > 0 ? (double)hit_first / B : 0.0;
+	*all = B > 0 ? (double)hit_all / ((double)B * N) : 0.0;
+}

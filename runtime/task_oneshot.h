@@ -1,0 +1,39 @@
+/* runtime/task_oneshot.h -- the one-shot image classification task (internal; task.c dispatches to it).
+ *
+ * An episode of `ways`-way 1-shot classification is a trial of T = 2*ways steps: `ways` support steps
+ * (one image of each class, in a shuffled order, with its one-hot label) then `ways` query steps (one new
+ * image of each class, shuffled again, label input 0). x_t = (normalised pixels in CHW order, label[ways]);
+ * the target is the one-hot class at every step; mask = 1/ways on the query steps, 0 on the support steps,
+ * so the meta-loss is the cross-entropy averaged over the queries. docs/oneshot.md has the details.
+ */
+#ifndef PLASTRT_TASK_ONESHOT_H
+#define PLASTRT_TASK_ONESHOT_H
+
+#include <stddef.h>
+
+#include "images.h"
+#include "plastrt.h"
+
+/* Ownership: a PlOneshot owns its image sets and class indices; pl_oneshot_free releases them. */
+typedef struct PlOneshot PlOneshot;
+
+/* opts "k=v": data=fashion|cifar_fs|mini, dir=PATH, classes=PATH (CIFAR-FS class lists folder),
+ * side=N (mini), ways=N, augment=0|1. Loads every split's images now, so errors in the data files are
+ * reported here (NULL, message "FILE: problem" in err) and never while sampling. */
+PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t errlen);
+void pl_oneshot_free(PlOneshot *o);
+int pl_oneshot_T(const PlOneshot *o);
+int pl_oneshot_in_size(const PlOneshot *o);
+int pl_oneshot_ways(const PlOneshot *o);
+const char *pl_oneshot_describe(const PlOneshot *o);
+/* Image geometry of x's pixel part: C, H, W. */
+void pl_oneshot_image(const PlOneshot *o, int *C, int *H, int *W);
+/* B episodes from the given split (augmentation, if on, only on PL_SPLIT_TRAIN). Layout as every task:
+ * x [T,B,I], target [T,B,ways], mask [T]. */
+void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float *x, float *target, float *mask);
+/* Accuracy of predictions y [T,B,ways] on a batch: over the first query step (the reference's metric) and
+ * over all query steps. */
+void pl_oneshot_accuracy(const PlOneshot *o, int B, const float *y, const float *target, double *first,
+	double *all);
+
+#endif

@@ -1,0 +1,861 @@
+/* tests/test_fsc_data.c -- image loaders and the oneshot task on small files generated here in the real
+ * formats (IDX plain and gzip, CIFAR-100 binary, PNG and JPEG with split CSVs), valid and corrupt (every
+ * corrupt file must give a message naming the file and the defect, never a crash), then the episode
+ * structure of the oneshot task, and the installed Fashion-MNIST when present.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#ifdef HAVE_LIBPNG
+#include <png.h>
+#endif
+#ifdef HAVE_LIBJPEG
+#include <jpeglib.h>
+#endif
+
+#include "images.h"
+#include "plastrt.h"
+#include "task_oneshot.h"
+
+static char tmpdir[64];
+static char errbuf[2048];
+
+static const char *tpath(const char *name)
+{
+	static char buf[8][512];
+	static int k;
+	k = (k + 1) % 8;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+	return buf[k];
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, n, f), n);
+	fclose(f);
+}
+
+static void write_gz(const char *path, const void *data, size_t n)
+{
+	gzFile g = gzopen(path, "wb");
+	assert_non_null(g);
+	assert_int_equal(gzwrite(g, data, (unsigned)n), (int)n);
+	gzclose(g);
+}
+
+static size_t put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+	return 4;
+}
+
+/* IDX image file of n images h x w; image i is filled with pix(i, r, c); returns its size in buf */
+static size_t idx_images(unsigned char *buf, uint32_t magic, int n, int h, int w, int pattern)
+{
+	size_t k = 0;
+	k += put_be32(buf + k, magic);
+	k += put_be32(buf + k, (uint32_t)n);
+	k += put_be32(buf + k, (uint32_t)h);
+	k += put_be32(buf + k, (uint32_t)w);
+	for (int i = 0; i < n; i++)
+		for (int p = 0; p < h * w; p++)
+			buf[k++] = (unsigned char)(pattern ? (i * 7 + p * 13) % 256 : 3 * i + 1);
+	return k;
+}
+
+static size_t idx_labels(unsigned char *buf, int n, int classes)
+{
+	size_t k = 0;
+	k += put_be32(buf + k, 0x801);
+	k += put_be32(buf + k, (uint32_t)n);
+	for (int i = 0; i < n; i++)
+		buf[k++] = (unsigned char)(i % classes);
+	return k;
+}
+
+/* load must fail, and the message must name `file` and contain `what` */
+#define EXPECT_FAIL(call, file, what)                                                                    \
+	do {                                                                                             \
+		errbuf[0] = 0;                                                                           \
+		void *r_ = (void *)(call);                                                               \
+		if (r_ || !strstr(errbuf, file) || !strstr(errbuf, what))                                \
+			fprintf(stderr, "expected failure naming %s with '%s', got %s: '%s'\n", file, what,  \
+				r_ ? "success" : "failure", errbuf);                                     \
+		assert_null(r_);                                                                         \
+		assert_non_null(strstr(errbuf, file));                                                   \
+		assert_non_null(strstr(errbuf, what));                                                   \
+	} while (0)
+
+static void test_idx(void **state)
+{
+	(void)state;
+	static unsigned char img[16 + 7 * 12 + 64], lab[8 + 7 + 8];
+	size_t ni = idx_images(img, 0x803, 7, 3, 4, 0), nl = idx_labels(lab, 7, 3);
+	write_file(tpath("i.idx"), img, ni);
+	write_gz(tpath("l.idx.gz"), lab, nl);
+	PlImageSet *s = pl_idx_load(tpath("i.idx"), tpath("l.idx.gz"), errbuf, sizeof errbuf);
+	assert_non_null(s);
+	assert_true(s->n == 7 && s->C == 1 && s->H == 3 && s->W == 4 && s->n_classes == 3);
+	for (int i = 0; i < 7; i++) {
+		assert_int_equal(s->label[i], i % 3);
+		assert_int_equal(s->pix[i * 12 + 5], 3 * i + 1);
+	}
+	pl_imageset_free(s);
+
+	/* defects, each named */
+	EXPECT_FAIL(pl_idx_load(tpath("missing.idx"), tpath("l.idx.gz"), errbuf, sizeof errbuf), "missing.idx",
+		"cannot open");
+	idx_images(img, 0x802, 7, 3, 4, 0);
+	write_file(tpath("badmagic.idx"), img, ni);
+	EXPECT_FAIL(pl_idx_load(tpath("badmagic.idx"), tpath("l.idx.gz"), errbuf, sizeof errbuf), "badmagic.idx",
+		"bad magic");
+	idx_images(img, 0x803, 7, 3, 4, 0);
+	write_gz(tpath("trunc.idx.gz"), img, ni - 5);
+	EXPECT_FAIL(pl_idx_load(tpath("trunc.idx.gz"), tpath("l.idx.gz"), errbuf, sizeof errbuf), "trunc.idx.gz",
+		"truncated");
+	write_file(tpath("hdr.idx"), img, 10);
+	EXPECT_FAIL(pl_idx_load(tpath("hdr.idx"), tpath("l.idx.gz"), errbuf, sizeof errbuf), "hdr.idx", "truncated");
+	write_file(tpath("long.idx"), img, ni + 3);
+	img[ni] = img[ni + 1] = img[ni + 2] = 9;
+	write_file(tpath("long.idx"), img, ni + 3);
+	EXPECT_FAIL(pl_idx_load(tpath("long.idx"), tpath("l.idx.gz"), errbuf, sizeof errbuf), "long.idx",
+		"longer than its header");
+	idx_images(img, 0x803, 0, 3, 4, 0);
+	write_file(tpath("zero.idx"), img, 16);
+	EXPECT_FAIL(pl_idx_load(tpath("zero.idx"), tpath("l.idx.gz"), errbuf, sizeof errbuf), "zero.idx",
+		"image count 0 out of range");
+	put_be32(img, 0x803); /* header only: 7 images of 99999 x 4 */
+	put_be32(img + 4, 7);
+	put_be32(img + 8, 99999);
+	put_be32(img + 12, 4);
+	write_file(tpath("huge.idx"), img, 16);
+	EXPECT_FAIL(pl_idx_load(tpath("huge.idx"), tpath("l.idx.gz"), errbuf, sizeof errbuf), "huge.idx",
+		"rows 99999 out of range");
+	nl = idx_labels(lab, 6, 3);
+	write_file(tpath("six.idx"), lab, nl);
+	EXPECT_FAIL(pl_idx_load(tpath("i.idx"), tpath("six.idx"), errbuf, sizeof errbuf), "six.idx",
+		"holds 6 labels but");
+	/* a gzip file with a damaged body: zlib reports it, we name the file */
+	nl = idx_labels(lab, 7, 3);
+	write_gz(tpath("crc.idx.gz"), lab, nl);
+	FILE *f = fopen(tpath("crc.idx.gz"), "r+b");
+	assert_non_null(f);
+	fseek(f, -6, SEEK_END); /* inside the CRC-32 trailer */
+	fputc(0x5a, f);
+	fputc(0xa5, f);
+	fclose(f);
+	EXPECT_FAIL(pl_idx_load(tpath("i.idx"), tpath("crc.idx.gz"), errbuf, sizeof errbuf), "crc.idx.gz", "corrupt gzip");
+}
+
+/* ---- CIFAR-100 ---- */
+
+static void write_cifar(const char *name, int n, const int *fine, int coarse_bad)
+{
+	unsigned char *buf = calloc((size_t)n, 3074);
+	for (int r = 0; r < n; r++) {
+		unsigned char *rec = buf + (size_t)r * 3074;
+		rec[0] = (unsigned char)(coarse_bad && r == n - 1 ? 25 : fine[r] / 5);
+		rec[1] = (unsigned char)fine[r];
+		for (int p = 0; p < 3072; p++)
+			rec[2 + p] = (unsigned char)(r + p / 1024); /* channel c of record r holds r + c */
+	}
+	write_file(tpath(name), buf, (size_t)n * 3074);
+	free(buf);
+}
+
+static void make_cifar_dir(void)
+{
+	char names[100 * 8] = "";
+	for (int k = 0; k < 100; k++) {
+		char nm[8];
+		snprintf(nm, sizeof nm, "c%02d\n", k);
+		strcat(names, nm);
+	}
+	write_file(tpath("fine_label_names.txt"), names, strlen(names));
+	int tr[6] = {3, 7, 3, 50, 7, 99}, te[3] = {50, 3, 1};
+	write_cifar("train.bin", 6, tr, 0);
+	write_cifar("test.bin", 3, te, 0);
+	const char *list = "# a comment\nc50\n\nc03\r\n";
+	write_file(tpath("list.txt"), list, strlen(list));
+}
+
+static void test_cifar(void **state)
+{
+	(void)state;
+	make_cifar_dir();
+	PlImageSet *s = pl_cifar100_load(tmpdir, tpath("list.txt"), errbuf, sizeof errbuf);
+	if (!s)
+		fprintf(stderr, "%s\n", errbuf);
+	assert_non_null(s);
+	/* train records 0, 2 (c03) and 3 (c50), test records 0 (c50) and 1 (c03), in file order */
+	assert_int_equal(s->n, 5);
+	assert_int_equal(s->n_classes, 2);
+	assert_string_equal(s->class_name[0], "c50");
+	assert_string_equal(s->class_name[1], "c03");
+	const int want_label[5] = {1, 1, 0, 0, 1}, want_rec[5] = {0, 2, 3, 0, 1};
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(s->label[i], want_label[i]);
+		for (int c = 0; c < 3; c++)
+			assert_int_equal(s->pix[(size_t)i * 3072 + c * 1024 + 17], want_rec[i] + c);
+	}
+	pl_imageset_free(s);
+
+	const char *bad = "c03\nnot_a_class\n";
+	write_file(tpath("bad.txt"), bad, strlen(bad));
+	EXPECT_FAIL(pl_cifar100_load(tmpdir, tpath("bad.txt"), errbuf, sizeof errbuf), "bad.txt:2", "not a CIFAR-100 class");
+	const char *dup = "c03\nc03\n";
+	write_file(tpath("dup.txt"), dup, strlen(dup));
+	EXPECT_FAIL(pl_cifar100_load(tmpdir, tpath("dup.txt"), errbuf, sizeof errbuf), "dup.txt:2", "twice");
+	int te[3] = {50, 3, 1};
+	write_cifar("test.bin", 3, te, 1);
+	EXPECT_FAIL(pl_cifar100_load(tmpdir, tpath("list.txt"), errbuf, sizeof errbuf), "test.bin", "out of range");
+	unsigned char junk[3074 + 10] = {0};
+	write_file(tpath("test.bin"), junk, sizeof junk);
+	EXPECT_FAIL(pl_cifar100_load(tmpdir, tpath("list.txt"), errbuf, sizeof errbuf), "test.bin",
+		"not a positive multiple");
+	write_cifar("test.bin", 3, te, 0);
+	unlink(tpath("fine_label_names.txt"));
+	EXPECT_FAIL(pl_cifar100_load(tmpdir, tpath("list.txt"), errbuf, sizeof errbuf), "fine_label_names.txt",
+		"cannot open");
+}
+
+/* ---- miniImageNet: PNG and JPEG written with the same libraries ---- */
+
+#if defined(HAVE_LIBPNG) && defined(HAVE_LIBJPEG)
+static void rgb_pattern(unsigned char *rgb, int w, int h, int seed)
+{
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++)
+			for (int c = 0; c < 3; c++)
+				rgb[(y * w + x) * 3 + c] = (unsigned char)(seed * 40 + y * 10 + x * 3 + c * 60);
+}
+
+static void write_png(const char *path, int w, int h, int seed)
+{
+	unsigned char *rgb = malloc((size_t)w * h * 3);
+	rgb_pattern(rgb, w, h, seed);
+	png_image im;
+	memset(&im, 0, sizeof im);
+	im.version = PNG_IMAGE_VERSION;
+	im.width = (png_uint_32)w;
+	im.height = (png_uint_32)h;
+	im.format = PNG_FORMAT_RGB;
+	assert_true(png_image_write_to_file(&im, path, 0, rgb, 0, NULL));
+	free(rgb);
+}
+
+static void write_jpeg(const char *path, int w, int h, int seed)
+{
+	unsigned char *rgb = malloc((size_t)w * h * 3);
+	rgb_pattern(rgb, w, h, seed);
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	jpeg_stdio_dest(&c, f);
+	c.image_width = (JDIMENSION)w;
+	c.image_height = (JDIMENSION)h;
+	c.input_components = 3;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, 95, TRUE);
+	jpeg_start_compress(&c, TRUE);
+	while (c.next_scanline < c.image_height) {
+		JSAMPROW row = rgb + (size_t)c.next_scanline * w * 3;
+		jpeg_write_scanlines(&c, &row, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	fclose(f);
+	free(rgb);
+}
+
+static void truncate_copy(const char *from, const char *to, long keep)
+{
+	FILE *f = fopen(from, "rb");
+	assert_non_null(f);
+	unsigned char buf[65536];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	assert_true((long)n > keep);
+	write_file(to, buf, (size_t)keep);
+}
+
+static void test_mini(void **state)
+{
+	(void)state;
+	char images[512];
+	snprintf(images, sizeof images, "%s/images", tmpdir);
+	assert_int_equal(mkdir(images, 0700), 0);
+	write_png(tpath("images/a1.png"), 8, 6, 1);
+	write_png(tpath("images/a2.png"), 8, 6, 2);
+	write_jpeg(tpath("images/b1.jpg"), 16, 12, 3);
+	write_png(tpath("images/b2.png"), 4, 3, 4);
+	const char *csv = "filename,label\na1.png,n01\nb1.jpg,n02\r\n\na2.png,n01\nb2.png,n02\n";
+	write_file(tpath("train.csv"), csv, strlen(csv));
+	PlImageSet *s = pl_miniimagenet_load(tmpdir, "train", 8, errbuf, sizeof errbuf);
+	if (!s)
+		fprintf(stderr, "%s\n", errbuf);
+	assert_non_null(s);
+	assert_true(s->n == 4 && s->C == 3 && s->H == 8 && s->W == 8 && s->n_classes == 2);
+	assert_string_equal(s->class_name[0], "n01");
+	assert_string_equal(s->class_name[1], "n02");
+	assert_true(s->label[0] == 0 && s->label[1] == 1 && s->label[2] == 0 && s->label[3] == 1);
+	/* a PNG already 8 wide is resampled only in height (6 -> 8); the column order and the channel
+	 * planes survive: pixel (y=0, x=5) of channel 2 is seed*40 + 15 + 120 in row 0 */
+	assert_int_equal(s->pix[2 * 64 + 0 * 8 + 5], 40 + 15 + 120);
+	pl_imageset_free(s);
+	/* identity size: exact pixels */
+	uint8_t sq[3 * 36];
+	write_png(tpath("images/sq.png"), 6, 6, 0);
+	assert_int_equal(pl_image_file_rgb(tpath("images/sq.png"), 6, sq, errbuf, sizeof errbuf), 0);
+	for (int y = 0; y < 6; y++)
+		for (int x = 0; x < 6; x++)
+			for (int c = 0; c < 3; c++)
+				assert_int_equal(sq[c * 36 + y * 6 + x], (unsigned char)(y * 10 + x * 3 + c * 60));
+
+	/* defects */
+	truncate_copy(tpath("images/b1.jpg"), tpath("images/cut.jpg"), 200);
+	EXPECT_FAIL(pl_image_file_rgb(tpath("images/cut.jpg"), 8, sq, errbuf, sizeof errbuf) ? NULL : sq, "cut.jpg",
+		"corrupt JPEG");
+	truncate_copy(tpath("images/a1.png"), tpath("images/cut.png"), 60);
+	EXPECT_FAIL(pl_image_file_rgb(tpath("images/cut.png"), 8, sq, errbuf, sizeof errbuf) ? NULL : sq, "cut.png",
+		"bad PNG");
+	write_file(tpath("images/text.png"), "hello world", 11);
+	EXPECT_FAIL(pl_image_file_rgb(tpath("images/text.png"), 8, sq, errbuf, sizeof errbuf) ? NULL : sq, "text.png",
+		"neither a JPEG nor a PNG");
+	const char *c2 = "filename,label\na1.png,n01\nb1.jpg\n";
+	write_file(tpath("val.csv"), c2, strlen(c2));
+	EXPECT_FAIL(pl_miniimagenet_load(tmpdir, "val", 8, errbuf, sizeof errbuf), "val.csv:3", "expected 'filename,label'");
+	const char *c3 = "filename,label\na1.png,n01\ngone.jpg,n02\n";
+	write_file(tpath("val.csv"), c3, strlen(c3));
+	EXPECT_FAIL(pl_miniimagenet_load(tmpdir, "val", 8, errbuf, sizeof errbuf), "gone.jpg", "cannot open");
+	const char *c4 = "file,lab\na1.png,n01\n";
+	write_file(tpath("val.csv"), c4, strlen(c4));
+	EXPECT_FAIL(pl_miniimagenet_load(tmpdir, "val", 8, errbuf, sizeof errbuf), "val.csv:1", "header");
+	const char *c5 = "filename,label\n../x.png,n01\n";
+	write_file(tpath("val.csv"), c5, strlen(c5));
+	EXPECT_FAIL(pl_miniimagenet_load(tmpdir, "val", 8, errbuf, sizeof errbuf), "val.csv:2", "leaves the images");
+	EXPECT_FAIL(pl_miniimagenet_load(tmpdir, "test", 8, errbuf, sizeof errbuf), "test.csv", "cannot open");
+	const char *names[] = {"a1.png", "a2.png", "b1.jpg", "b2.png", "sq.png", "cut.jpg", "cut.png", "text.png"};
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		char p[64];
+		snprintf(p, sizeof p, "images/%s", names[i]);
+		unlink(tpath(p));
+	}
+	rmdir(images);
+	unlink(tpath("train.csv"));
+	unlink(tpath("val.csv"));
+}
+#else
+static void test_mini(void **state)
+{
+	(void)state;
+	skip();
+}
+#endif
+
+/* ---- the oneshot task on a generated Fashion-MNIST-like folder ---- */
+
+enum { NCLS = 10, PER = 3, SIDE = 4 };
+
+/* image i (class i % 10) is filled with the value 3i+1, so a normalised step identifies its image */
+static void make_fashion_dir(const char *sub, int pattern)
+{
+	char d[512];
+	snprintf(d, sizeof d, "%s/%s", tmpdir, sub);
+	mkdir(d, 0700);
+	static unsigned char img[16 + NCLS * PER * SIDE * SIDE], lab[8 + NCLS * PER];
+	size_t ni = idx_images(img, 0x803, NCLS * PER, SIDE, SIDE, pattern), nl = idx_labels(lab, NCLS * PER, NCLS);
+	char p[600];
+	snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", d);
+	write_gz(p, img, ni);
+	snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte.gz", d);
+	write_gz(p, lab, nl);
+	/* the test file: the same classes, different pixel values (offset by 100) */
+	for (size_t k = 16; k < ni; k++)
+		img[k] = (unsigned char)(img[k] + 100);
+	snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte.gz", d);
+	write_gz(p, img, ni);
+	snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte.gz", d);
+	write_gz(p, lab, nl);
+}
+
+static void remove_fashion_dir(const char *sub)
+{
+	static const char *const f[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+		"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+	char p[600];
+	for (int k = 0; k < 4; k++) {
+		snprintf(p, sizeof p, "%s/%s/%s", tmpdir, sub, f[k]);
+		unlink(p);
+	}
+	snprintf(p, sizeof p, "%s/%s", tmpdir, sub);
+	rmdir(p);
+}
+
+static PlTask *new_task(const char *sub, const char *extra)
+{
+	char o1[600], o2[64];
+	snprintf(o1, sizeof o1, "dir=%s/%s", tmpdir, sub);
+	snprintf(o2, sizeof o2, "%s", extra ? extra : "ways=5");
+	const char *opts[2] = {o1, o2};
+	PlTask *t = pl_task_new("oneshot", 2, opts, errbuf, sizeof errbuf);
+	if (!t)
+		fprintf(stderr, "%s\n", errbuf);
+	return t;
+}
+
+static void test_oneshot_episodes(void **state)
+{
+	(void)state;
+	make_fashion_dir("fm", 0);
+	PlTask *t = new_task("fm", NULL);
+	assert_non_null(t);
+	int T = pl_task_T(t), I = pl_task_in_size(t), O = pl_task_pred_size(t);
+	assert_int_equal(T, 10);
+	assert_int_equal(I, SIDE * SIDE + 5);
+	assert_int_equal(O, 5);
+	assert_int_equal(pl_task_loss(t), PL_LOSS_CE);
+	assert_non_null(strstr(pl_task_describe(t), "oneshot"));
+	enum { B = 16 };
+	float *x = malloc(sizeof(float) * T * B * I), *y = malloc(sizeof(float) * T * B * O), mask[10];
+	float *x2 = malloc(sizeof(float) * T * B * I);
+	for (int split = 0; split < 3; split++) {
+		pl_task_set_split(t, (PlSplit)split);
+		PlRng r;
+		pl_rng_seed(&r, 42 + (uint64_t)split);
+		pl_task_sample(t, &r, B, x, y, mask);
+		/* structure; the class of each image is checked in test_oneshot_splits */
+		for (int b = 0; b < B; b++) {
+			int seen_s[5] = {0}, seen_q[5] = {0};
+			float sup_val[5], qry_val[5];
+			for (int s = 0; s < T; s++) {
+				const float *xs = x + ((size_t)s * B + b) * I, *ys = y + ((size_t)s * B + b) * O;
+				int lab = -1, ones = 0;
+				for (int k = 0; k < O; k++)
+					if (ys[k] == 1.0f) {
+						lab = k;
+						ones++;
+					} else
+						assert_true(ys[k] == 0.0f);
+				assert_int_equal(ones, 1);
+				for (int p = 1; p < SIDE * SIDE; p++)
+					assert_true(xs[p] == xs[0]); /* a constant image stays constant */
+				if (s < 5) {
+					for (int k = 0; k < 5; k++)
+						assert_true(xs[SIDE * SIDE + k] == (k == lab ? 1.0f : 0.0f));
+					seen_s[lab]++;
+					sup_val[lab] = xs[0];
+				} else {
+					for (int k = 0; k < 5; k++)
+						assert_true(xs[SIDE * SIDE + k] == 0.0f);
+					seen_q[lab]++;
+					qry_val[lab] = xs[0];
+				}
+			}
+			for (int k = 0; k < 5; k++) {
+				assert_int_equal(seen_s[k], 1);
+				assert_int_equal(seen_q[k], 1);
+				assert_true(sup_val[k] != qry_val[k]); /* the query is another image */
+			}
+		}
+		for (int s = 0; s < T; s++)
+			assert_true(mask[s] == (s >= 5 ? 0.2f : 0.0f));
+		/* determinism: the same generator state gives the same batch */
+		pl_rng_seed(&r, 42 + (uint64_t)split);
+		pl_task_sample(t, &r, B, x2, y, mask);
+		assert_memory_equal(x, x2, sizeof(float) * T * B * I);
+	}
+	free(x2);
+	free(x);
+	free(y);
+	pl_task_free(t);
+	remove_fashion_dir("fm");
+}
+
+/* Class membership per split, through the image set directly: the task's split rule is classes 0-4
+ * (train file) for meta-training and 5-9 for validation (train file) and test (test file). Identify a
+ * step's image by inverting the normalisation with two known images. */
+static void test_oneshot_splits(void **state)
+{
+	(void)state;
+	make_fashion_dir("fm2", 0);
+	char o1[600];
+	snprintf(o1, sizeof o1, "dir=%s/fm2", tmpdir);
+	const char *opts[1] = {o1};
+	PlOneshot *o = pl_oneshot_new(1, opts, errbuf, sizeof errbuf);
+	assert_non_null(o);
+	enum { B = 32 };
+	int T = pl_oneshot_T(o), I = pl_oneshot_in_size(o);
+	float *x = malloc(sizeof(float) * T * B * I), *y = malloc(sizeof(float) * T * B * 5), mask[10];
+	/* mean and std of the meta-training images (classes 0-4 of the train file: images i with i%10 < 5,
+	 * value 3i+1), to invert the normalisation */
+	double sum = 0, sum2 = 0;
+	int n = 0;
+	for (int i = 0; i < NCLS * PER; i++)
+		if (i % NCLS < 5) {
+			double v = (3 * i + 1) / 255.0;
+			sum += v * SIDE * SIDE;
+			sum2 += v * v * SIDE * SIDE;
+			n += SIDE * SIDE;
+		}
+	double m = sum / n, sd = sqrt(sum2 / n - m * m);
+	for (int split = 0; split < 3; split++) {
+		PlRng r;
+		pl_rng_seed(&r, 7);
+		pl_oneshot_sample(o, (PlSplit)split, &r, B, x, y, mask);
+		for (int b = 0; b < B; b++) {
+			int cls_of_label[5];
+			for (int k = 0; k < 5; k++)
+				cls_of_label[k] = -1;
+			for (int s = 0; s < T; s++) {
+				const float *xs = x + ((size_t)s * B + b) * I, *ys = y + ((size_t)s * B + b) * 5;
+				double raw = (xs[0] * sd + m) * 255.0 - (split == PL_SPLIT_TEST ? 100 : 0);
+				long v = lround(raw);
+				assert_true(fabs(raw - (double)v) < 1e-3);
+				assert_int_equal((v - 1) % 3, 0);
+				int img = (int)(v - 1) / 3, cls = img % NCLS, lab = 0;
+				while (ys[lab] != 1.0f)
+					lab++;
+				if (split == PL_SPLIT_TRAIN)
+					assert_true(cls < 5);
+				else
+					assert_true(cls >= 5);
+				/* support and query of one label show the same true class */
+				if (cls_of_label[lab] < 0)
+					cls_of_label[lab] = cls;
+				assert_int_equal(cls_of_label[lab], cls);
+			}
+		}
+	}
+	/* accuracy: predicting the target scores 1, a constant prediction scores 1/5 on average */
+	double first, all;
+	pl_oneshot_accuracy(o, B, y, y, &first, &all);
+	assert_true(first == 1.0 && all == 1.0);
+	free(x);
+	free(y);
+	pl_oneshot_free(o);
+	remove_fashion_dir("fm2");
+}
+
+/* augmentation: every output pixel is a pixel of the source image or the zero padding, and it changes
+ * meta-training episodes only */
+static void test_oneshot_augment(void **state)
+{
+	(void)state;
+	make_fashion_dir("fm3", 1);
+	char o1[600];
+	snprintf(o1, sizeof o1, "dir=%s/fm3", tmpdir);
+	const char *on[2] = {o1, "augment=1"}, *off[1] = {o1};
+	PlOneshot *a = pl_oneshot_new(2, on, errbuf, sizeof errbuf), *p = pl_oneshot_new(1, off, errbuf, sizeof errbuf);
+	assert_non_null(a);
+	assert_non_null(p);
+	enum { B = 8 };
+	int T = pl_oneshot_T(a), I = pl_oneshot_in_size(a);
+	float *xa = malloc(sizeof(float) * T * B * I), *xp = malloc(sizeof(float) * T * B * I);
+	float *y = malloc(sizeof(float) * T * B * 5), mask[10];
+	PlRng r;
+	pl_rng_seed(&r, 3);
+	pl_oneshot_sample(a, PL_SPLIT_VAL, &r, B, xa, y, mask);
+	pl_rng_seed(&r, 3);
+	pl_oneshot_sample(p, PL_SPLIT_VAL, &r, B, xp, y, mask);
+	assert_memory_equal(xa, xp, sizeof(float) * T * B * I); /* no augmentation outside meta-training */
+	pl_rng_seed(&r, 3);
+	pl_oneshot_sample(a, PL_SPLIT_TRAIN, &r, B, xa, y, mask);
+	pl_rng_seed(&r, 3);
+	pl_oneshot_sample(p, PL_SPLIT_TRAIN, &r, B, xp, y, mask);
+	int changed = 0;
+	float pad = 0; /* the zero padding, normalised: the one value not found among the data's pixels */
+	int have_pad = 0;
+	for (int b = 0; b < B * T; b++) {
+		const float *sa = xa + (size_t)b * I;
+		/* the augmentation draws shift the generator, so the steps show other images than the
+		 * unaugmented batch: each augmented value must be some pixel of that batch's data or the pad */
+		for (int q = 0; q < SIDE * SIDE; q++) {
+			int found = 0;
+			for (int c = 0; c < B * T && !found; c++)
+				for (int q2 = 0; q2 < SIDE * SIDE && !found; q2++)
+					found = xp[(size_t)c * I + q2] == sa[q];
+			if (!found) {
+				if (!have_pad) {
+					pad = sa[q];
+					have_pad = 1;
+				}
+				assert_true(sa[q] == pad);
+			}
+		}
+		changed += memcmp(sa, xp + (size_t)b * I, sizeof(float) * SIDE * SIDE) != 0;
+	}
+	assert_true(changed > 0);
+	free(xa);
+	free(xp);
+	free(y);
+	pl_oneshot_free(a);
+	pl_oneshot_free(p);
+	remove_fashion_dir("fm3");
+}
+
+static void test_oneshot_errors(void **state)
+{
+	(void)state;
+	make_fashion_dir("fm4", 0);
+	char o1[600];
+	snprintf(o1, sizeof o1, "dir=%s/fm4", tmpdir);
+	const char *six[2] = {o1, "ways=6"};
+	EXPECT_FAIL(pl_task_new("oneshot", 2, six, errbuf, sizeof errbuf), "fm4", "fewer than ways=6");
+	const char *unk[1] = {"colour=red"};
+	EXPECT_FAIL(pl_task_new("oneshot", 1, unk, errbuf, sizeof errbuf), "oneshot", "no option 'colour'");
+	const char *cif[1] = {"data=cifar_fs"};
+	unsetenv("PLASTC_ONESHOT_DIR");
+	EXPECT_FAIL(pl_task_new("oneshot", 1, cif, errbuf, sizeof errbuf), "cifar_fs", "needs dir=");
+	const char *nodir[1] = {"dir=/nonexistent/fashion"};
+	EXPECT_FAIL(pl_task_new("oneshot", 1, nodir, errbuf, sizeof errbuf), "/nonexistent/fashion/train-images", "cannot open");
+	remove_fashion_dir("fm4");
+}
+
+/* CIFAR-FS through the task with the class lists of the repository: every name of data/cifar_fs must be
+ * a CIFAR-100 class, the three lists disjoint, 64 + 16 + 20 = 100. Checked against a generated
+ * fine_label_names.txt in CIFAR-100 label order (alphabetical) built from the lists themselves. */
+static void test_cifar_fs_lists(void **state)
+{
+	(void)state;
+	static const char *const split[3] = {"train", "val", "test"};
+	static const int want[3] = {64, 16, 20};
+	char all[100][128];
+	int n = 0;
+	for (int s = 0; s < 3; s++) {
+		char p[1024], line[128];
+		snprintf(p, sizeof p, "%s/data/cifar_fs/%s.txt", PLASTC_ABS_SRCDIR, split[s]);
+		FILE *f = fopen(p, "r");
+		assert_non_null(f);
+		int k = 0;
+		while (fgets(line, sizeof line, f)) {
+			line[strcspn(line, "\r\n")] = 0;
+			if (!line[0] || line[0] == '#')
+				continue;
+			assert_true(n < 100);
+			for (int j = 0; j < n; j++)
+				assert_true(strcmp(all[j], line) != 0); /* disjoint */
+			snprintf(all[n++], sizeof all[0], "%s", line);
+			k++;
+		}
+		fclose(f);
+		assert_int_equal(k, want[s]);
+	}
+	assert_int_equal(n, 100);
+}
+
+/* Random damage: flip, truncate or extend valid files many times; every load either succeeds or fails
+ * with a message naming the file (under ASan/UBSan this also proves no out-of-bounds access). */
+static unsigned mut_seed = 2024;
+static unsigned mrand(unsigned n)
+{
+	mut_seed = mut_seed * 1103515245u + 12345u;
+	return (mut_seed >> 8) % n;
+}
+
+static size_t mutate(unsigned char *buf, size_t n, size_t cap)
+{
+	switch (mrand(3)) {
+	case 0: /* flip a few bytes */
+		for (unsigned k = 0, m = 1 + mrand(4); k < m; k++)
+			buf[mrand((unsigned)n)] ^= (unsigned char)(1 + mrand(255));
+		return n;
+	case 1: /* truncate */
+		return mrand((unsigned)n);
+	default: /* extend with garbage */
+	{
+		size_t add = 1 + mrand(16);
+		if (n + add > cap)
+			add = cap - n;
+		for (size_t k = 0; k < add; k++)
+			buf[n + k] = (unsigned char)mrand(256);
+		return n + add;
+	}
+	}
+}
+
+static size_t read_all(const char *path, unsigned char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, cap, f);
+	fclose(f);
+	return n;
+}
+
+static void test_mutations(void **state)
+{
+	(void)state;
+	static unsigned char good[70000], bad[70100];
+	int ok = 0, failed = 0;
+	/* IDX images, plain and gzip */
+	size_t ni = idx_images(good, 0x803, 7, 3, 4, 1);
+	unsigned char lab[16];
+	size_t nl = idx_labels(lab, 7, 3);
+	write_file(tpath("ml.idx"), lab, nl);
+	for (int it = 0; it < 300; it++) {
+		memcpy(bad, good, ni);
+		size_t n = mutate(bad, ni, sizeof bad);
+		const char *name = it % 2 ? "m.idx.gz" : "m.idx";
+		if (it % 2)
+			write_gz(tpath(name), bad, n);
+		else
+			write_file(tpath(name), bad, n);
+		errbuf[0] = 0;
+		PlImageSet *s = pl_idx_load(tpath(name), tpath("ml.idx"), errbuf, sizeof errbuf);
+		if (s) {
+			ok++;
+			pl_imageset_free(s);
+		} else {
+			failed++;
+			assert_non_null(strstr(errbuf, name));
+		}
+	}
+	/* a gzip stream damaged after compression */
+	write_gz(tpath("g.gz"), good, ni);
+	size_t ng = read_all(tpath("g.gz"), good, sizeof good);
+	for (int it = 0; it < 300; it++) {
+		memcpy(bad, good, ng);
+		size_t n = mutate(bad, ng, sizeof bad);
+		write_file(tpath("m.gz"), bad, n);
+		errbuf[0] = 0;
+		PlImageSet *s = pl_idx_load(tpath("m.gz"), tpath("ml.idx"), errbuf, sizeof errbuf);
+		if (s) {
+			ok++;
+			pl_imageset_free(s);
+		} else {
+			failed++;
+			assert_non_null(strstr(errbuf, "m.gz"));
+		}
+	}
+#if defined(HAVE_LIBPNG) && defined(HAVE_LIBJPEG)
+	/* PNG and JPEG */
+	static const char *const img[2] = {"m0.png", "m0.jpg"};
+	write_png(tpath(img[0]), 9, 7, 1);
+	write_jpeg(tpath(img[1]), 9, 7, 1);
+	uint8_t out[3 * 8 * 8];
+	for (int f = 0; f < 2; f++) {
+		size_t n0 = read_all(tpath(img[f]), good, sizeof good);
+		for (int it = 0; it < 300; it++) {
+			memcpy(bad, good, n0);
+			size_t n = mutate(bad, n0, sizeof bad);
+			const char *name = f ? "m.jpg" : "m.png";
+			write_file(tpath(name), bad, n);
+			errbuf[0] = 0;
+			if (pl_image_file_rgb(tpath(name), 8, out, errbuf, sizeof errbuf) == 0)
+				ok++;
+			else {
+				failed++;
+				assert_non_null(strstr(errbuf, name));
+			}
+		}
+		unlink(tpath(img[f]));
+	}
+	unlink(tpath("m.png"));
+	unlink(tpath("m.jpg"));
+#endif
+	fprintf(stderr, "damaged files: %d loaded, %d rejected with a message\n", ok, failed);
+	assert_true(failed > 0);
+	unlink(tpath("ml.idx"));
+	unlink(tpath("m.idx"));
+	unlink(tpath("m.idx.gz"));
+	unlink(tpath("g.gz"));
+	unlink(tpath("m.gz"));
+}
+
+/* the installed data set, when present */
+static void test_fashion_installed(void **state)
+{
+	(void)state;
+	const char *d = "/usr/share/datasets/fashion-mnist";
+	char a[256], b[256];
+	snprintf(a, sizeof a, "%s/train-images-idx3-ubyte.gz", d);
+	snprintf(b, sizeof b, "%s/train-labels-idx1-ubyte.gz", d);
+	if (access(a, R_OK) != 0) {
+		fprintf(stderr, "no %s: skipped\n", a);
+		skip();
+	}
+	PlImageSet *s = pl_idx_load(a, b, errbuf, sizeof errbuf);
+	assert_non_null(s);
+	assert_true(s->n == 60000 && s->H == 28 && s->W == 28 && s->n_classes == 10);
+	int cnt[10] = {0};
+	for (int i = 0; i < s->n; i++)
+		cnt[s->label[i]]++;
+	for (int k = 0; k < 10; k++)
+		assert_int_equal(cnt[k], 6000);
+	pl_imageset_free(s);
+	const char *none[1] = {"data=fashion"};
+	unsetenv("PLASTC_ONESHOT_DIR");
+	PlTask *t = pl_task_new("oneshot", 1, none, errbuf, sizeof errbuf);
+	assert_non_null(t);
+	assert_int_equal(pl_task_in_size(t), 28 * 28 + 5);
+	enum { B = 4 };
+	float *x = malloc(sizeof(float) * 10 * B * (28 * 28 + 5)), *y = malloc(sizeof(float) * 10 * B * 5), mask[10];
+	PlRng r;
+	pl_rng_seed(&r, 1);
+	pl_task_set_split(t, PL_SPLIT_TEST);
+	pl_task_sample(t, &r, B, x, y, mask);
+	double mean = 0;
+	for (int i = 0; i < 28 * 28; i++)
+		mean += x[i];
+	assert_true(isfinite(mean));
+	free(x);
+	free(y);
+	pl_task_free(t);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/plastc-fsc-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	static const char *const files[] = {"i.idx", "l.idx.gz", "badmagic.idx", "trunc.idx.gz", "hdr.idx", "long.idx",
+		"zero.idx", "huge.idx", "six.idx", "crc.idx.gz", "train.bin", "test.bin", "list.txt", "bad.txt", "dup.txt",
+		"fine_label_names.txt"};
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+		unlink(tpath(files[i]));
+	return rmdir(tmpdir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idx),
+		cmocka_unit_test(test_cifar),
+		cmocka_unit_test(test_mini),
+		cmocka_unit_test(test_oneshot_episodes),
+		cmocka_unit_test(test_oneshot_splits),
+		cmocka_unit_test(test_oneshot_augment),
+		cmocka_unit_test(test_oneshot_errors),
+		cmocka_unit_test(test_cifar_fs_lists),
+		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_fashion_installed),
+	};
+	return cmocka_run_group_tests_name("fsc_data", tests, setup, teardown);
+}
