@@ -401,6 +401,7 @@ void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, f
 		break;
 	case TASK_MICONI:
 		pl_miconi_task_sample(t->miconi, r, B, x, target, mask);
+		break;
 	case TASK_ONESHOT:
 		pl_oneshot_sample(t->oneshot, t->split, r, B, x, target, mask);
 		break;
