@@ -390,6 +390,8 @@ static LLVMValueRef l_scalar(LlCtx *c, IrOp op, LLVMValueRef a, LLVMValueRef b)
 	case IR_MIN: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, b, ""), a, b, "");
 	case IR_PARAM: case IR_INPUT: case IR_CONST: case IR_INV_BATCH: case IR_SUM_TO: case IR_RESHAPE:
 	case IR_SLICE: case IR_PAD: case IR_CONCAT: case IR_MATMUL: case IR_BMV: case IR_BMVT: case IR_OUTER:
+	case IR_CONV2D: case IR_CONV2D_T: case IR_CONV2D_W: case IR_MAXPOOL: case IR_POOL_ARGMAX:
+	case IR_POOL_GATHER: case IR_POOL_SCATTER:
 	case IR_OP_COUNT:
 		break;
 	}
@@ -921,6 +923,10 @@ static void l_emit_node(LlCtx *c, int id)
 	case IR_BMV: l_emit_bmv(c, id, false); break;
 	case IR_BMVT: l_emit_bmv(c, id, true); break;
 	case IR_OUTER: l_emit_outer(c, id); break;
+	case IR_CONV2D: case IR_CONV2D_T: case IR_CONV2D_W: case IR_MAXPOOL: case IR_POOL_ARGMAX:
+	case IR_POOL_GATHER: case IR_POOL_SCATTER:
+		l_fail(c, "no LLVM lowering for %s (node %d)", ir_op_info[nd->op].name, id);
+		break;
 	case IR_OP_COUNT: l_fail(c, "bad op in node %d", id); break;
 	}
 }
