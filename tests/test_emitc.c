@@ -245,6 +245,8 @@ static Program *build_zoo(bool *covered)
 	return b.p;
 }
 
+static Case zoo_probe[200];
+
 static void test_op_zoo(void **state)
 {
 	bool covered[IR_OP_COUNT] = {false};
@@ -256,8 +258,8 @@ static void test_op_zoo(void **state)
 		}
 	EmitcCheck r;
 	assert_int_equal(emitc_check_program(p, 2e-5, &r), 0);
-	printf("# op zoo: %d nodes fwd, %d vjp; %d values compared; max rel err double %.2g, float %.2g\n",
-		p->fwd->n, p->vjp->n, r.compared, r.max_err_double, r.max_err_float);
+	printf("# op zoo: %d cases, %d nodes fwd, %d vjp; %d values compared; max rel err double %.2g, float %.2g\n",
+		zoo_cases(zoo_probe), p->fwd->n, p->vjp->n, r.compared, r.max_err_double, r.max_err_float);
 	assert_true(r.compared > 1000);
 	program_free(p);
 }
@@ -318,6 +320,11 @@ static void test_plastic_rnn(void **state)
 	assert_int_equal(emitc_check_program(p, 2e-5, &r), 0);
 	printf("# plastic rnn H=8: %d values compared; max rel err double %.2g, float %.2g\n", r.compared,
 		r.max_err_double, r.max_err_float);
+	/* and with one loop per node, every value stored */
+	emitc_harness_options.no_fuse = true;
+	int rc = emitc_check_program(p, 2e-5, &r);
+	emitc_harness_options.no_fuse = false;
+	assert_int_equal(rc, 0);
 	program_free(p);
 }
 
@@ -341,9 +348,9 @@ static void test_text(void **state)
 		"#line 3 \"mini.plast\"",
 		"cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, 4, 3, 1.0f, in0, 3, in1, 4, 0.0f, out, 4);",
 		"cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,",
-		"cell_h_new_b",
+		"cell_w_eff_b",
 		"real *restrict out = a->param_bar[0];",
-		"out[i] += in0[i];",
+		"out[i] += in1[i];",
 		"cell_w_hh_p_out_b",
 		"#pragma omp simd reduction(+:acc)",
 		"const PlModel mini_rnn_model = {",
@@ -370,6 +377,15 @@ static void test_text(void **state)
 		s = nl + 1;
 	}
 	assert_true(back > 0);
+	/* fusion: the Hebbian update hebb + eta * (outer(h, h') - hebb) is one loop writing state_out[1] */
+	const char *fwd = strstr(buf, "static void mini_rnn_step_forward(");
+	const char *vjp = strstr(buf, "static void mini_rnn_step_vjp(");
+	assert_non_null(fwd);
+	assert_non_null(vjp);
+	char *fwd_text = strndup(fwd, (size_t)(vjp - fwd));
+	assert_null(strstr(fwd_text, "= outer "));
+	assert_non_null(strstr(fwd_text, "real *const cell_w_hh_p_new = a->state_out[1]; /* [B,4,4], computed in place */"));
+	free(fwd_text);
 	free(buf);
 
 	/* no main unless asked; the double variant exports its functions */
