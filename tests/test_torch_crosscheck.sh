@@ -1,9 +1,10 @@
 #!/bin/sh
 # tests/test_torch_crosscheck.sh -- `plastc grad` against the independent PyTorch reference (bench/ref_model.py).
 #
-# For every cue_reward, copy and regression model in models/ (RNN and LSTM x none/hebbian/gradient), at a
-# small size (--set hidden=8): plastc init, a random batch (T=6, B=3, unequal mask weights), plastc grad
-# and ref_model.py grad in float64, then bench/compare_grads.py (relative error <= XCHECK_RTOL, 1e-9).
+# For every model of models/{cue_reward,copy,regression_linear,regression_mlp} (RNN and LSTM x
+# none/hebbian/gradient), at a small size (--set hidden=8): plastc init, a random batch (T=6, B=3,
+# unequal mask weights), plastc grad and ref_model.py grad in float64, then bench/compare_grads.py
+# (relative error <= XCHECK_RTOL, default 1e-9).
 # Exit 77 (skip) without python3 torch, without plastc's grad command, or with no model to check.
 # The rule of a model is read from its file name (hebbian / gradient; neither = none, which needs no alpha).
 set -u
@@ -43,7 +44,7 @@ export BENCH
 checked=0
 failed=0
 for f in "$top_srcdir"/models/cue_reward/*.plast "$top_srcdir"/models/copy/*.plast \
-	"$top_srcdir"/models/regression/*.plast; do
+	"$top_srcdir"/models/regression_linear/*.plast "$top_srcdir"/models/regression_mlp/*.plast; do
 	[ -f "$f" ] || continue
 	base=$(basename "$f" .plast)
 	case $base in
