@@ -6,13 +6,15 @@ bench/run.sh can put both side by side. Two ways to measure, the first that plas
 
  1. `plastc bench FILE --task TASK --steps N [--set k=v]...` (the per-step timing mode of the generated
     binary's runtime): its output must contain `median_ms=X` (and optionally `min_ms=Y`).
- 2. `plastc train FILE --task TASK --steps N --out DIR`, run twice, with N and with 0 steps: the per-step
-    time is the difference of the wall times divided by N (compilation, start-up and the step-0
-    validation cancel). Only one sample, so min = median. Training's own data generation is included.
+ 2. `plastc train FILE --task TASK --steps N --val-trials 64 --test-trials 64 --out DIR`, run twice, with
+    N and with 0 steps: the per-step time is the difference of the wall times divided by N (compilation,
+    start-up, the step-0 validation and the test cancel; the validation after the last step, one batch
+    forward only, does not). Only one sample, so min = median. The runtime's data generation is included.
 Peak RSS is ru_maxrss of the plastc process (wait4), compilation included.
 
-Model files: models/<task>/<cell>_<rule>.plast (for rule none also <cell>_nonplastic / <cell>); override
-with PLASTC_MODEL_<TASK>_<CELL>_<RULE>=path. The plastc task name is <task>; override with PLASTC_TASK_<TASK>.
+Model files: models/<dir>/<cell>_<rule>.plast with dir = cue_reward, copy, regression_linear; override with
+PLASTC_MODEL_<TASK>_<CELL>_<RULE>=path. Task flags: --task <task> plus --task-opt k=v for the
+configuration's options (copy n=5 m=40; regression K=20 fn=linear d=12).
 Exit 77 when plastc cannot run a step (no plastc, no model file, or neither command).
 
   plastc_step.py [--steps N] [--plastc PATH] [--hidden H] CONFIG...
@@ -36,9 +38,10 @@ def model_file(task, cell, rule):
     env = os.environ.get(f"PLASTC_MODEL_{task}_{cell}_{rule}".upper())
     if env:
         return env
+    folder = {"regression": "regression_linear"}.get(task, task)
     names = [f"{cell}_{rule}"] + ([f"{cell}_nonplastic", f"{cell}_static", cell] if rule == "none" else [])
     for n in names:
-        p = os.path.join(TOP, "models", task, n + ".plast")
+        p = os.path.join(TOP, "models", folder, n + ".plast")
         if os.path.exists(p):
             return p
     return None
@@ -70,6 +73,9 @@ def measure(plastc, name, steps, hidden):
         return None, f"no model file models/{task}/{cell}_{rule}.plast"
     sets = ["--set", f"hidden={hidden or H}"]
     tname = os.environ.get(f"PLASTC_TASK_{task}".upper(), task)
+    topts = {"regression": {"K": 20, "fn": "linear", "d": 12}}.get(task, opts)
+    for k, v in topts.items():
+        sets += ["--task-opt", f"{k}={v}"]
     if has_command(plastc, "bench"):
         rc, _, rss, out = run_measured([plastc, "bench", f, "--task", tname, "--steps", str(steps)] + sets)
         med = re.search(r"median_ms=([0-9.eE+-]+)", out)
@@ -81,7 +87,8 @@ def measure(plastc, name, steps, hidden):
     if has_command(plastc, "train"):
         d = tempfile.mkdtemp(prefix="plastc-bench-")
         try:
-            base = [plastc, "train", f, "--task", tname, "--seed", "0"] + sets
+            base = [plastc, "train", f, "--task", tname, "--seed", "0", "--val-trials", "64", "--test-trials", "64",
+                    "--quiet"] + sets
             rc0, w0, _, out0 = run_measured(base + ["--steps", "0", "--out", os.path.join(d, "s0")])
             rcn, wn, rss, outn = run_measured(base + ["--steps", str(steps), "--out", os.path.join(d, "sn")])
         finally:
