@@ -125,6 +125,9 @@ def main(argv=None):
     if a.one:
         try:
             r = run_one(a.one, a.steps, a.warmup, a.batch, a.seed, a.hidden, a.max_mem_gb)
+        except ImportError as e:
+            print(f"torch_step.py: {e}: skipped", file=sys.stderr)
+            return 77
         except RuntimeError as e:  # PyTorch's allocation failure under the limit
             print(f"torch_step.py: {a.one}: {str(e).splitlines()[0]}", file=sys.stderr)
             return 3
@@ -148,6 +151,8 @@ def main(argv=None):
         out = p.stdout.read()
         _, st, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(st)
+        if p.returncode == 77:
+            return 77
         if p.returncode != 0:
             why = " (out of memory under --max-mem-gb)" if p.returncode == 3 else ""
             print(f"torch_step.py: {n}: exit status {p.returncode}{why}, peak RSS {ru.ru_maxrss / 1024:.0f} MiB",
