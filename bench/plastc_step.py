@@ -13,7 +13,7 @@ bench/run.sh can put both side by side. Two ways to measure, the first that plas
 Peak RSS is ru_maxrss of the plastc process (wait4), compilation included.
 
 Model files: models/<dir>/<cell>_<rule>.plast with dir = cue_reward, copy, regression_linear; override with
-PLASTC_MODEL_<TASK>_<CELL>_<RULE>=path. Task flags: --task <task> plus --task-opt k=v for the
+PLASTC_MODEL_<TASK>_<CELL>_<RULE>=path, or the folder models/ with PLASTC_MODELS=dir. Task flags: --task <task> plus --task-opt k=v for the
 configuration's options (copy n=5 m=40; regression K=20 fn=linear d=12).
 Exit 77 when plastc cannot run a step (no plastc, no model file, or neither command).
 
@@ -42,7 +42,7 @@ def model_file(task, cell, rule):
     folder = {"regression": "regression_linear"}.get(task, task)
     names = [f"{cell}_{rule}"] + ([f"{cell}_nonplastic", f"{cell}_static", cell] if rule == "none" else [])
     for n in names:
-        p = os.path.join(TOP, "models", folder, n + ".plast")
+        p = os.path.join(os.environ.get("PLASTC_MODELS") or os.path.join(TOP, "models"), folder, n + ".plast")
         if os.path.exists(p):
             return p
     return None
