@@ -14,7 +14,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${PYTHON:-/usr/bin/python3}
 [ -x "$PYTHON" ] || PYTHON=python3
-psteps=20 tsteps=3 rounds=1 hidden= machine=0 notorch=0 malloc=default
+psteps=20 tsteps=3 rounds=1 hidden='' machine=0 notorch=0 malloc=default
 while getopts s:t:r:H:mnl opt; do
 	case $opt in
 	s) psteps=$OPTARG ;;
