@@ -8,6 +8,8 @@ configuration of torch_step.py, two floors. The model of each is in docs/PERFORM
            (store-everything BPTT). Per trial and step the forward reads W~_t and writes W~_{t+1}; the
            backward reads W~_t and reads and writes the adjoint of W~: at least 5 S floats of DRAM traffic.
            bytes = 5 * 4 * S * B * T; floor = bytes / triad bandwidth. (~1 FLOP per byte: memory-bound.)
+ hist   -- as dense, but the live W~ and its adjoint (B * S floats, 35 MB at cue-reward sizes) stay in the
+           last-level cache: only the stored history goes to DRAM, written once and read once: 2 S floats.
  gemm   -- W~ kept in factored (rank-1 sum) form, so nothing of size S is streamed; what remains are the
            static-weight GEMMs of the whole batch: forward 2 B sum(in*out), backward twice that (input and
            weight gradients) = 6 B sum(in*out) FLOP per step (Hebbian; the gradient rule's inner backward and
@@ -57,7 +59,8 @@ def main(argv=None):
     print("machine: " + ", ".join(f"{t} thr: triad {bw[t]:.1f} GB/s, sgemm {gf[t]:.0f} GFLOP/s, balance "
                                   f"{gf[t] / bw[t]:.1f} FLOP/B" for t in threads))
     hdr = f"{'config':26} {'H':>4} {'T':>3} {'S floats':>9} {'GB/step':>8} " + " ".join(
-        f"{'dense ' + str(t) + 't ms':>12}" for t in threads) + f" {'GFLOP':>6} " + " ".join(
+        f"{'dense ' + str(t) + 't ms':>12}" for t in threads) + " " + " ".join(
+        f"{'hist ' + str(t) + 't ms':>11}" for t in threads) + f" {'GFLOP':>6} " + " ".join(
         f"{'gemm ' + str(t) + 't ms':>11}" for t in threads)
     print(hdr)
     for n in a.configs or [c for c in CONFIGS if not c.endswith("-none")]:
@@ -68,7 +71,8 @@ def main(argv=None):
         gbytes = 5 * 4 * S * B * T / 1e9
         flop = 6 * B * sum(i * o for i, o in sizes) * T * (2 if rule == "gradient" else 1) / 1e9
         print(f"{n:26} {H:>4} {T:>3} {S:>9} {gbytes:>8.2f} " + " ".join(
-            f"{gbytes / bw[t] * 1e3:>12.0f}" for t in threads) + f" {flop:>6.2f} " + " ".join(
+            f"{gbytes / bw[t] * 1e3:>12.0f}" for t in threads) + " " + " ".join(
+            f"{gbytes * 2 / 5 / bw[t] * 1e3:>11.0f}" for t in threads) + f" {flop:>6.2f} " + " ".join(
             f"{flop / gf[t] * 1e3:>11.1f}" for t in threads))
     return 0
 

@@ -6,25 +6,28 @@ bench/run.sh can put both side by side. Two ways to measure, the first that plas
 
  1. `plastc bench FILE --task TASK --steps N [--set k=v]...` (the per-step timing mode of the generated
     binary's runtime): its output must contain `median_ms=X` (and optionally `min_ms=Y`).
- 2. `plastc train FILE --task TASK --steps N --out DIR`, run twice, with N and with 0 steps: the per-step
-    time is the difference of the wall times divided by N (compilation, start-up and the step-0
-    validation cancel). Only one sample, so min = median. Training's own data generation is included.
+ 2. `plastc train FILE --task TASK --steps N --val-trials 64 --test-trials 64 --quiet --out DIR`: the
+    per-step times are the differences of the cumulative `seconds` of consecutive train rows of
+    DIR/metrics.csv (millisecond resolution); the first step is a warm-up and not counted. The runtime's
+    data generation is inside its step loop, so it is included (PyTorch's is not).
 Peak RSS is ru_maxrss of the plastc process (wait4), compilation included.
 
-Model files: models/<task>/<cell>_<rule>.plast (for rule none also <cell>_nonplastic / <cell>); override
-with PLASTC_MODEL_<TASK>_<CELL>_<RULE>=path. The plastc task name is <task>; override with PLASTC_TASK_<TASK>.
+Model files: models/<dir>/<cell>_<rule>.plast with dir = cue_reward, copy, regression_linear; override with
+PLASTC_MODEL_<TASK>_<CELL>_<RULE>=path, or the folder models/ with PLASTC_MODELS=dir. Task flags: --task <task> plus --task-opt k=v for the
+configuration's options (copy n=5 m=40; regression K=20 fn=linear d=12).
 Exit 77 when plastc cannot run a step (no plastc, no model file, or neither command).
 
   plastc_step.py [--steps N] [--plastc PATH] [--hidden H] CONFIG...
 """
 import argparse
+import csv
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_step import CONFIGS  # noqa: E402  (the config table only; torch is not imported)
@@ -36,23 +39,22 @@ def model_file(task, cell, rule):
     env = os.environ.get(f"PLASTC_MODEL_{task}_{cell}_{rule}".upper())
     if env:
         return env
+    folder = {"regression": "regression_linear"}.get(task, task)
     names = [f"{cell}_{rule}"] + ([f"{cell}_nonplastic", f"{cell}_static", cell] if rule == "none" else [])
     for n in names:
-        p = os.path.join(TOP, "models", task, n + ".plast")
+        p = os.path.join(os.environ.get("PLASTC_MODELS") or os.path.join(TOP, "models"), folder, n + ".plast")
         if os.path.exists(p):
             return p
     return None
 
 
 def run_measured(cmd, cwd=None):
-    """(exit status, wall seconds, peak RSS MiB, output) of a command."""
-    t0 = time.perf_counter()
+    """(exit status, peak RSS MiB, output) of a command."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd)
     out = p.stdout.read()
     _, st, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(st)
-    return p.returncode, wall, ru.ru_maxrss / 1024.0, out.decode(errors="replace")
+    return p.returncode, ru.ru_maxrss / 1024.0, out.decode(errors="replace")
 
 
 def has_command(plastc, cmd):
@@ -70,8 +72,11 @@ def measure(plastc, name, steps, hidden):
         return None, f"no model file models/{task}/{cell}_{rule}.plast"
     sets = ["--set", f"hidden={hidden or H}"]
     tname = os.environ.get(f"PLASTC_TASK_{task}".upper(), task)
+    topts = {"regression": {"K": 20, "fn": "linear", "d": 12}}.get(task, opts)
+    for k, v in topts.items():
+        sets += ["--task-opt", f"{k}={v}"]
     if has_command(plastc, "bench"):
-        rc, _, rss, out = run_measured([plastc, "bench", f, "--task", tname, "--steps", str(steps)] + sets)
+        rc, rss, out = run_measured([plastc, "bench", f, "--task", tname, "--steps", str(steps)] + sets)
         med = re.search(r"median_ms=([0-9.eE+-]+)", out)
         if rc != 0 or not med:
             return None, f"plastc bench failed (status {rc}): {out.strip()[-300:]}"
@@ -81,15 +86,27 @@ def measure(plastc, name, steps, hidden):
     if has_command(plastc, "train"):
         d = tempfile.mkdtemp(prefix="plastc-bench-")
         try:
-            base = [plastc, "train", f, "--task", tname, "--seed", "0"] + sets
-            rc0, w0, _, out0 = run_measured(base + ["--steps", "0", "--out", os.path.join(d, "s0")])
-            rcn, wn, rss, outn = run_measured(base + ["--steps", str(steps), "--out", os.path.join(d, "sn")])
+            cmd = [plastc, "train", f, "--task", tname, "--seed", "0", "--val-trials", "64", "--test-trials", "64",
+                   "--quiet", "--steps", str(steps + 1), "--out", os.path.join(d, "run")] + sets
+            rc, rss, out = run_measured(cmd)
+            rows = []
+            if rc == 0:
+                with open(os.path.join(d, "run", "metrics.csv")) as fh:
+                    for r in csv.DictReader(fh):
+                        if r.get("split") == "train":
+                            rows.append((int(r["step"]), float(r["seconds"])))
+        except (OSError, KeyError, ValueError) as e:
+            return None, f"plastc train: unreadable metrics.csv: {e}"
         finally:
             shutil.rmtree(d, ignore_errors=True)
-        if rc0 != 0 or rcn != 0:
-            return None, f"plastc train failed (status {rc0}/{rcn}): {(out0 + outn).strip()[-300:]}"
-        ms = (wn - w0) / steps * 1e3
-        return {"median_ms": ms, "min_ms": ms, "peak_rss_mb": rss, "how": "train wall-time difference"}, None
+        if rc != 0:
+            return None, f"plastc train failed (status {rc}): {out.strip()[-300:]}"
+        rows.sort()
+        dts = [(b[1] - a[1]) * 1e3 for a, b in zip(rows, rows[1:]) if b[0] == a[0] + 1]
+        if not dts:
+            return None, "plastc train: no consecutive train rows in metrics.csv"
+        return {"median_ms": statistics.median(dts), "min_ms": min(dts), "peak_rss_mb": rss,
+                "how": "plastc train metrics.csv"}, None
     return None, "plastc has neither a bench nor a train command"
 
 

@@ -5,7 +5,7 @@
 #     -s  steps timed by plastc (20)      -t  steps timed by PyTorch after 1 warm-up step (3)
 #     -r  rounds; each round runs plastc then PyTorch on each configuration, alternately (1)
 #     -H  override every hidden size (quick tests)   -m  also measure memory bandwidth and sgemm (machine.sh)
-#     -n  no PyTorch
+#     -n  no PyTorch    -l  PyTorch with the lean malloc setting (torch_step.py --malloc lean)
 # Default configurations: the four plastic cue-reward ones (bench/torch_step.py --list for all names).
 # Prints a table: config, plastc ms/step, torch ms/step, torch/plastc, peak RSS of each (MiB); with
 # several rounds the ms/step is the median of the rounds' medians. PyTorch is skipped when python3 torch is
@@ -14,8 +14,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${PYTHON:-/usr/bin/python3}
 [ -x "$PYTHON" ] || PYTHON=python3
-psteps=20 tsteps=3 rounds=1 hidden= machine=0 notorch=0
-while getopts s:t:r:H:mn opt; do
+psteps=20 tsteps=3 rounds=1 hidden='' machine=0 notorch=0 malloc=default
+while getopts s:t:r:H:mnl opt; do
 	case $opt in
 	s) psteps=$OPTARG ;;
 	t) tsteps=$OPTARG ;;
@@ -23,7 +23,8 @@ while getopts s:t:r:H:mn opt; do
 	H) hidden=$OPTARG ;;
 	m) machine=1 ;;
 	n) notorch=1 ;;
-	*) sed -n '2,13p' "$0"; exit 1 ;;
+	l) malloc=lean ;;
+	*) sed -n '2,14p' "$0"; exit 1 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -63,7 +64,7 @@ while [ "$r" -le "$rounds" ]; do
 		fi
 		if [ "$notorch" = 0 ]; then
 			# shellcheck disable=SC2086
-			"$PYTHON" "$here/torch_step.py" --steps "$tsteps" --warmup 1 $hflag "$c" | sed 's/^/torch /' |
+			"$PYTHON" "$here/torch_step.py" --steps "$tsteps" --warmup 1 --malloc "$malloc" $hflag "$c" | sed 's/^/torch /' |
 				tee -a "$res"
 		fi
 	done

@@ -1,10 +1,12 @@
 #!/bin/sh
 # tests/test_torch_crosscheck.sh -- `plastc grad` against the independent PyTorch reference (bench/ref_model.py).
 #
-# For every cue_reward, copy and regression model in models/ (RNN and LSTM x none/hebbian/gradient), at a
-# small size (--set hidden=8): plastc init, a random batch (T=6, B=3, unequal mask weights), plastc grad
-# and ref_model.py grad in float64, then bench/compare_grads.py (relative error <= XCHECK_RTOL, 1e-9).
-# Exit 77 (skip) without python3 torch, without plastc's grad command, or with no model to check.
+# For every model of models/{cue_reward,copy,regression_linear,regression_mlp} (RNN and LSTM x
+# none/hebbian/gradient), at a small size (--set hidden=8): plastc init, a random batch (T=6, B=3,
+# unequal mask weights), plastc grad and ref_model.py grad in float64, then bench/compare_grads.py
+# (relative error <= XCHECK_RTOL, default 1e-9; for gradients stored as float32 XCHECK_RTOL_F32, 1e-5).
+# Uses `plastc init` / `plastc grad` when plastc has them, else `plastc build` and the binary's init / grad.
+# Exit 77 (skip) without python3 torch, without either way to get gradients, or with no model to check.
 # The rule of a model is read from its file name (hebbian / gradient; neither = none, which needs no alpha).
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -14,13 +16,20 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 RTOL=${XCHECK_RTOL:-1e-9}
 HIDDEN=${XCHECK_HIDDEN:-8}
 BENCH="$top_srcdir/bench"
+[ -f "$BENCH/ref_model.py" ] || BENCH=$(cd "$(dirname "$0")/../bench" && pwd)
+MODELS=${XCHECK_MODELS:-$top_srcdir/models}
 
 if ! "$PYTHON" -c 'import torch, numpy' >/dev/null 2>&1; then
 	echo "SKIP: python3 torch (or numpy) is not installed"
 	exit 77
 fi
-if [ ! -x "$PLASTC" ] || ! "$PLASTC" grad --help >/dev/null 2>&1; then
-	echo "SKIP: $PLASTC has no grad command yet"
+RTOL_F32=${XCHECK_RTOL_F32:-1e-5}
+if [ -x "$PLASTC" ] && "$PLASTC" grad --help >/dev/null 2>&1; then
+	how=grad
+elif [ -x "$PLASTC" ] && "$PLASTC" build --help >/dev/null 2>&1; then
+	how=build
+else
+	echo "SKIP: $PLASTC has neither a grad nor a build command yet"
 	exit 77
 fi
 
@@ -40,10 +49,35 @@ PY
 }
 export BENCH
 
+# init and grad of model $1 (further arguments: --set flags) through plastc or the built binary.
+pl_init() {
+	f=$1
+	shift
+	if [ "$how" = grad ]; then
+		"$PLASTC" init "$f" "$@" --seed 7 -o "$tmp/p.st"
+	else
+		"$tmp/bin" init --seed 7 -o "$tmp/p.st"
+	fi
+}
+pl_grad() {
+	f=$1
+	shift
+	if [ "$how" = grad ]; then
+		"$PLASTC" grad "$f" "$@" --params "$tmp/p.st" --batch "$tmp/b.st" -o "$tmp/g.st"
+	else
+		"$tmp/bin" grad --params "$tmp/p.st" --batch "$tmp/b.st" -o "$tmp/g.st"
+	fi
+}
+# The largest error of the last comparison.
+worst() {
+	awk '$1 == "ok" { for (i = 1; i < NF; i++) if ($i == "err" || $i == "rel") { v = $(i + 1) + 0; if (v > m) m = v } }
+		END { printf "worst rel err %.1e", m }' "$tmp/cmp"
+}
+
 checked=0
 failed=0
-for f in "$top_srcdir"/models/cue_reward/*.plast "$top_srcdir"/models/copy/*.plast \
-	"$top_srcdir"/models/regression/*.plast; do
+for f in "$MODELS"/cue_reward/*.plast "$MODELS"/copy/*.plast "$MODELS"/regression_linear/*.plast \
+	"$MODELS"/regression_mlp/*.plast; do
 	[ -f "$f" ] || continue
 	base=$(basename "$f" .plast)
 	case $base in
@@ -53,21 +87,29 @@ for f in "$top_srcdir"/models/cue_reward/*.plast "$top_srcdir"/models/copy/*.pla
 	esac
 	name="$(basename "$(dirname "$f")")/$base"
 	set -- --set hidden="$HIDDEN"
-	if ! "$PLASTC" init "$f" "$@" --seed 7 -o "$tmp/p.st" 2>"$tmp/err"; then
-		if grep -q hidden "$tmp/err"; then
-			set --
-			"$PLASTC" init "$f" --seed 7 -o "$tmp/p.st" 2>"$tmp/err" || { cat "$tmp/err"; echo "FAIL $name: plastc init"; failed=$((failed + 1)); continue; }
-		else
-			cat "$tmp/err"; echo "FAIL $name: plastc init"; failed=$((failed + 1)); continue
+	grep -q '^const hidden' "$f" || set --
+	if [ "$how" = build ]; then
+		rm -f "$tmp/bin"
+		if ! "$PLASTC" build "$f" "$@" -o "$tmp/bin" >"$tmp/err" 2>&1; then
+			cat "$tmp/err"
+			echo "FAIL $name: plastc build"
+			failed=$((failed + 1))
+			continue
 		fi
+	fi
+	if ! pl_init "$f" "$@" >"$tmp/err" 2>&1; then
+		cat "$tmp/err"
+		echo "FAIL $name: init"
+		failed=$((failed + 1))
+		continue
 	fi
 	sizes=$(input_size "$tmp/p.st") || { echo "FAIL $name: unreadable parameters"; failed=$((failed + 1)); continue; }
 	I=${sizes% *}
 	Oy=${sizes#* }
 	"$PYTHON" "$BENCH/ref_model.py" batch --task random --batch-size 3 --steps 6 --input "$I" \
 		--out-dim "$Oy" --seed 11 -o "$tmp/b.st" || { echo "FAIL $name: batch"; failed=$((failed + 1)); continue; }
-	if ! "$PLASTC" grad "$f" "$@" --params "$tmp/p.st" --batch "$tmp/b.st" -o "$tmp/g.st"; then
-		echo "FAIL $name: plastc grad"
+	if ! pl_grad "$f" "$@"; then
+		echo "FAIL $name: grad"
 		failed=$((failed + 1))
 		continue
 	fi
@@ -77,18 +119,19 @@ for f in "$top_srcdir"/models/cue_reward/*.plast "$top_srcdir"/models/copy/*.pla
 		failed=$((failed + 1))
 		continue
 	fi
-	if "$PYTHON" "$BENCH/compare_grads.py" --rtol "$RTOL" "$tmp/g.st" "$tmp/r.st" >"$tmp/cmp"; then
-		echo "ok   $name ($rule, I=$I, Oy=$Oy, $*)"
+	if "$PYTHON" "$BENCH/compare_grads.py" --rtol "$RTOL" --rtol-f32 "$RTOL_F32" "$tmp/g.st" "$tmp/r.st" \
+		>"$tmp/cmp"; then
+		echo "ok   $name ($rule, I=$I, Oy=$Oy, $*, via $how; $(worst))"
 	else
 		cat "$tmp/cmp"
-		echo "FAIL $name ($rule, I=$I, Oy=$Oy, $*)"
+		echo "FAIL $name ($rule, I=$I, Oy=$Oy, $*, via $how)"
 		failed=$((failed + 1))
 	fi
 	checked=$((checked + 1))
 done
 
 if [ "$checked" -eq 0 ] && [ "$failed" -eq 0 ]; then
-	echo "SKIP: no cue_reward, copy or regression model found in $top_srcdir/models"
+	echo "SKIP: no cue_reward, copy or regression model found in $MODELS"
 	exit 77
 fi
 echo "torch cross-check: $checked model(s) compared, $failed failure(s)"
