@@ -746,6 +746,165 @@ static void emit_const_fill(Em *e, int id)
 	out(e, "\t\tfor (long i = 0; i < %s; i++)\n\t\t\tout[i] = %s;\n", ext, v);
 }
 
+/* ---- images ---- */
+
+/* The convolution family, by direct loops over T(g, x, w) = sum g[co,i,j] x[c, s*i+u-p, s*j+v-p]
+ * w[co,c,u*k+v] (ops.def), as the interpreter, but ordered so the innermost loop runs over the output
+ * column j with the bounds of the zero padding hoisted out of it: for stride 1 it is a contiguous axpy
+ * (conv2d, conv2d_t) or a simd-reduction dot product (conv2d_w). Unbatched operands are shared by all
+ * trials; the result is batched iff an operand is. */
+static void emit_conv(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	IrShape sx = *shape(e, nd->in[0]), sy = *shape(e, nd->in[1]), so = nd->shape;
+	const IrShape *si, *sk, *sg;
+	switch (nd->op) {
+	case IR_CONV2D: si = &sx; sk = &sy; sg = &so; break;
+	case IR_CONV2D_T: sg = &sx; sk = &sy; si = &so; break;
+	default: si = &sx; sg = &sy; sk = &so; break;
+	}
+	int64_t k = nd->a[0], s = nd->a[1], p = nd->a[2];
+	int64_t C = si->d[0], H = si->d[1], W = si->d[2], Co = sk->d[0], Ho = sg->d[1], Wo = sg->d[2];
+	declare_in(e, 0, nd->in[0]);
+	declare_in(e, 1, nd->in[1]);
+	out(e, "\t\t/* k = %" PRId64 ", stride %" PRId64 ", padding %" PRId64 ": image [%" PRId64 ",%" PRId64 ",%" PRId64
+		"], kernel [%" PRId64 ",%" PRId64 ",%" PRId64 "], output side [%" PRId64 ",%" PRId64 ",%" PRId64 "] */\n",
+		k, s, p, C, H, W, Co, C, k * k, Co, Ho, Wo);
+	emit_zero(e, "out", so, 2);
+	out(e, "\t\tfor (long b = 0; b < %s; b++) {\n", so.batch ? "B" : "1");
+	const char *names[3] = {"img", "ker", "og"};
+	const IrShape *shp[3] = {si, sk, sg};
+	const char *src[3];
+	/* which array each of img, ker, og is: in0, in1 or out */
+	for (int t = 0; t < 3; t++) {
+		const IrShape *q = shp[t];
+		src[t] = q == &so ? "out" : q == &sx ? "in0" : "in1";
+		if (q->batch)
+			out(e, "\t\t\t%sreal *restrict %s = %s + b * %" PRId64 ";\n", q == &so ? "" : "const ", names[t],
+				src[t], ir_shape_numel(*q));
+		else
+			out(e, "\t\t\t%sreal *restrict %s = %s;\n", q == &so ? "" : "const ", names[t], src[t]);
+	}
+	out(e, "\t\t\tfor (long co = 0; co < %" PRId64 "; co++)\n", Co);
+	out(e, "\t\t\t\tfor (long c = 0; c < %" PRId64 "; c++)\n", C);
+	out(e, "\t\t\t\t\tfor (long u = 0; u < %" PRId64 "; u++)\n", k);
+	out(e, "\t\t\t\t\t\tfor (long v = 0; v < %" PRId64 "; v++) {\n", k);
+	out(e, "\t\t\t\t\t\t\tconst long ik = (co * %" PRId64 " + c) * %" PRId64 " + u * %" PRId64 " + v;\n", C, k * k, k);
+	/* j with 0 <= s*j + v - p < W */
+	out(e, "\t\t\t\t\t\t\tconst long jlo = v < %" PRId64 " ? (%" PRId64 " - v + %" PRId64 ") / %" PRId64 " : 0;\n", p, p,
+		s - 1, s);
+	out(e, "\t\t\t\t\t\t\tconst long jend = %" PRId64 " - v < 0 ? 0 : (%" PRId64 " - v) / %" PRId64 " + 1;\n", W - 1 + p,
+		W - 1 + p, s);
+	out(e, "\t\t\t\t\t\t\tconst long jhi = jend < %" PRId64 " ? jend : %" PRId64 ";\n", Wo, Wo);
+	if (nd->op == IR_CONV2D_W)
+		out(e, "\t\t\t\t\t\t\treal acc = 0;\n");
+	else
+		out(e, "\t\t\t\t\t\t\tconst real wk = ker[ik];\n");
+	out(e, "\t\t\t\t\t\t\tfor (long i = 0; i < %" PRId64 "; i++) {\n", Ho);
+	out(e, "\t\t\t\t\t\t\t\tconst long h = %" PRId64 " * i + u - %" PRId64 ";\n", s, p);
+	out(e, "\t\t\t\t\t\t\t\tif (h < 0 || h >= %" PRId64 ")\n\t\t\t\t\t\t\t\t\tcontinue;\n", H);
+	/* offsets, not pointers: xo + s*j is in the image only for j in [jlo, jhi) */
+	out(e, "\t\t\t\t\t\t\t\tconst long xo = (c * %" PRId64 " + h) * %" PRId64 " + v - %" PRId64 ";\n", H, W, p);
+	out(e, "\t\t\t\t\t\t\t\tconst long go = (co * %" PRId64 " + i) * %" PRId64 ";\n", Ho, Wo);
+	switch (nd->op) {
+	case IR_CONV2D:
+		out(e, "\t\t\t\t\t\t\t\tfor (long j = jlo; j < jhi; j++)\n");
+		out(e, "\t\t\t\t\t\t\t\t\tog[go + j] += wk * img[xo + %" PRId64 " * j];\n", s);
+		break;
+	case IR_CONV2D_T:
+		out(e, "\t\t\t\t\t\t\t\tfor (long j = jlo; j < jhi; j++)\n");
+		out(e, "\t\t\t\t\t\t\t\t\timg[xo + %" PRId64 " * j] += wk * og[go + j];\n", s);
+		break;
+	default:
+		out(e, "\t\t\t\t\t\t\t\t#pragma omp simd reduction(+:acc)\n");
+		out(e, "\t\t\t\t\t\t\t\tfor (long j = jlo; j < jhi; j++)\n");
+		out(e, "\t\t\t\t\t\t\t\t\tacc += img[xo + %" PRId64 " * j] * og[go + j];\n", s);
+		break;
+	}
+	out(e, "\t\t\t\t\t\t\t}\n");
+	if (nd->op == IR_CONV2D_W)
+		out(e, "\t\t\t\t\t\t\tker[ik] += acc;\n");
+	out(e, "\t\t\t\t\t\t}\n\t\t}\n");
+}
+
+/* Pooling over k x k windows with stride s (no padding), as the interpreter: maxpool and pool_argmax
+ * scan each window (ties: the first position), pool_gather reads and pool_scatter adds through the
+ * selector u*k+v (rounded, clamped to the window like the interpreter's sel_pos). */
+static void emit_pool(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	IrOp op = nd->op;
+	IrShape sx = *shape(e, nd->in[0]), so = nd->shape;
+	IrShape sy = op == IR_POOL_GATHER || op == IR_POOL_SCATTER ? *shape(e, nd->in[1]) : so;
+	IrShape si = op == IR_POOL_SCATTER ? so : sx, sp = op == IR_POOL_SCATTER ? sx : so;
+	int64_t k = nd->a[0], s = nd->a[1];
+	int64_t C = si.d[0], H = si.d[1], W = si.d[2], Ho = sp.d[1], Wo = sp.d[2];
+	int64_t nx = ir_shape_numel(sx), ny = ir_shape_numel(sy), no = ir_shape_numel(so);
+	char v[200], ix[200];
+	declare_in(e, 0, nd->in[0]);
+	if (op == IR_POOL_GATHER || op == IR_POOL_SCATTER)
+		declare_in(e, 1, nd->in[1]);
+	out(e, "\t\t/* windows %" PRId64 " x %" PRId64 ", stride %" PRId64 ": [%" PRId64 ",%" PRId64 ",%" PRId64
+		"] <-> [%" PRId64 ",%" PRId64 ",%" PRId64 "] */\n", k, k, s, C, H, W, C, Ho, Wo);
+	if (op == IR_POOL_SCATTER)
+		emit_zero(e, "out", so, 2);
+	out(e, "\t\tfor (long b = 0; b < %s; b++)\n", so.batch ? "B" : "1");
+	out(e, "\t\t\tfor (long c = 0; c < %" PRId64 "; c++)\n", C);
+	out(e, "\t\t\t\tfor (long i = 0; i < %" PRId64 "; i++)\n", Ho);
+	out(e, "\t\t\t\t\tfor (long j = 0; j < %" PRId64 "; j++) {\n", Wo);
+	out(e, "\t\t\t\t\t\tconst long ip = (c * %" PRId64 " + i) * %" PRId64 " + j;\n", Ho, Wo);
+	if (op == IR_POOL_GATHER || op == IR_POOL_SCATTER) {
+		if (sy.batch)
+			snprintf(ix, sizeof ix, "b * %" PRId64 " + ip", ny);
+		else
+			snprintf(ix, sizeof ix, "ip");
+		elem(e, nd->in[1], "in1", ix, v, sizeof v);
+		out(e, "\t\t\t\t\t\tlong q = lround%s(%s);\n", e->fsuf, v);
+		out(e, "\t\t\t\t\t\tq = q < 0 ? 0 : q >= %" PRId64 " ? %" PRId64 " : q;\n", k * k, k * k - 1);
+		out(e, "\t\t\t\t\t\tconst long ii = (c * %" PRId64 " + %" PRId64 " * i + q / %" PRId64 ") * %" PRId64 " + %" PRId64
+			" * j + q %% %" PRId64 ";\n", H, s, k, W, s, k);
+		if (op == IR_POOL_GATHER) {
+			if (sx.batch)
+				snprintf(ix, sizeof ix, "b * %" PRId64 " + ii", nx);
+			else
+				snprintf(ix, sizeof ix, "ii");
+			elem(e, nd->in[0], "in0", ix, v, sizeof v);
+			out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ip] = %s;\n", no, v);
+		} else {
+			if (sx.batch)
+				snprintf(ix, sizeof ix, "b * %" PRId64 " + ip", nx);
+			else
+				snprintf(ix, sizeof ix, "ip");
+			elem(e, nd->in[0], "in0", ix, v, sizeof v);
+			out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ii] += %s;\n", no, v);
+		}
+	} else {
+		if (is_scalar_leaf(e, nd->in[0])) {
+			/* a constant image: every element is the maximum, the first position wins */
+			elem(e, nd->in[0], "in0", "", v, sizeof v);
+			out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ip] = %s;\n", no, op == IR_MAXPOOL ? v : "0");
+		} else {
+			char boff[64] = "";
+			if (sx.batch)
+				snprintf(boff, sizeof boff, "b * %" PRId64 " + ", nx);
+			out(e, "\t\t\t\t\t\tconst real *win = in0 + %s(c * %" PRId64 " + %" PRId64 " * i) * %" PRId64
+				" + %" PRId64 " * j;\n", boff, H, s, W, s);
+			out(e, "\t\t\t\t\t\tlong best = 0;\n");
+			out(e, "\t\t\t\t\t\tfor (long u = 0; u < %" PRId64 "; u++)\n", k);
+			out(e, "\t\t\t\t\t\t\tfor (long v = 0; v < %" PRId64 "; v++)\n", k);
+			out(e, "\t\t\t\t\t\t\t\tif (win[u * %" PRId64 " + v] > win[(best / %" PRId64 ") * %" PRId64 " + best %% %" PRId64
+				"])\n", W, k, W, k);
+			out(e, "\t\t\t\t\t\t\t\t\tbest = u * %" PRId64 " + v;\n", k);
+			if (op == IR_MAXPOOL)
+				out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ip] = win[(best / %" PRId64 ") * %" PRId64 " + best %% %" PRId64
+					"];\n", no, k, W, k);
+			else
+				out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ip] = (real)best;\n", no);
+		}
+	}
+	out(e, "\t\t\t\t\t}\n");
+}
+
 /* ---- #line ---- */
 
 static void line_to_src(Em *e, const IrNode *nd)
@@ -834,6 +993,13 @@ static void emit_node(Em *e, int id)
 		case IR_PAD:
 		case IR_CONCAT: emit_slice_pad_concat(e, id); break;
 		case IR_MATMUL: emit_matmul(e, id); break;
+		case IR_CONV2D:
+		case IR_CONV2D_T:
+		case IR_CONV2D_W: emit_conv(e, id); break;
+		case IR_MAXPOOL:
+		case IR_POOL_ARGMAX:
+		case IR_POOL_GATHER:
+		case IR_POOL_SCATTER: emit_pool(e, id); break;
 		default: fail(e, "no C lowering for %s (node %%%d)", ir_op_name(nd->op), id); break;
 		}
 	}

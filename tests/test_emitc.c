@@ -59,7 +59,7 @@ static void builder_init(Builder *b, const char *name, int in_size, int pred_siz
 	b->p->pred_size = pred_size;
 	b->p->out_size = out_size;
 	b->p->meta_loss = PL_LOSS_MSE;
-	b->cap_p = b->cap_s = 256;
+	b->cap_p = b->cap_s = 1024;
 	b->p->params = calloc((size_t)b->cap_p, sizeof *b->p->params);
 	b->p->state = calloc((size_t)b->cap_s, sizeof *b->p->state);
 	b->f = ir_func_new("step_forward");
@@ -179,6 +179,27 @@ static int zoo_cases(Case *cs)
 	op = IR_OUTER;
 	C2(S(true, 1, 3, 0, 0), S(true, 1, 4, 0, 0), 0, 0);
 	C2(S(true, 1, 1, 0, 0), S(true, 1, 5, 0, 0), 0, 0);
+	/* images [C,H,W], kernels [Co,C,k*k]; a0 = k, a1 = stride, a2 = padding */
+	int64_t kp[][3] = {{3, 1, 1}, {3, 2, 0}, {2, 1, 0}, {3, 2, 2}};
+	for (size_t q = 0; q < sizeof kp / sizeof *kp; q++) {
+		int64_t k = kp[q][0], st = kp[q][1], pd = kp[q][2], H = 5, W = 6;
+		int64_t Ho = (H + 2 * pd - k) / st + 1, Wo = (W + 2 * pd - k) / st + 1;
+		IrShape img = S(true, 3, 2, H, W), ker = S(q == 2, 3, 3, 2, k * k), og = S(true, 3, 3, Ho, Wo);
+		IrShape img_u = S(false, 3, 2, H, W);
+		cs[n++] = (Case){IR_CONV2D, 2, {q == 1 ? img_u : img, ker}, none, {k, st, pd, 0}, 0};
+		cs[n++] = (Case){IR_CONV2D_T, 2, {og, ker}, img, {k, st, pd, 0}, 0};
+		cs[n++] = (Case){IR_CONV2D_W, 2, {img, og}, none, {k, st, pd, 0}, 0};
+	}
+	int64_t pk[][2] = {{2, 2}, {3, 1}, {2, 3}};
+	for (size_t q = 0; q < sizeof pk / sizeof *pk; q++) {
+		int64_t k = pk[q][0], st = pk[q][1], H = 6, W = 7;
+		IrShape img = S(true, 3, 2, H, W), pooled = S(true, 3, 2, (H - k) / st + 1, (W - k) / st + 1);
+		cs[n++] = (Case){IR_MAXPOOL, 1, {img, none}, none, {k, st, 0, 0}, 0};
+		cs[n++] = (Case){IR_POOL_ARGMAX, 1, {img, none}, none, {k, st, 0, 0}, 0};
+		/* the selector operand is pool_argmax of a fresh image (zoo_operand) */
+		cs[n++] = (Case){IR_POOL_GATHER, 2, {img, pooled}, none, {k, st, 0, 0}, 0};
+		cs[n++] = (Case){IR_POOL_SCATTER, 2, {pooled, pooled}, img, {k, st, 0, 0}, 0};
+	}
 #undef C1
 #undef C2
 	return n;
@@ -192,6 +213,13 @@ static int zoo_operand(Builder *b, const Case *c, int k)
 	int id;
 	if (c->const_in == k + 1)
 		return ir_const(b->f, 0.75, c->in[k], NOLOC);
+	if (k == 1 && (c->op == IR_POOL_GATHER || c->op == IR_POOL_SCATTER)) {
+		/* a valid selector: the argmax of an image of the unpooled shape */
+		IrShape img = c->op == IR_POOL_GATHER ? c->in[0] : c->out;
+		snprintf(name, sizeof name, "c%d.img", b->zoo_case);
+		add_state(b, name, img, &id);
+		return ir_pool(b->f, IR_POOL_ARGMAX, id, -1, c->a[0], c->a[1], NOLOC);
+	}
 	snprintf(name, sizeof name, "c%d.%c", b->zoo_case, "xy"[k]);
 	if (c->in[k].batch)
 		add_state(b, name, c->in[k], &id);
@@ -204,7 +232,7 @@ static int zoo_operand(Builder *b, const Case *c, int k)
 static Program *build_zoo(bool *covered)
 {
 	Builder b;
-	static Case cs[200];
+	static Case cs[300];
 	int n = zoo_cases(cs);
 	builder_init(&b, "zoo", 2, 2, 2);
 	int x = ir_input(b.f, IR_ROLE_DATA, 0, S(true, 1, 2, 0, 0), "x");
@@ -218,7 +246,8 @@ static Program *build_zoo(bool *covered)
 		b.zoo_case = i;
 		int a0 = zoo_operand(&b, c, 0), a1 = c->nin > 1 ? zoo_operand(&b, c, 1) : -1;
 		int r = ir_add_full(b.f, c->op, a0, a1,
-			(c->op == IR_EXPAND || c->op == IR_SUM_TO || c->op == IR_RESHAPE) ? &c->out : NULL, 0.0, c->a,
+			(c->op == IR_EXPAND || c->op == IR_SUM_TO || c->op == IR_RESHAPE || c->op == IR_CONV2D_T ||
+				c->op == IR_POOL_SCATTER) ? &c->out : NULL, 0.0, c->a,
 			NOLOC);
 		covered[c->op] = true;
 		char name[64];
@@ -245,7 +274,7 @@ static Program *build_zoo(bool *covered)
 	return b.p;
 }
 
-static Case zoo_probe[200];
+static Case zoo_probe[300];
 
 static void test_op_zoo(void **state)
 {
