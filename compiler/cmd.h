@@ -42,6 +42,7 @@ int cmd_emit_c(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_emit_llvm(int argc, char **argv);
 /* compiler/cmd_compare.c */
 extern const char cmd_compare_usage[], cmd_plot_usage[];

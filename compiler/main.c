@@ -72,6 +72,12 @@ const PlastcCommand commands[] = {
 		"Like train, but runs `BIN eval ...` (see `BIN eval --help`).\n"
 		"options:\n" CMD_SET_USAGE,
 		cmd_eval},
+	{"bench", "time meta-training steps of a model (built into the model cache, then run)",
+		"usage: plastc bench FILE --task T [--set NAME=VALUE]... [--cache DIR] [RUNTIME OPTIONS]...\n"
+		"Like train, but runs `BIN bench ...`: median_ms=, min_ms=, peak_rss_mb= of N steps (forward over\n"
+		"the trial, BPTT, clip, AdamW); see `BIN bench --help` (--steps, --threads, --block, --profile).\n"
+		"options:\n" CMD_SET_USAGE,
+		cmd_bench},
 	{"compare", "train a grid of models x --vary values x seeds; summary statistics and plots",
 		cmd_compare_usage, cmd_compare},
 	{"plot", "redraw the plots of a compare directory (needs gnuplot)", cmd_plot_usage, cmd_plot},

@@ -5,3 +5,4 @@ runtime_libplastrt_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS)
 include_HEADERS = runtime/plastrt.h
 include $(srcdir)/runtime/more.mk
 include $(srcdir)/runtime/fsc.mk
+include $(srcdir)/runtime/perf.mk
