@@ -12,3 +12,4 @@ include $(srcdir)/tests/e2e.mk
 include $(srcdir)/tests/bench.mk
 include $(srcdir)/tests/fsc.mk
 include $(srcdir)/tests/compare.mk
+include $(srcdir)/tests/perf.mk
