@@ -70,11 +70,11 @@ while [ "$r" -le "$rounds" ]; do
 		if [ "$noplastc" = 0 ]; then
 			first=1
 			for j in $pthreads; do
-				tool=plastc
-				[ "$first" = 1 ] || tool=plastc_j
+				tool=plastc cflag=$ccomp
+				[ "$first" = 1 ] || tool=plastc_j cflag=
 				# shellcheck disable=SC2086
 				"$PYTHON" "$here/plastc_step.py" --steps "$psteps" $hflag --threads "$j" --extra "$pextra" \
-					--val-trials "$vtrials" $([ "$first" = 1 ] && echo $ccomp) "$c" |
+					--val-trials "$vtrials" $cflag "$c" |
 					sed "s/^/$tool load=$(cut -d' ' -f1 /proc/loadavg) /" | tee -a "$res"
 				first=0
 			done
