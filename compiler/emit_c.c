@@ -55,6 +55,7 @@ typedef struct Em {
 	char **var;       /* [n] C name of each value (NULL: a scalar written into the code) */
 	int *last;        /* [n] last reader, n for outputs, -1 when dead */
 	int *direct;      /* [n] output port the value is computed into in place, or -1 */
+	bool *acc_direct; /* [n] ... and that port is a parameter gradient the value is added to (+=) */
 	int *fuse;        /* [n] the node whose loop computes this value inline, or -1 (stored) */
 	bool in_src;      /* the last #line points into the .plast file */
 	char **used;      /* names taken in this function */
@@ -646,7 +647,7 @@ static void emit_nest_op(Em *e, int id)
 		break;
 	}
 	n.leaf_node[0] = id;
-	if (kind == NEST_ACCUM)
+	if (kind == NEST_ACCUM && !e->acc_direct[id])
 		emit_zero(e, "out", nd->shape, 2);
 	emit_nest(e, &n, &t, root, kind, 2);
 }
@@ -734,7 +735,7 @@ static void emit_matmul(Em *e, int id)
 	const char *one = e->o.use_double ? "1.0" : "1.0f", *zero = e->o.use_double ? "0.0" : "0.0f";
 	out(e, "\t\tcblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s, %s, in0, %s, in1, %s, %s, out, %s);\n",
 		e->o.use_double ? 'd' : 's', ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans",
-		M, N, K, one, ac, bc, zero, N);
+		M, N, K, one, ac, bc, e->acc_direct[id] ? one : zero, N);
 }
 
 static void emit_const_fill(Em *e, int id)
@@ -1152,7 +1153,8 @@ static void emit_decls(Em *e, const bool *need)
 		ir_shape_str(f->nodes[i].shape, sh, sizeof sh);
 		if (e->direct[i] >= 0) {
 			out_port_expr(e, &f->outs[e->direct[i]], off, sizeof off);
-			out(e, "\treal *const %s = %s; /* %s, computed in place */\n", e->var[i], off, sh);
+			out(e, "\treal *const %s = %s; /* %s, %s in place */\n", e->var[i], off, sh,
+				e->acc_direct[i] ? "accumulated" : "computed");
 			continue;
 		}
 		fmt_offset(e, i, off, sizeof off);
@@ -1279,11 +1281,14 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	e->last = em_alloc(sizeof *e->last * (size_t)(n ? n : 1));
 	e->used = em_alloc(sizeof *e->used * (size_t)(n + 1));
 	e->direct = em_alloc(sizeof *e->direct * (size_t)(n ? n : 1));
+	e->acc_direct = em_alloc(sizeof *e->acc_direct * (size_t)(n ? n : 1));
 	e->fuse = em_alloc(sizeof *e->fuse * (size_t)(n ? n : 1));
 	e->nused = 0;
 	e->in_src = false;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		e->last[i] = e->direct[i] = e->fuse[i] = -1;
+		e->acc_direct[i] = false;
+	}
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
 			e->last[f->nodes[i].in[k]] = i;
@@ -1314,6 +1319,30 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 			f->nodes[id].op != IR_CONST && e->direct[id] < 0)
 			e->direct[id] = k;
 	}
+	/* A parameter gradient made by a reduction over the batch (sum_to, or a matmul whose K is the
+	 * batch) and read by nothing else is accumulated straight into the caller's param_bar (sum_to
+	 * without its zeroing pass, sgemm with beta = 1): that saves a zeroed temporary and the final
+	 * `param_bar += tmp` pass. Both are passes over a static-size tensor, cheap at B = 64 but as costly as
+	 * the plastic passes when the runtime runs one trial per call (--block 1). */
+	int *readers = em_alloc(sizeof *readers * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++)
+		readers[i] = 0;
+	for (int i = 0; i < n; i++)
+		if (e->last[i] >= 0 || e->fuse[i] >= 0)
+			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
+				readers[f->nodes[i].in[k]]++;
+	for (int k = 0; k < f->nouts; k++)
+		readers[f->outs[k].node]++;
+	for (int k = 0; k < f->nouts; k++) {
+		int id = f->outs[k].node;
+		IrOp op = f->nodes[id].op;
+		if (f->outs[k].role == IR_ROLE_PARAM_BAR && (op == IR_SUM_TO || op == IR_MATMUL) && readers[id] == 1 &&
+			e->mp->has_slot[id] && e->fuse[id] < 0 && e->direct[id] < 0 && !f->nodes[id].shape.batch) {
+			e->direct[id] = k;
+			e->acc_direct[id] = true;
+		}
+	}
+	free(readers);
 
 	for (int i = 0; i < n; i++) {
 		const IrNode *nd = &f->nodes[i];
@@ -1381,8 +1410,10 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	free(e->var);
 	free(e->last);
 	free(e->direct);
+	free(e->acc_direct);
 	free(e->fuse);
 	e->direct = e->fuse = NULL;
+	e->acc_direct = NULL;
 	e->var = NULL;
 	e->last = NULL;
 	e->used = NULL;

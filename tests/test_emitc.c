@@ -378,8 +378,9 @@ static void test_text(void **state)
 		"cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, 4, 3, 1.0f, in0, 3, in1, 4, 0.0f, out, 4);",
 		"cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,",
 		"cell_w_eff_b",
-		"real *restrict out = a->param_bar[0];",
-		"out[i] += in1[i];",
+		"= a->param_bar[0]; /* [",
+		", accumulated in place */", /* weight gradients go straight into param_bar ... */
+		"(int)B, 1.0f, in0, ", ", 1.0f, out, ", /* ... by an sgemm over the batch with beta = 1 */
 		"cell_w_hh_p_out_b",
 		"#pragma omp simd reduction(+:acc)",
 		"const PlModel mini_rnn_model = {",
