@@ -1212,6 +1212,17 @@ static void plan_fusion(Em *e)
 	int *leaves = em_alloc(sizeof *leaves * (size_t)(n ? n : 1));
 	bool *exp_sub = em_alloc(sizeof *exp_sub * (size_t)(n ? n : 1));
 	bool *is_out = em_alloc(sizeof *is_out * (size_t)(n ? n : 1));
+	/* Values with several readers (multi): an outer product, or a cheap elementwise value of at most two
+	 * arrays read twice, is recomputed inside each reader's loop instead of stored -- a store is a full
+	 * write plus one read per reader of a [B,I,J] tensor, the recomputation reads two vectors (outer) or
+	 * the same two arrays again. All its readers must be loops; if one of them cannot take it (too many
+	 * arrays), it is stored after all (reject). The value's fuse entry ends as the reader that runs
+	 * last, which is how long its operands must live. */
+	bool *allnest = em_alloc(sizeof *allnest * (size_t)(n ? n : 1));
+	bool *multi = em_alloc(sizeof *multi * (size_t)(n ? n : 1));
+	bool *reject = em_alloc(sizeof *reject * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++)
+		allnest[i] = true;
 	for (int k = 0; k < f->nouts; k++)
 		is_out[f->outs[k].node] = true;
 	for (int r = 0; r < n; r++) {
@@ -1219,8 +1230,11 @@ static void plan_fusion(Em *e)
 			continue;
 		const IrNode *nd = &f->nodes[r];
 		for (int k = 0; k < ir_op_info[nd->op].nin; k++)
-			if (k == 0 || nd->in[1] != nd->in[0])
+			if (k == 0 || nd->in[1] != nd->in[0]) {
 				nread[nd->in[k]]++;
+				if (!nest_reader(nd->op))
+					allnest[nd->in[k]] = false;
+			}
 	}
 	for (int r = 0; r < n; r++) {
 		const IrNode *nd = &f->nodes[r];
@@ -1240,26 +1254,69 @@ static void plan_fusion(Em *e)
 			if (k == 1 && x == nd->in[0])
 				break;
 			const IrNode *xn = &f->nodes[x];
-			if (!fusable(xn->op) || nread[x] != 1 || is_out[x] || e->last[x] < 0)
+			if (!fusable(xn->op) || is_out[x] || e->last[x] < 0)
 				continue;
+			if (nread[x] != 1) {
+				bool cheap = xn->op == IR_OUTER ||
+					((ir_op_info[xn->op].flags & IRF_EW) && !exp_sub[x] && leaves[x] <= 2 && nread[x] == 2);
+				if (e->o.no_multi_fuse || !allnest[x] || !cheap || reject[x])
+					continue;
+				multi[x] = true;
+			}
 			int mult = (nin == 2 && nd->in[0] == nd->in[1]) ? 2 : 1;
 			bool once = mult == 1 && xn->shape.batch == sp.batch &&
 				ir_shape_numel(xn->shape) == ir_shape_numel(sp);
-			if (!once && exp_sub[x])
+			if (!once && exp_sub[x]) {
+				reject[x] = multi[x];
 				continue;
+			}
 			int nt = total - mult + mult * leaves[x];
-			if (nt > EM_MAX_LEAVES)
+			if (nt > EM_MAX_LEAVES) {
+				reject[x] = multi[x];
 				continue;
+			}
 			e->fuse[x] = r;
 			total = nt;
 			exp_sub[r] = exp_sub[r] || exp_sub[x];
 		}
 		leaves[r] = total;
 	}
+	/* multi values: stored after all if one reader refused them; else tied to the reader whose loop
+	 * (after its own fusion) runs last */
+	for (int x = 0; x < n; x++) {
+		if (!multi[x])
+			continue;
+		if (reject[x]) {
+			e->fuse[x] = -1;
+			continue;
+		}
+		int best = -1, best_eff = -1;
+		for (int r = x + 1; r < n; r++) {
+			const IrNode *nd = &f->nodes[r];
+			if (e->last[r] < 0)
+				continue;
+			bool reads = false;
+			for (int k = 0; k < ir_op_info[nd->op].nin; k++)
+				reads = reads || nd->in[k] == x;
+			if (!reads)
+				continue;
+			int eff = r;
+			while (e->fuse[eff] >= 0)
+				eff = e->fuse[eff];
+			if (eff > best_eff) {
+				best_eff = eff;
+				best = r;
+			}
+		}
+		e->fuse[x] = best;
+	}
 	free(nread);
 	free(leaves);
 	free(exp_sub);
 	free(is_out);
+	free(allnest);
+	free(multi);
+	free(reject);
 }
 
 /* need[] gets id and, through fused values, every array its loop reads */
