@@ -1204,6 +1204,21 @@ static bool scalar_leaf_pre(const IrFunc *f, int id)
  * EM_MAX_LEAVES arrays per nest. Decided in node order, readers first in, so chains fuse whole:
  * `(1 - eta) * hebb + eta * outer(pre, post)` becomes one loop writing state_out, `w + alpha * hebb` is
  * read inside bmv's loop, and `sum_to(g * hebb)` (the gradient of alpha) never stores the product. */
+/* Arrays of per-trial rank >= 2 (or static matrices) that value id's loop would read: its own if stored,
+ * else those of its fused operands. Recomputing a value in k readers reads these k times; storing it
+ * reads them once, writes it once and reads it k times. */
+static int big_leaves(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	if (e->fuse[id] < 0 || scalar_leaf_pre(e->f, id))
+		return !scalar_leaf_pre(e->f, id) && nd->shape.rank >= 2;
+	int c = 0;
+	for (int k = 0; k < ir_op_info[nd->op].nin; k++)
+		if (k == 0 || nd->in[k] != nd->in[0])
+			c += big_leaves(e, nd->in[k]);
+	return c;
+}
+
 static void plan_fusion(Em *e)
 {
 	const IrFunc *f = e->f;
@@ -1257,8 +1272,12 @@ static void plan_fusion(Em *e)
 			if (!fusable(xn->op) || is_out[x] || e->last[x] < 0)
 				continue;
 			if (nread[x] != 1) {
-				bool cheap = xn->op == IR_OUTER ||
-					((ir_op_info[xn->op].flags & IRF_EW) && !exp_sub[x] && leaves[x] <= 2 && nread[x] == 2);
+				int big = 0;
+				for (int q = 0; q < ir_op_info[xn->op].nin; q++)
+					if (q == 0 || xn->in[q] != xn->in[0])
+						big += big_leaves(e, xn->in[q]);
+				bool cheap = xn->op == IR_OUTER || ((ir_op_info[xn->op].flags & IRF_EW) && !exp_sub[x] &&
+					(big <= 1 || (big == 2 && nread[x] <= 3)));
 				if (e->o.no_multi_fuse || !allnest[x] || !cheap || reject[x])
 					continue;
 				multi[x] = true;
@@ -1283,7 +1302,7 @@ static void plan_fusion(Em *e)
 	}
 	/* multi values: stored after all if one reader refused them; else tied to the reader whose loop
 	 * (after its own fusion) runs last */
-	for (int x = 0; x < n; x++) {
+	for (int x = n - 1; x >= 0; x--) { /* readers (> x) first, so their own entries are final */
 		if (!multi[x])
 			continue;
 		if (reject[x]) {
