@@ -9,6 +9,7 @@ CC=${CC:-gcc}
 flags="-O3 -march=native -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra"
 # shellcheck disable=SC2086
 $CC $flags -fopenmp-simd -pthread "$here/triad.c" -o "$BUILD/triad"
+# shellcheck disable=SC2086
 $CC $flags -pthread "$here/cachebw.c" -o "$BUILD/cachebw"
 # shellcheck disable=SC2046,SC2086
 $CC $flags $(pkg-config --cflags openblas) "$here/sgemm.c" -o "$BUILD/sgemm" $(pkg-config --libs openblas)
