@@ -153,9 +153,8 @@ static void test_schemes(void **state)
 		char set0[] = "hidden=8";
 		char *sets[] = {set0};
 		DiagCtx *d = diag_ctx_new(stderr);
-		Program *p = frontend_load_program(path, 1, sets, d);
+		Program *p = frontend_load_program(path, 1, sets, d); /* d outlives p: locations point into it */
 		assert_non_null(p);
-		diag_ctx_free(d);
 
 		/* parameters: the model's initialisation (random alpha), as float and double */
 		int np = p->n_params;
@@ -216,6 +215,7 @@ static void test_schemes(void **state)
 		free(maskd);
 		dlclose(h);
 		program_free(p);
+		diag_ctx_free(d);
 	}
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
@@ -247,7 +247,6 @@ static void test_auto_block(void **state)
 		DiagCtx *d = diag_ctx_new(stderr);
 		Program *p = frontend_load_program(path, 1, sets, d);
 		assert_non_null(p);
-		diag_ctx_free(d);
 		void *h = NULL;
 		const PlModel *m = build_c(p, &h);
 		assert_non_null(m);
@@ -259,6 +258,7 @@ static void test_auto_block(void **state)
 		}
 		dlclose(h);
 		program_free(p);
+		diag_ctx_free(d);
 	}
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
