@@ -43,6 +43,7 @@ int cmd_emit_c(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_emit_llvm(int argc, char **argv);
 /* The model binary of p (backend "c" or "llvm") from the model cache (cache: a directory, or NULL for the
  * default), built on a miss; its path goes to bin. Returns 0, 1 (user error) or 2. */

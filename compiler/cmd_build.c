@@ -782,6 +782,11 @@ int cmd_eval(int argc, char **argv)
 	return run_model("eval", argc, argv);
 }
 
+int cmd_bench(int argc, char **argv)
+{
+	return run_model("bench", argc, argv);
+}
+
 /* emit-llvm: the driver part (FILE and --set); the rest is the LLVM backend's (cmd_llvm.c). */
 int cmd_emit_llvm(int argc, char **argv)
 {

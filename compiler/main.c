@@ -107,6 +107,12 @@ const PlastcCommand commands[] = {
 		"  --tol X            max relative error (default 1e-6; 1e-3 for --backend c|llvm)\n"
 		"  --h H              finite-difference step (default 1e-4, extrapolated with H/2)\n",
 		cmd_gradcheck},
+	{"bench", "time meta-training steps of a model (built into the model cache, then run)",
+		"usage: plastc bench FILE --task T [--set NAME=VALUE]... [--cache DIR] [RUNTIME OPTIONS]...\n"
+		"Like train, but runs `BIN bench ...`: median_ms=, min_ms=, peak_rss_mb= of N steps (forward over\n"
+		"the trial, BPTT, clip, AdamW); see `BIN bench --help` (--steps, --threads, --block, --profile).\n"
+		"options:\n" CMD_SET_USAGE,
+		cmd_bench},
 	{"compare", "train a grid of models x --vary values x seeds; summary statistics and plots",
 		cmd_compare_usage, cmd_compare},
 	{"plot", "redraw the plots of a compare directory (needs gnuplot)", cmd_plot_usage, cmd_plot},

@@ -13,6 +13,7 @@ static const char main_usage[] =
 	"  eval    loss (and metric) of a checkpoint on freshly drawn task trials\n"
 	"  grad    loss and parameter gradients of a batch file (interoperability hook)\n"
 	"  init    initial parameters for a seed\n"
+	"  bench   time meta-training steps (median_ms=, peak_rss_mb=; --profile splits them)\n"
 	"model: %s (%s), input %d, prediction %d, output %d, %d parameter tensors\n";
 
 static const char init_usage[] =
@@ -21,6 +22,7 @@ static const char init_usage[] =
 
 static const char grad_usage[] =
 	"usage: %s grad --params P.safetensors --batch BATCH.safetensors -o G.safetensors [--bptt S] [--threads N]\n"
+	"               [--block R]   (R trials per sequential BPTT block; default 0, one block per thread)\n"
 	"BATCH holds x [T, B, I], target [T, B, Oy] and optionally mask [T] (default 1/T), F32 or F64.\n"
 	"G gets `loss` (F64 scalar) and d loss / d param (F32) under each parameter's name.\n";
 
@@ -98,7 +100,7 @@ int pl_cmd_grad(const PlModel *m, int argc, char **argv)
 	const char *ppath = NULL, *bpath = NULL, *out = NULL;
 	PlBpttStrategy strat = PL_BPTT_STORE;
 	int k = 0, autos = 0;
-	long threads = 1;
+	long threads = 1, block = 0;
 	for (int i = 1; i < argc; i++) {
 		char name[64];
 		const char *v;
@@ -120,6 +122,9 @@ int pl_cmd_grad(const PlModel *m, int argc, char **argv)
 				strat = PL_BPTT_STORE;
 		} else if (strcmp(name, "threads") == 0) {
 			if (pl_parse_long(name, v, 1, 64, &threads) < 0)
+				return PL_EXIT_USER;
+		} else if (strcmp(name, "block") == 0) {
+			if (pl_parse_long(name, v, 0, 1000000L, &block) < 0)
 				return PL_EXIT_USER;
 		} else {
 			pl_err("grad: unknown flag --%s (see %s grad --help)", name, pl_progname());
@@ -177,7 +182,8 @@ int pl_cmd_grad(const PlModel *m, int argc, char **argv)
 	} else
 		for (int t = 0; t < T; t++)
 			mask[t] = 1.0f / (float)T;
-	if (!(eng = pl_engine_new(m, B, T, strat, k > 0 ? k : (int)ceil(sqrt((double)T)), (int)threads)))
+	if (!(eng = pl_engine_new_block(m, B, T, strat, k > 0 ? k : (int)ceil(sqrt((double)T)), (int)threads,
+		      (int)block)))
 		goto oom;
 	PlBpttResult r = pl_engine_run(eng, params, x, target, mask, grads);
 	if (!(gs = pl_st_new()))
@@ -274,7 +280,8 @@ int pl_cmd_eval(const PlModel *m, int argc, char **argv)
 	x = pl_alloc((size_t)T * B * m->in_size * sizeof(float));
 	target = pl_alloc((size_t)T * B * m->pred_size * sizeof(float));
 	mask = pl_alloc((size_t)T * sizeof(float));
-	eng = pl_engine_new(m, B, T, PL_BPTT_STORE, 1, (int)threads);
+	eng = pl_engine_new_block(m, B, T, PL_BPTT_STORE, 1, (int)threads,
+		pl_auto_block(m, (B + (int)threads - 1) / (int)threads));
 	if (!params || !x || !target || !mask || !eng) {
 		pl_err("out of memory");
 		rc = PL_EXIT_INTERNAL;
@@ -335,6 +342,8 @@ int pl_main(const PlModel *m, int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "train") == 0)
 		return pl_cmd_train(m, argc - 1, argv + 1);
+	if (strcmp(cmd, "bench") == 0)
+		return pl_cmd_bench(m, argc - 1, argv + 1);
 	if (strcmp(cmd, "eval") == 0)
 		return pl_cmd_eval(m, argc - 1, argv + 1);
 	if (strcmp(cmd, "grad") == 0)

@@ -6,3 +6,4 @@ include_HEADERS = runtime/plastrt.h
 include $(srcdir)/runtime/more.mk
 include $(srcdir)/runtime/miconi.mk
 include $(srcdir)/runtime/fsc.mk
+include $(srcdir)/runtime/perf.mk

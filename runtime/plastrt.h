@@ -275,6 +275,7 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv);
 int pl_cmd_eval(const PlModel *m, int argc, char **argv);
 int pl_cmd_grad(const PlModel *m, int argc, char **argv);
 int pl_cmd_init(const PlModel *m, int argc, char **argv);
+int pl_cmd_bench(const PlModel *m, int argc, char **argv); /* time meta-training steps (runtime/bench.c) */
 /* Name used in messages ("plastc" or the binary's name); pl_main sets it from argv[0]. */
 void pl_set_progname(const char *name);
 

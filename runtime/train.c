@@ -41,6 +41,7 @@ typedef struct TrainCfg {
 	PlBpttStrategy bptt;
 	int bptt_k, bptt_auto;
 	long threads;
+	long block;           /* rows per sequential BPTT block (engine.c); -1: automatic */
 	int quiet;
 	char out[2048], resume[2048], init[2048];
 } TrainCfg;
@@ -59,6 +60,7 @@ static void cfg_defaults(TrainCfg *c)
 	c->test_seed = 1234;
 	c->bptt_auto = 1;
 	c->threads = 1;
+	c->block = -1;
 }
 
 static const char train_usage[] =
@@ -86,6 +88,8 @@ static const char train_usage[] =
 	"  --init FILE        start from the parameters in FILE instead of the seed's initialisation\n"
 	"  --bptt store|recompute[:K]|auto   BPTT memory strategy (auto: store if it fits in memory)\n"
 	"  --threads N        data-parallel threads over the batch (1)\n"
+	"  --block R|auto     each thread runs its rows in sequential blocks of R trials, so a block's\n"
+	"                     plastic state stays in cache (auto: from the L2 size; 0: one block)\n"
 	"  --quiet            no progress lines\n"
 	"Exit status: 0 done, 1 bad flag or file, 2 internal error, 3 training diverged (NaN/Inf).\n";
 
@@ -147,6 +151,16 @@ static int cfg_flag(TrainCfg *c, const char *f, const char *v)
 		return pl_parse_u64(f, v, &c->test_seed);
 	if (strcmp(f, "bptt") == 0)
 		return pl_parse_bptt(v, &c->bptt, &c->bptt_k, &c->bptt_auto);
+	if (strcmp(f, "block") == 0) {
+		if (strcmp(v, "auto") == 0) {
+			c->block = -1;
+			return 0;
+		}
+		if (pl_parse_long(f, v, 0, 1000000L, &l) < 0)
+			return -1;
+		c->block = l;
+		return 0;
+	}
 	struct {
 		const char *name;
 		char *dst;
@@ -212,6 +226,8 @@ static json_t *cfg_to_flags(const TrainCfg *c)
 		json_array_append_new(a, json_string(buf));
 	}
 	ADD("threads", "%ld", c->threads);
+	if (c->block >= 0)
+		ADD("block", "%ld", c->block);
 #undef ADD
 	return a;
 }
@@ -769,6 +785,9 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	/* Memory plan: choose the BPTT strategy once, allocate every buffer once. */
 	int threads = (int)(c->threads < c->batch ? c->threads : c->batch);
 	int Bt = (tr.B + threads - 1) / threads;
+	int block = c->block >= 0 ? (int)c->block : pl_auto_block(m, Bt);
+	if (block > 0 && block < Bt)
+		Bt = block;
 	int ksq = (int)ceil(sqrt((double)tr.T));
 	int k = c->bptt_k > 0 ? c->bptt_k : ksq;
 	size_t store_b = pl_bptt_bytes(m, Bt, tr.T, PL_BPTT_STORE, 0) * (size_t)threads;
@@ -782,13 +801,13 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	else
 		snprintf(bptt_desc, sizeof bptt_desc, "recompute:%d", k);
 	if (!c->quiet)
-		fprintf(stderr, "%s: model %s, task %s (T=%d), batch %d, seed %" PRIu64 ", %d thread%s\n"
+		fprintf(stderr, "%s: model %s, task %s (T=%d), batch %d, seed %" PRIu64 ", %d thread%s, block %d\n"
 				"%s: bptt %s%s: %.1f MiB (store %.1f MiB, recompute:%d %.1f MiB, RAM %.0f MiB)\n",
 			pl_progname(), m->name ? m->name : "?", pl_task_describe(tr.task), tr.T, tr.B, c->seed,
-			threads, threads == 1 ? "" : "s", pl_progname(), bptt_desc, c->bptt_auto ? " (auto)" : "",
+			threads, threads == 1 ? "" : "s", Bt, pl_progname(), bptt_desc, c->bptt_auto ? " (auto)" : "",
 			(strat == PL_BPTT_STORE ? store_b : rec_b) / 1048576.0, store_b / 1048576.0, k,
 			rec_b / 1048576.0, phys_mem() / 1048576.0);
-	tr.eng = pl_engine_new(m, tr.B, tr.T, strat, k, threads);
+	tr.eng = pl_engine_new_block(m, tr.B, tr.T, strat, k, threads, block);
 	tr.params = pl_params_alloc(m);
 	tr.grads = pl_params_alloc(m);
 	tr.best = pl_params_alloc(m);

@@ -14,3 +14,4 @@ include $(srcdir)/tests/miconi.mk
 include $(srcdir)/tests/fsc.mk
 include $(srcdir)/tests/grad.mk
 include $(srcdir)/tests/compare.mk
+include $(srcdir)/tests/perf.mk
