@@ -5,7 +5,12 @@
  * until the end, where the gradients are summed. The step functions divide by B_global (the full batch),
  * so the sum of the blocks' gradients is the gradient of the whole batch. Sums over blocks are done in a
  * fixed order, so a run's result does not depend on thread timing (it does depend on the thread count:
- * float addition is not associative). BLAS inside the step is told to use one thread when we use several. */
+ * float addition is not associative). BLAS inside the step is told to use one thread when we use several.
+ *
+ * Ranks (MPI, dist.c) split one level higher: every rank holds the whole batch (all ranks draw it from
+ * the same stream), runs the contiguous rows [B*r/N, B*(r+1)/N) of it over its threads, still dividing by
+ * the whole B, and the ranks' sums are added in rank order by pl_dist_sum_f32 (identical on every rank).
+ * So every rank ends with the gradient, loss and metric of the whole batch. */
 #include <pthread.h>
 #include <string.h>
 
@@ -30,6 +35,8 @@ typedef struct Job {
 struct PlEngine {
 	const PlModel *m;
 	int B, T, n;
+	int nranks;      /* pl_dist_size() when the engine was made */
+	int64_t *numel;  /* per parameter, for the sum over ranks */
 	Job job[ENGINE_MAX_THREADS];
 };
 
@@ -41,15 +48,23 @@ void pl_engine_free(PlEngine *e)
 		pl_bptt_free(e->job[i].bp);
 		pl_params_free(e->m, e->job[i].grads);
 	}
+	pl_free(e->numel);
 	pl_free(e);
 }
 
 PlEngine *pl_engine_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k, int threads)
 {
+	/* this rank's rows of the batch */
+	int nr = pl_dist_size(), me = pl_dist_rank();
+	int g0 = (int)((long)B * me / nr), gB = (int)((long)B * (me + 1) / nr) - g0;
+	if (gB < 1) {
+		pl_err("a batch of %d trials cannot be split over %d ranks (each needs at least one trial)", B, nr);
+		return NULL;
+	}
 	if (threads < 1)
 		threads = 1;
-	if (threads > B)
-		threads = B;
+	if (threads > gB)
+		threads = gB;
 	if (threads > ENGINE_MAX_THREADS)
 		threads = ENGINE_MAX_THREADS;
 	PlEngine *e = pl_alloc(sizeof *e);
@@ -59,10 +74,15 @@ PlEngine *pl_engine_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k,
 	e->B = B;
 	e->T = T;
 	e->n = threads;
+	e->nranks = nr;
+	if (!(e->numel = pl_alloc((size_t)(m->n_params + 1) * sizeof *e->numel)))
+		goto fail;
+	for (int p = 0; p < m->n_params; p++)
+		e->numel[p] = pl_desc_numel(&m->params[p]);
 	for (int i = 0; i < threads; i++) {
 		Job *j = &e->job[i];
-		j->r0 = (int)((long)B * i / threads);
-		j->rows = (int)((long)B * (i + 1) / threads) - j->r0;
+		j->r0 = g0 + (int)((long)gB * i / threads);
+		j->rows = g0 + (int)((long)gB * (i + 1) / threads) - j->r0;
 		j->B = B;
 		j->bp = pl_bptt_new(m, j->rows, T, s, k);
 		if (!j->bp)
@@ -90,7 +110,7 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 		const float *mask, float *const *grads)
 {
 	const PlModel *m = e->m;
-	if (e->n == 1)
+	if (e->n == 1 && e->nranks == 1)
 		return pl_bptt_run(e->job[0].bp, params, x, target, mask, e->B, e->B, grads);
 	/* pl_bptt_run reads rows r0.. of each step: offset the base pointers, keep ld = B. */
 	pthread_t tid[ENGINE_MAX_THREADS];
@@ -128,5 +148,17 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 				for (int64_t q = 0; q < n; q++)
 					dst[q] += src[q];
 			}
+	if (e->nranks > 1) {
+		/* Over the ranks: the loss, metric and a non-finite count, then the gradients. A failure here
+		 * (out of memory) shows as a non-finite result; a lost rank aborts the run inside dist.c. */
+		double s[3] = {r.loss, r.metric, r.finite ? 0.0 : 1.0};
+		if (pl_dist_sum_f64(s, 3, grads ? "loss of a training batch" : "loss of an evaluation batch") < 0)
+			s[2] = 1.0;
+		r.loss = s[0];
+		r.metric = s[1];
+		r.finite = s[2] == 0.0;
+		if (grads && pl_dist_sum_f32(grads, e->numel, m->n_params, "gradient sum over ranks") < 0)
+			r.finite = 0;
+	}
 	return r;
 }

@@ -4,3 +4,4 @@ runtime_libplastrt_a_SOURCES = runtime/plastrt.h runtime/model.c
 runtime_libplastrt_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS)
 include_HEADERS = runtime/plastrt.h
 include $(srcdir)/runtime/more.mk
+include $(srcdir)/runtime/mpi.mk
