@@ -142,8 +142,9 @@ static void mpi_fail(const char *what, int err)
 	pl_dist_abort(PL_EXIT_DIST);
 }
 
-/* Waits for r, driving MPI's progress, until it completes or `timeout` seconds pass (<= 0: forever). */
-static void wait_req_for(MPI_Request *r, const char *what, double timeout)
+/* Waits for r, driving MPI's progress, until it completes or `timeout` seconds pass (<= 0: forever);
+ * then aborts the job with exit status fail_rc. */
+static void wait_req_for(MPI_Request *r, const char *what, double timeout, int fail_rc)
 {
 	double t0 = pl_now();
 	long spins = 0;
@@ -157,7 +158,7 @@ static void wait_req_for(MPI_Request *r, const char *what, double timeout)
 			pl_err("rank %d of %d: %s did not complete within %g s%s: another rank died, failed, hangs, "
 			       "or its node was lost; aborting the run", D.rank, D.size, what, timeout,
 				timeout == D.timeout ? " (--mpi-timeout)" : "");
-			pl_dist_abort(PL_EXIT_DIST);
+			pl_dist_abort(fail_rc);
 		}
 		/* spin first (a collective usually completes within microseconds of the last arrival), then
 		 * poll every 50 us so a long wait for a slow rank does not take a core from the computation */
@@ -170,7 +171,7 @@ static void wait_req_for(MPI_Request *r, const char *what, double timeout)
 
 static void wait_req(MPI_Request *r, const char *what)
 {
-	wait_req_for(r, what, D.timeout);
+	wait_req_for(r, what, D.timeout, PL_EXIT_DIST);
 }
 #endif
 
@@ -240,7 +241,8 @@ int pl_dist_init(void)
 /* The end of a run: the ranks agree on the exit status. When every rank ends with the same status (success,
  * or the same failure such as a diverged run, seen identically by all), MPI is shut down normally and
  * each returns it. When they differ (one rank failed alone, e.g. rank 0 could not write a file, while the
- * others may be waiting inside a collective) or a rank does not arrive within 30 s, the job is aborted:
+ * others may be waiting inside a collective) or a rank does not arrive within 30 s (10 s after a failure),
+ * the job is aborted:
  * that is the only prompt way to end ranks blocked in a collective. */
 int pl_dist_finish(int rc)
 {
@@ -252,11 +254,15 @@ int pl_dist_finish(int rc)
 		if (D.size > 1) {
 			int mine[2] = {rc, -rc}, all[2] = {0, 0};
 			MPI_Request req;
-			double dl = D.timeout > 0 && D.timeout < 30 ? D.timeout : 30;
+			/* ranks that end alike arrive together (the last collective synchronised them); a
+			 * failure ends a rank early, so a failed rank waits less for the others */
+			double dl = rc != 0 ? 10 : 30;
+			if (D.timeout > 0 && D.timeout < dl)
+				dl = D.timeout;
 			int e = MPI_Iallreduce(mine, all, 2, MPI_INT, MPI_MAX, D.comm_end, &req);
 			if (e != MPI_SUCCESS)
 				mpi_fail("the agreement on the exit status", e);
-			wait_req_for(&req, "the agreement on the exit status", dl);
+			wait_req_for(&req, "the agreement on the exit status", dl, rc != 0 ? rc : PL_EXIT_DIST);
 			if (all[0] != -all[1]) {
 				pl_err("rank %d of %d: the ranks ended differently (exit status %d here, %d elsewhere); "
 				       "aborting the run", D.rank, D.size, rc, all[0] != rc ? all[0] : -all[1]);

@@ -10,3 +10,4 @@ include $(srcdir)/tests/emitc.mk
 include $(srcdir)/tests/llvm.mk
 include $(srcdir)/tests/e2e.mk
 include $(srcdir)/tests/bench.mk
+include $(srcdir)/tests/mpi.mk
