@@ -43,5 +43,9 @@ int cmd_build(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_emit_llvm(int argc, char **argv);
+/* compiler/cmd_compare.c */
+extern const char cmd_compare_usage[], cmd_plot_usage[];
+int cmd_compare(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

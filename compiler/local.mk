@@ -15,3 +15,4 @@ include $(srcdir)/compiler/frontend.mk
 include $(srcdir)/compiler/ir.mk
 include $(srcdir)/compiler/emitc.mk
 include $(srcdir)/compiler/llvm.mk
+include $(srcdir)/compiler/compare.mk

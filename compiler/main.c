@@ -70,6 +70,9 @@ const PlastcCommand commands[] = {
 		"Like train, but runs `BIN eval ...` (see `BIN eval --help`).\n"
 		"options:\n" CMD_SET_USAGE,
 		cmd_eval},
+	{"compare", "train a grid of models x --vary values x seeds; summary statistics and plots",
+		cmd_compare_usage, cmd_compare},
+	{"plot", "redraw the plots of a compare directory (needs gnuplot)", cmd_plot_usage, cmd_plot},
 	{NULL, NULL, NULL, NULL},
 };
 

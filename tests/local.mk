@@ -11,3 +11,4 @@ include $(srcdir)/tests/llvm.mk
 include $(srcdir)/tests/e2e.mk
 include $(srcdir)/tests/bench.mk
 include $(srcdir)/tests/mpi.mk
+include $(srcdir)/tests/compare.mk
