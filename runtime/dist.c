@@ -446,3 +446,102 @@ int pl_dist_same(const void *data, size_t bytes, const char *what)
 	}
 	return 0;
 }
+
+/* ---- messages of a few integers (the scheduler of `plastc compare` over ranks) ---- */
+
+#define DIST_TAG_INTS 7
+
+int pl_dist_send_ints(int dest, const int *v, int n, const char *what)
+{
+#ifdef PL_HAVE_MPI
+	if (D.mpi) {
+		MPI_Request req;
+		int e = MPI_Isend(v, n, MPI_INT, dest, DIST_TAG_INTS, D.comm, &req);
+		if (e != MPI_SUCCESS)
+			mpi_fail(what, e);
+		wait_req(&req, what);
+		return 0;
+	}
+#endif
+	(void)dest;
+	(void)v;
+	(void)n;
+	pl_err("%s: not a distributed run", what);
+	return -1;
+}
+
+int pl_dist_recv_ints(int *from, int *v, int n, const char *what)
+{
+#ifdef PL_HAVE_MPI
+	if (D.mpi) {
+		int flag = 0;
+		MPI_Status st;
+		int e = MPI_Iprobe(MPI_ANY_SOURCE, DIST_TAG_INTS, D.comm, &flag, &st);
+		if (e != MPI_SUCCESS)
+			mpi_fail(what, e);
+		if (!flag)
+			return 0;
+		e = MPI_Recv(v, n, MPI_INT, st.MPI_SOURCE, DIST_TAG_INTS, D.comm, MPI_STATUS_IGNORE);
+		if (e != MPI_SUCCESS)
+			mpi_fail(what, e);
+		*from = st.MPI_SOURCE;
+		return 1;
+	}
+#endif
+	(void)from;
+	(void)v;
+	(void)n;
+	(void)what;
+	return 0;
+}
+
+int pl_dist_bcast_for(void *buf, size_t bytes, const char *what, double timeout)
+{
+	if (D.size == 1)
+		return 0;
+#ifdef PL_HAVE_MPI
+	MPI_Request req;
+	int e = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, D.comm, &req);
+	if (e != MPI_SUCCESS)
+		mpi_fail(what, e);
+	wait_req_for(&req, what, timeout, PL_EXIT_DIST);
+#else
+	(void)buf;
+	(void)bytes;
+	(void)what;
+	(void)timeout;
+#endif
+	return 0;
+}
+
+int pl_dist_local_size(void)
+{
+	const char *ls = D.size > 1 ? getenv("OMPI_COMM_WORLD_LOCAL_SIZE") : NULL;
+	long n = ls ? strtol(ls, NULL, 10) : 1;
+	return n > 1 ? (int)n : 1;
+}
+
+void pl_dist_scrub_env(void)
+{
+	/* Collect first: unsetenv changes environ under our feet. */
+	extern char **environ;
+	static const char *const prefixes[] = {"OMPI_", "PMIX_", "PMI_", NULL};
+	char name[256];
+	for (int again = 1; again;) {
+		again = 0;
+		for (char **e = environ; e && *e; e++) {
+			for (int k = 0; prefixes[k]; k++) {
+				size_t pl = strlen(prefixes[k]), nl = strcspn(*e, "=");
+				if (strncmp(*e, prefixes[k], pl) == 0 && nl < sizeof name) {
+					memcpy(name, *e, nl);
+					name[nl] = 0;
+					unsetenv(name);
+					again = 1;
+					break;
+				}
+			}
+			if (again)
+				break;
+		}
+	}
+}

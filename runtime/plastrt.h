@@ -272,6 +272,17 @@ int pl_dist_bcast(void *buf, size_t bytes, const char *what);     /* rank 0's by
 /* 0 if data hashes to the same value on every rank, else -1 (rank 0 names `what` in a message). */
 int pl_dist_same(const void *data, size_t bytes, const char *what);
 
+/* Messages of n ints with tag-free matching on the run's communicator (the compare scheduler): send
+ * waits at most pl_dist_timeout(); recv does not wait: 1 and *from set if a message was there, else 0. */
+int pl_dist_send_ints(int dest, const int *v, int n, const char *what);
+int pl_dist_recv_ints(int *from, int *v, int n, const char *what);
+/* rank 0's bytes to every rank, waiting at most timeout seconds (<= 0: forever). */
+int pl_dist_bcast_for(void *buf, size_t bytes, const char *what, double timeout);
+int pl_dist_local_size(void);  /* ranks of this run on this node (1 when not distributed) */
+/* Removes the launcher's variables (OMPI_*, PMIX_*, PMI_*) from the environment: a subprocess of a rank
+ * (a run of `plastc compare`) must not believe it is that rank. */
+void pl_dist_scrub_env(void);
+
 /* Per-subcommand entry points of pl_main (argv[0] is the subcommand); return the exit code. */
 int pl_cmd_train(const PlModel *m, int argc, char **argv);
 int pl_cmd_eval(const PlModel *m, int argc, char **argv);
