@@ -12,7 +12,12 @@
  * trial (S floats, ~0.5 MB for the reference sizes) fits in the L2 cache where that of 32 trials does
  * not, so a small block keeps the state a step reads and writes in cache instead of streaming it from
  * DRAM; the price is narrower GEMMs (M = block) for the static weights. Buffers are planned for one
- * block. block = 0 means one block of all the thread's rows. */
+ * block. block = 0 means one block of all the thread's rows.
+ *
+ * Ranks (MPI, dist.c) split one level higher: every rank holds the whole batch (all ranks draw it from
+ * the same stream), runs the contiguous rows [B*r/N, B*(r+1)/N) of it over its threads, still dividing by
+ * the whole B, and the ranks' sums are added in rank order by pl_dist_sum_f32 (identical on every rank).
+ * So every rank ends with the gradient, loss and metric of the whole batch. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +46,8 @@ typedef struct Job {
 struct PlEngine {
 	const PlModel *m;
 	int B, T, n;
+	int nranks;      /* pl_dist_size() when the engine was made */
+	int64_t *numel;  /* per parameter, for the sum over ranks */
 	Job job[ENGINE_MAX_THREADS];
 };
 
@@ -52,6 +59,7 @@ void pl_engine_free(PlEngine *e)
 		pl_bptt_free(e->job[i].bp);
 		pl_params_free(e->m, e->job[i].grads);
 	}
+	pl_free(e->numel);
 	pl_free(e);
 }
 
@@ -62,10 +70,17 @@ PlEngine *pl_engine_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k,
 
 PlEngine *pl_engine_new_block(const PlModel *m, int B, int T, PlBpttStrategy s, int k, int threads, int block)
 {
+	/* this rank's rows of the batch */
+	int nr = pl_dist_size(), me = pl_dist_rank();
+	int g0 = (int)((long)B * me / nr), gB = (int)((long)B * (me + 1) / nr) - g0;
+	if (gB < 1) {
+		pl_err("a batch of %d trials cannot be split over %d ranks (each needs at least one trial)", B, nr);
+		return NULL;
+	}
 	if (threads < 1)
 		threads = 1;
-	if (threads > B)
-		threads = B;
+	if (threads > gB)
+		threads = gB;
 	if (threads > ENGINE_MAX_THREADS)
 		threads = ENGINE_MAX_THREADS;
 	PlEngine *e = pl_alloc(sizeof *e);
@@ -75,11 +90,16 @@ PlEngine *pl_engine_new_block(const PlModel *m, int B, int T, PlBpttStrategy s, 
 	e->B = B;
 	e->T = T;
 	e->n = threads;
+	e->nranks = nr;
+	if (!(e->numel = pl_alloc((size_t)(m->n_params + 1) * sizeof *e->numel)))
+		goto fail;
+	for (int p = 0; p < m->n_params; p++)
+		e->numel[p] = pl_desc_numel(&m->params[p]);
 	for (int i = 0; i < threads; i++) {
 		Job *j = &e->job[i];
 		j->m = m;
-		j->r0 = (int)((long)B * i / threads);
-		j->rows = (int)((long)B * (i + 1) / threads) - j->r0;
+		j->r0 = g0 + (int)((long)gB * i / threads);
+		j->rows = g0 + (int)((long)gB * (i + 1) / threads) - j->r0;
 		j->B = B;
 		j->block = block > 0 && block < j->rows ? block : j->rows;
 		j->bp = pl_bptt_new(m, j->block, T, s, k);
@@ -174,6 +194,18 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 				for (int64_t q = 0; q < n; q++)
 					dst[q] += src[q];
 			}
+	if (e->nranks > 1) {
+		/* Over the ranks: the loss, metric and a non-finite count, then the gradients. A failure here
+		 * (out of memory) shows as a non-finite result; a lost rank aborts the run inside dist.c. */
+		double s[3] = {r.loss, r.metric, r.finite ? 0.0 : 1.0};
+		if (pl_dist_sum_f64(s, 3, grads ? "loss of a training batch" : "loss of an evaluation batch") < 0)
+			s[2] = 1.0;
+		r.loss = s[0];
+		r.metric = s[1];
+		r.finite = s[2] == 0.0;
+		if (grads && pl_dist_sum_f32(grads, e->numel, m->n_params, "gradient sum over ranks") < 0)
+			r.finite = 0;
+	}
 	return r;
 }
 

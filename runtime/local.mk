@@ -7,3 +7,4 @@ include $(srcdir)/runtime/more.mk
 include $(srcdir)/runtime/miconi.mk
 include $(srcdir)/runtime/fsc.mk
 include $(srcdir)/runtime/perf.mk
+include $(srcdir)/runtime/mpi.mk

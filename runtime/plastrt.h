@@ -108,6 +108,7 @@ int pl_main(const PlModel *m, int argc, char **argv);
 #define PL_EXIT_USER 1     /* bad flag or file */
 #define PL_EXIT_INTERNAL 2 /* out of memory, bug */
 #define PL_EXIT_DIVERGED 3 /* NaN/Inf in the loss or a gradient */
+#define PL_EXIT_DIST 4     /* a distributed (MPI) run lost a rank or timed out in a collective */
 
 /* Memory. Every runtime buffer comes from pl_alloc: 64-byte aligned, zero-filled, NULL on failure.
  * pl_alloc_fail_after(n) is a test hook: after n more successful allocations the next one fails
@@ -269,6 +270,38 @@ double pl_opt_lr(const PlOpt *o); /* learning rate of the next step (cosine sche
 /* One step (AdamW or RMSprop by cfg.kind) on the trainable parameters (the caller clips first with
  * pl_clip_grad_norm). */
 void pl_opt_step(PlOpt *o, float *const *params, float *const *grads);
+
+/* Distributed runs (runtime/dist.c). Without MPI (libplastrt.a) there is one rank and the sums are the
+ * identity; with MPI (libplastrt_mpi.a, ./configure --with-mpi) a process started by mpirun/srun is one
+ * of pl_dist_size() ranks. train, eval and grad call pl_dist_init and pl_dist_finish themselves; the
+ * engine splits every batch's rows over the ranks and sums over them. Every collective waits at most
+ * pl_dist_timeout() seconds (then the run is aborted with PL_EXIT_DIST and a message). */
+int pl_dist_init(void);              /* 0, or -1 after a message (e.g. several ranks but no MPI) */
+/* The ranks agree on rc: all equal -> MPI_Finalize and return rc; different -> abort every rank. */
+int pl_dist_finish(int rc);
+void pl_dist_abort(int rc);          /* ends every rank now (does not return) */
+int pl_dist_rank(void);
+int pl_dist_size(void);
+int pl_dist_with_mpi(void);          /* 1 in libplastrt_mpi.a */
+void pl_dist_set_timeout(double seconds); /* <= 0: wait forever; default 300, env PLASTC_MPI_TIMEOUT */
+double pl_dist_timeout(void);
+/* Sums n float buffers (lens[i] floats each) over the ranks, in rank order, identical bits on every rank. */
+int pl_dist_sum_f32(float *const *bufs, const int64_t *lens, int n, const char *what);
+int pl_dist_sum_f64(double *v, int n, const char *what);          /* same, for a few doubles */
+int pl_dist_bcast(void *buf, size_t bytes, const char *what);     /* rank 0's bytes to every rank */
+/* 0 if data hashes to the same value on every rank, else -1 (rank 0 names `what` in a message). */
+int pl_dist_same(const void *data, size_t bytes, const char *what);
+
+/* Messages of n ints with tag-free matching on the run's communicator (the compare scheduler): send
+ * waits at most pl_dist_timeout(); recv does not wait: 1 and *from set if a message was there, else 0. */
+int pl_dist_send_ints(int dest, const int *v, int n, const char *what);
+int pl_dist_recv_ints(int *from, int *v, int n, const char *what);
+/* rank 0's bytes to every rank, waiting at most timeout seconds (<= 0: forever). */
+int pl_dist_bcast_for(void *buf, size_t bytes, const char *what, double timeout);
+int pl_dist_local_size(void);  /* ranks of this run on this node (1 when not distributed) */
+/* Removes the launcher's variables (OMPI_*, PMIX_*, PMI_*) from the environment: a subprocess of a rank
+ * (a run of `plastc compare`) must not believe it is that rank. */
+void pl_dist_scrub_env(void);
 
 /* Per-subcommand entry points of pl_main (argv[0] is the subcommand); return the exit code. */
 int pl_cmd_train(const PlModel *m, int argc, char **argv);

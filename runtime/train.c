@@ -9,7 +9,13 @@
  *     the same test trials (the reference re-seeds with fixed numbers before its test).
  * A checkpoint holds the parameters, the AdamW moments and step count, the training stream, the best
  * validation so far and the run's flags; writes are atomic (pl_st_write), so a kill at any moment leaves
- * the previous checkpoint intact. */
+ * the previous checkpoint intact.
+ *
+ * Under MPI (dist.c) every rank runs this same loop on the same data: each draws the whole batch from
+ * the same stream, the engine runs this rank's rows and sums gradients, loss and metric over the ranks
+ * (identical bits everywhere), so clipping and AdamW give identical parameters on every rank. Validation
+ * and test batches are split the same way. Only rank 0 (tr->io) writes files and progress; nothing a
+ * checkpoint holds depends on the number of ranks, so --resume works with any number of them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -42,6 +48,7 @@ typedef struct TrainCfg {
 	int bptt_k, bptt_auto;
 	long threads;
 	long block;           /* rows per sequential BPTT block (engine.c); -1: automatic */
+	double mpi_timeout;   /* < 0: not given */
 	int quiet;
 	char out[2048], resume[2048], init[2048];
 } TrainCfg;
@@ -61,6 +68,7 @@ static void cfg_defaults(TrainCfg *c)
 	c->bptt_auto = 1;
 	c->threads = 1;
 	c->block = -1;
+	c->mpi_timeout = -1.0;
 }
 
 static const char train_usage[] =
@@ -90,6 +98,8 @@ static const char train_usage[] =
 	"  --threads N        data-parallel threads over the batch (1)\n"
 	"  --block R|auto     each thread runs its rows in sequential blocks of R trials, so a block's\n"
 	"                     plastic state stays in cache (auto: from the L2 size; 0: one block)\n"
+	"  --mpi-timeout S    under mpirun: abort if a collective waits more than S seconds for a rank (300;\n"
+	"                     0 = forever); the batch is split over the ranks, rank 0 writes the files\n"
 	"  --quiet            no progress lines\n"
 	"Exit status: 0 done, 1 bad flag or file, 2 internal error, 3 training diverged (NaN/Inf).\n";
 
@@ -132,6 +142,7 @@ static int cfg_flag(TrainCfg *c, const char *f, const char *v)
 	DBLF("max-dw", opt.max_dw, 0.0, 1e30)
 	DBLF("l1", opt.l1, 0.0, 1e6)
 	DBLF("l2", opt.l2, 0.0, 1.0)
+	DBLF("mpi-timeout", mpi_timeout, 0.0, 1e9)
 #undef LONGF
 #undef DBLF
 	if (strcmp(f, "optim") == 0) {
@@ -294,6 +305,7 @@ typedef struct Trainer {
 	char ckpt_path[2100], best_path[2100], metrics_path[2100], runjson_path[2100];
 	json_t *run;
 	int tty;
+	int io; /* this process writes the outputs (rank 0) */
 	double last_print;
 	double last_train_loss, last_val;
 	long session_step0;
@@ -315,6 +327,8 @@ static int all_finite(const float *p, int64_t n)
 static int save_params_file(const Trainer *tr, float *const *params, const char *path, const char *kind,
 		long step, double val)
 {
+	if (!tr->io)
+		return 0;
 	PlSt *st = pl_st_new();
 	char err[1024], buf[64];
 	int rc = -1;
@@ -342,6 +356,8 @@ out:
 
 static int save_checkpoint(Trainer *tr)
 {
+	if (!tr->io)
+		return 0;
 	const PlModel *m = tr->m;
 	PlSt *st = pl_st_new();
 	char err[1024], buf[PL_RNG_STRLEN > 64 ? PL_RNG_STRLEN : 64];
@@ -431,6 +447,8 @@ static PlBpttResult evaluate(Trainer *tr, float *const *params, PlRng *r, long n
 
 static void metrics_row(Trainer *tr, long step, const char *split, double loss, double metric)
 {
+	if (!tr->metrics)
+		return;
 	fprintf(tr->metrics, "%ld,%s,%.9g,%.9g,%.3f\n", step, split, loss, metric, elapsed(tr));
 	fflush(tr->metrics);
 }
@@ -449,7 +467,7 @@ static void fmt_duration(char *buf, size_t n, double s)
 
 static void progress(Trainer *tr, int force)
 {
-	if (tr->cfg.quiet)
+	if (tr->cfg.quiet || !tr->io)
 		return;
 	double now = pl_now();
 	if (!force && now - tr->last_print < (tr->tty ? 0.2 : 30.0))
@@ -471,7 +489,7 @@ static void progress(Trainer *tr, int force)
 
 static void progress_done(Trainer *tr)
 {
-	if (tr->tty && !tr->cfg.quiet)
+	if (tr->tty && !tr->cfg.quiet && tr->io)
 		fputc('\n', stderr);
 }
 
@@ -488,7 +506,8 @@ static int validate(Trainer *tr)
 	tr->last_val = v.loss;
 	if (!v.finite) {
 		progress_done(tr);
-		pl_err("training diverged: non-finite validation loss at step %ld; last good checkpoint: %s",
+		if (tr->io)
+			pl_err("training diverged: non-finite validation loss at step %ld; last good checkpoint: %s",
 			tr->step, tr->ckpt_path);
 		return PL_EXIT_DIVERGED;
 	}
@@ -502,7 +521,7 @@ static int validate(Trainer *tr)
 		if (save_params_file(tr, tr->best, tr->best_path, "plastc-params-1", tr->step, v.loss) < 0)
 			return PL_EXIT_USER;
 	}
-	if (!tr->tty && !tr->cfg.quiet) {
+	if (!tr->tty && !tr->cfg.quiet && tr->io) {
 		fprintf(stderr, "val step %ld: loss %.6f metric %.6f%s\n", tr->step, v.loss, v.metric,
 			better ? " (best)" : "");
 		fflush(stderr);
@@ -691,7 +710,7 @@ static void trainer_free(Trainer *tr)
 		json_decref(tr->run);
 }
 
-int pl_cmd_train(const PlModel *m, int argc, char **argv)
+static int train_main(const PlModel *m, int argc, char **argv)
 {
 	Trainer tr;
 	memset(&tr, 0, sizeof tr);
@@ -711,6 +730,11 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		printf(train_usage, pl_progname());
 		return 0;
 	}
+	if (pl_dist_init() < 0)
+		return PL_EXIT_USER;
+	if (probe.mpi_timeout >= 0)
+		pl_dist_set_timeout(probe.mpi_timeout);
+	tr.io = pl_dist_rank() == 0;
 	if (probe.resume[0]) {
 		if (probe.out[0] && strcmp(probe.out, probe.resume) != 0) {
 			pl_err("train: --resume %s continues in its own folder; drop --out %s", probe.resume, probe.out);
@@ -773,7 +797,13 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		snprintf(c->out, sizeof c->out, "run-%s-%s-s%" PRIu64, m->name ? m->name : "model", c->task.name, c->seed);
 	tr.T = pl_task_T(tr.task);
 	tr.B = (int)c->batch;
-	if (mkdir(c->out, 0777) < 0 && errno != EEXIST) {
+	int nranks = pl_dist_size();
+	if (c->batch < nranks) {
+		if (tr.io)
+			pl_err("train: --batch %ld is smaller than the number of MPI ranks (%d)", c->batch, nranks);
+		goto done;
+	}
+	if (tr.io && mkdir(c->out, 0777) < 0 && errno != EEXIST) {
 		pl_err("%s: cannot create the output folder: %s", c->out, strerror(errno));
 		goto done;
 	}
@@ -783,8 +813,9 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	snprintf(tr.runjson_path, sizeof tr.runjson_path, "%s/run.json", c->out);
 
 	/* Memory plan: choose the BPTT strategy once, allocate every buffer once. */
-	int threads = (int)(c->threads < c->batch ? c->threads : c->batch);
-	int Bt = (tr.B + threads - 1) / threads;
+	int Br = (tr.B + nranks - 1) / nranks; /* rows of this rank, at most */
+	int threads = (int)(c->threads < Br ? c->threads : Br);
+	int Bt = (Br + threads - 1) / threads;
 	int block = c->block >= 0 ? (int)c->block : pl_auto_block(m, Bt);
 	if (block > 0 && block < Bt)
 		Bt = block;
@@ -800,11 +831,14 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		snprintf(bptt_desc, sizeof bptt_desc, "store");
 	else
 		snprintf(bptt_desc, sizeof bptt_desc, "recompute:%d", k);
-	if (!c->quiet)
-		fprintf(stderr, "%s: model %s, task %s (T=%d), batch %d, seed %" PRIu64 ", %d thread%s, block %d\n"
+	char ranks_desc[64] = "";
+	if (nranks > 1)
+		snprintf(ranks_desc, sizeof ranks_desc, " per rank, %d MPI ranks", nranks);
+	if (!c->quiet && tr.io)
+		fprintf(stderr, "%s: model %s, task %s (T=%d), batch %d, seed %" PRIu64 ", %d thread%s%s, block %d\n"
 				"%s: bptt %s%s: %.1f MiB (store %.1f MiB, recompute:%d %.1f MiB, RAM %.0f MiB)\n",
 			pl_progname(), m->name ? m->name : "?", pl_task_describe(tr.task), tr.T, tr.B, c->seed,
-			threads, threads == 1 ? "" : "s", Bt, pl_progname(), bptt_desc, c->bptt_auto ? " (auto)" : "",
+			threads, threads == 1 ? "" : "s", ranks_desc, Bt, pl_progname(), bptt_desc, c->bptt_auto ? " (auto)" : "",
 			(strat == PL_BPTT_STORE ? store_b : rec_b) / 1048576.0, store_b / 1048576.0, k,
 			rec_b / 1048576.0, phys_mem() / 1048576.0);
 	tr.eng = pl_engine_new_block(m, tr.B, tr.T, strat, k, threads, block);
@@ -827,11 +861,11 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	if (ck) {
 		if (load_checkpoint(&tr, ck) < 0)
 			goto done;
-		if (truncate_metrics(tr.metrics_path, tr.step) < 0) {
+		if (tr.io && truncate_metrics(tr.metrics_path, tr.step) < 0) {
 			pl_err("%s: cannot rewrite", tr.metrics_path);
 			goto done;
 		}
-		if (!c->quiet)
+		if (!c->quiet && tr.io)
 			fprintf(stderr, "%s: resuming %s at step %ld (best val %.6f at step %ld)\n", pl_progname(),
 				tr.ckpt_path, tr.step, tr.best_val, tr.best_step);
 	} else {
@@ -847,19 +881,29 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		} else
 			pl_init_params(m, c->seed, tr.params);
 	}
+	/* Every rank read the same files (a filesystem all nodes share): make sure they agree. */
+	for (int i = 0; i < m->n_params && nranks > 1; i++)
+		if (pl_dist_same(tr.params[i], (size_t)pl_desc_numel(&m->params[i]) * sizeof(float),
+			    "the initial or resumed parameters") < 0
+			|| pl_dist_same(tr.rng.s, sizeof tr.rng.s, "the training data stream") < 0)
+			goto done;
 	struct stat sb;
 	int fresh_metrics = stat(tr.metrics_path, &sb) != 0 || !ck;
-	tr.metrics = fopen(tr.metrics_path, fresh_metrics ? "w" : "a");
-	if (!tr.metrics) {
-		pl_err("%s: cannot open: %s", tr.metrics_path, strerror(errno));
-		goto done;
+	if (tr.io) {
+		tr.metrics = fopen(tr.metrics_path, fresh_metrics ? "w" : "a");
+		if (!tr.metrics) {
+			pl_err("%s: cannot open: %s", tr.metrics_path, strerror(errno));
+			goto done;
+		}
+		if (fresh_metrics)
+			fprintf(tr.metrics, "step,split,loss,metric,seconds\n");
 	}
-	if (fresh_metrics)
-		fprintf(tr.metrics, "step,split,loss,metric,seconds\n");
 	tr.run = run_json(&tr, argc, argv, bptt_desc);
 	if (ck)
 		json_object_set_new(tr.run, "resumed_from_step", json_integer(tr.step));
-	if (write_json_atomic(tr.run, tr.runjson_path) < 0)
+	if (nranks > 1)
+		json_object_set_new(tr.run, "mpi_ranks", json_integer(nranks));
+	if (tr.io && write_json_atomic(tr.run, tr.runjson_path) < 0)
 		goto done;
 
 	tr.tty = isatty(2);
@@ -882,14 +926,16 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		long s = tr.step + 1;
 		if (!res.finite) {
 			progress_done(&tr);
-			pl_err("training diverged: non-finite loss at step %ld; last good checkpoint: %s", s, tr.ckpt_path);
+			if (tr.io)
+				pl_err("training diverged: non-finite loss at step %ld; last good checkpoint: %s", s, tr.ckpt_path);
 			rc = PL_EXIT_DIVERGED;
 			goto done;
 		}
 		for (int i = 0; i < m->n_params; i++)
 			if (m->params[i].trainable && !all_finite(tr.grads[i], pl_desc_numel(&m->params[i]))) {
 				progress_done(&tr);
-				pl_err("training diverged: non-finite gradient of %s at step %ld; last good checkpoint: %s",
+				if (tr.io)
+					pl_err("training diverged: non-finite gradient of %s at step %ld; last good checkpoint: %s",
 					m->params[i].name, s, tr.ckpt_path);
 				rc = PL_EXIT_DIVERGED;
 				goto done;
@@ -943,17 +989,17 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	json_object_set_new(result, "test_trials", json_integer(used));
 	json_object_set_new(result, "seconds", json_real(elapsed(&tr)));
 	json_object_set_new(tr.run, "result", result);
-	if (write_json_atomic(tr.run, tr.runjson_path) < 0) {
+	if (tr.io && write_json_atomic(tr.run, tr.runjson_path) < 0) {
 		rc = PL_EXIT_USER;
 		goto done;
 	}
 	char dur[32];
 	fmt_duration(dur, sizeof dur, elapsed(&tr));
-	if (m->meta_loss == PL_LOSS_CE)
+	if (tr.io && m->meta_loss == PL_LOSS_CE)
 		printf("%s: done: %s on %s, %ld steps, best val accuracy %.4f (step %ld), test loss %.6f accuracy %.4f "
 		       "(%ld trials), %s, %s\n", pl_progname(), m->name ? m->name : "?", pl_task_describe(tr.task), tr.step,
 			-tr.best_val, tr.best_step, test.loss, test.metric, used, dur, c->out);
-	else
+	else if (tr.io)
 		printf("%s: done: %s on %s, %ld steps, best val %.6f (step %ld), test MSE %.6f (%ld trials), %s, %s\n",
 			pl_progname(), m->name ? m->name : "?", pl_task_describe(tr.task), tr.step, tr.best_val,
 			tr.best_step, test.loss, used, dur, c->out);
@@ -963,4 +1009,10 @@ done:
 	pl_st_free(ck);
 	trainer_free(&tr);
 	return rc;
+}
+
+int pl_cmd_train(const PlModel *m, int argc, char **argv)
+{
+	/* every rank returns the same status, or the run is aborted (dist.c) */
+	return pl_dist_finish(train_main(m, argc, argv));
 }

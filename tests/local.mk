@@ -13,5 +13,6 @@ include $(srcdir)/tests/bench.mk
 include $(srcdir)/tests/miconi.mk
 include $(srcdir)/tests/fsc.mk
 include $(srcdir)/tests/grad.mk
+include $(srcdir)/tests/mpi.mk
 include $(srcdir)/tests/compare.mk
 include $(srcdir)/tests/perf.mk
