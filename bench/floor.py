@@ -8,10 +8,20 @@ configuration of torch_step.py, two floors. The model of each is in docs/PERFORM
            (store-everything BPTT). Per trial and step the forward reads W~_t and writes W~_{t+1}; the
            backward reads W~_t and reads and writes the adjoint of W~: at least 5 S floats of DRAM traffic.
            bytes = 5 * 4 * S * B * T; floor = bytes / triad bandwidth. (~1 FLOP per byte: memory-bound.)
+ hist   -- as dense, but the live W~ and its adjoint (B * S floats, 35 MB at cue-reward sizes) stay in the
+           last-level cache: only the stored history goes to DRAM, written once and read once: 2 S floats.
  gemm   -- W~ kept in factored (rank-1 sum) form, so nothing of size S is streamed; what remains are the
            static-weight GEMMs of the whole batch: forward 2 B sum(in*out), backward twice that (input and
            weight gradients) = 6 B sum(in*out) FLOP per step (Hebbian; the gradient rule's inner backward and
            double backward add about as much again, reported as x2). floor = FLOP / sgemm rate (M = 64).
+           This ignores the per-element alpha of the reference (W~ = alpha (.) sum_s c_s a_s b_s^T):
+ fact   -- the factored form with per-element alpha: x^T (alpha (.) a_s b_s^T) = ((x (.) a_s) @ alpha) (.) b_s,
+           one GEMM row per past step s < t, so step t costs t static-size GEMM rows per trial: forward
+           2 B sum(in*out) T(T-1)/2, backward twice that (x2 again for the gradient rule).
+ block  -- the dense scheme run one trial at a time (BIN bench --block 1): the same 5 S floats per trial
+           and step, but from cache: floor = bytes / in-cache triad bandwidth (bench/cachebw.c). "L2": the
+           best rate with a working set <= 1.5 MiB; "L3": the best rate at 3-12 MiB (the per-trial working
+           set of the reference sizes -- state, adjoints, static weights and alpha -- is ~2-3 MiB).
 
   floor.py MACHINE_OUTPUT [CONFIG...]   (default: every configuration)
 """
@@ -41,6 +51,20 @@ def parse_machine(text):
     return bw, gf
 
 
+def parse_cache(text):
+    """{threads: (best GB/s at <= 1536 KiB, best GB/s at 3072..12288 KiB)} from cachebw lines."""
+    out = {}
+    for m in re.finditer(r"threads=(\d+) kib=(\d+) triad_GBps=([0-9.]+)", text):
+        t, k, g = int(m.group(1)), int(m.group(2)), float(m.group(3))
+        l2, l3 = out.get(t, (0.0, 0.0))
+        if k <= 1536:
+            l2 = max(l2, g)
+        elif k <= 12288:
+            l3 = max(l3, g)
+        out[t] = (l2, l3)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("machine", help="output of bench/machine.sh")
@@ -48,7 +72,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     a = ap.parse_args(argv)
     with open(a.machine) as f:
-        bw, gf = parse_machine(f.read())
+        text = f.read()
+    bw, gf = parse_machine(text)
+    cache = parse_cache(text)
     if 1 not in bw or 1 not in gf:
         print("floor.py: error: no triad/sgemm lines for 1 thread in the machine output", file=sys.stderr)
         return 1
@@ -57,8 +83,11 @@ def main(argv=None):
     print("machine: " + ", ".join(f"{t} thr: triad {bw[t]:.1f} GB/s, sgemm {gf[t]:.0f} GFLOP/s, balance "
                                   f"{gf[t] / bw[t]:.1f} FLOP/B" for t in threads))
     hdr = f"{'config':26} {'H':>4} {'T':>3} {'S floats':>9} {'GB/step':>8} " + " ".join(
-        f"{'dense ' + str(t) + 't ms':>12}" for t in threads) + f" {'GFLOP':>6} " + " ".join(
-        f"{'gemm ' + str(t) + 't ms':>11}" for t in threads)
+        f"{'dense ' + str(t) + 't ms':>12}" for t in threads) + " " + " ".join(
+        f"{'hist ' + str(t) + 't ms':>11}" for t in threads) + f" {'GFLOP':>6} " + " ".join(
+        f"{'gemm ' + str(t) + 't ms':>11}" for t in threads) + " " + " ".join(
+        f"{'fact ' + str(t) + 't ms':>11}" for t in threads) + " " + " ".join(
+        f"{'blkL2 ' + str(t) + 't':>10} {'blkL3 ' + str(t) + 't':>10}" for t in threads if t in cache)
     print(hdr)
     for n in a.configs or [c for c in CONFIGS if not c.endswith("-none")]:
         task, cell, rule, H, opts = CONFIGS[n]
@@ -67,9 +96,14 @@ def main(argv=None):
         S = sum(i * o for i, o in sizes) + (sum(o for _, o in sizes) if rule == "gradient" else 0)
         gbytes = 5 * 4 * S * B * T / 1e9
         flop = 6 * B * sum(i * o for i, o in sizes) * T * (2 if rule == "gradient" else 1) / 1e9
+        fact = flop * (T - 1) / 2
         print(f"{n:26} {H:>4} {T:>3} {S:>9} {gbytes:>8.2f} " + " ".join(
-            f"{gbytes / bw[t] * 1e3:>12.0f}" for t in threads) + f" {flop:>6.2f} " + " ".join(
-            f"{flop / gf[t] * 1e3:>11.1f}" for t in threads))
+            f"{gbytes / bw[t] * 1e3:>12.0f}" for t in threads) + " " + " ".join(
+            f"{gbytes * 2 / 5 / bw[t] * 1e3:>11.0f}" for t in threads) + f" {flop:>6.2f} " + " ".join(
+            f"{flop / gf[t] * 1e3:>11.1f}" for t in threads) + " " + " ".join(
+            f"{fact / gf[t] * 1e3:>11.0f}" for t in threads) + " " + " ".join(
+            f"{gbytes / cache[t][0] * 1e3 if cache[t][0] else 0:>10.0f} "
+            f"{gbytes / cache[t][1] * 1e3 if cache[t][1] else 0:>10.0f}" for t in threads if t in cache))
     return 0
 
 

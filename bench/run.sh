@@ -1,11 +1,16 @@
 #!/bin/sh
 # bench/run.sh -- plastc vs PyTorch per meta-training step, side by side, on the same configurations.
 #
-#   bench/run.sh [-s PLASTC_STEPS] [-t TORCH_STEPS] [-r ROUNDS] [-H HIDDEN] [-m] [-n] [CONFIG... | all]
+#   bench/run.sh [-s PLASTC_STEPS] [-t TORCH_STEPS] [-r ROUNDS] [-H HIDDEN] [-m] [-n] [-l] [-j "1 2"]
+#                [-x "BENCH FLAGS"] [-v VAL_TRIALS] [-c] [CONFIG... | all]
 #     -s  steps timed by plastc (20)      -t  steps timed by PyTorch after 1 warm-up step (3)
 #     -r  rounds; each round runs plastc then PyTorch on each configuration, alternately (1)
 #     -H  override every hidden size (quick tests)   -m  also measure memory bandwidth and sgemm (machine.sh)
-#     -n  no PyTorch
+#     -n  no PyTorch    -l  PyTorch with the lean malloc setting (torch_step.py --malloc lean)
+#     -j  plastc thread counts, each timed in turn (default "1"; the first is the one compared with PyTorch)
+#     -x  more flags for plastc bench (e.g. "--block 0" to force a scheme)
+#     -v  also time VAL_TRIALS forward-only trials (validation throughput, trials/s)
+#     -c  also time `plastc build` (DSL to binary) with the C and the LLVM backend
 # Default configurations: the four plastic cue-reward ones (bench/torch_step.py --list for all names).
 # Prints a table: config, plastc ms/step, torch ms/step, torch/plastc, peak RSS of each (MiB); with
 # several rounds the ms/step is the median of the rounds' medians. PyTorch is skipped when python3 torch is
@@ -14,8 +19,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${PYTHON:-/usr/bin/python3}
 [ -x "$PYTHON" ] || PYTHON=python3
-psteps=20 tsteps=3 rounds=1 hidden= machine=0 notorch=0
-while getopts s:t:r:H:mn opt; do
+psteps=20 tsteps=3 rounds=1 hidden='' machine=0 notorch=0 malloc=default pthreads=1 pextra='' vtrials=0 ccomp=''
+while getopts s:t:r:H:mnlj:x:v:c opt; do
 	case $opt in
 	s) psteps=$OPTARG ;;
 	t) tsteps=$OPTARG ;;
@@ -23,7 +28,12 @@ while getopts s:t:r:H:mn opt; do
 	H) hidden=$OPTARG ;;
 	m) machine=1 ;;
 	n) notorch=1 ;;
-	*) sed -n '2,13p' "$0"; exit 1 ;;
+	l) malloc=lean ;;
+	j) pthreads=$OPTARG ;;
+	x) pextra=$OPTARG ;;
+	v) vtrials=$OPTARG ;;
+	c) ccomp=--compile ;;
+	*) sed -n '2,19p' "$0"; exit 1 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -58,13 +68,21 @@ r=1
 while [ "$r" -le "$rounds" ]; do
 	for c in "$@"; do
 		if [ "$noplastc" = 0 ]; then
-			# shellcheck disable=SC2086
-			"$PYTHON" "$here/plastc_step.py" --steps "$psteps" $hflag "$c" | sed 's/^/plastc /' | tee -a "$res"
+			first=1
+			for j in $pthreads; do
+				tool=plastc cflag=$ccomp
+				[ "$first" = 1 ] || tool=plastc_j cflag=
+				# shellcheck disable=SC2086
+				"$PYTHON" "$here/plastc_step.py" --steps "$psteps" $hflag --threads "$j" --extra "$pextra" \
+					--val-trials "$vtrials" $cflag "$c" |
+					sed "s/^/$tool load=$(cut -d' ' -f1 /proc/loadavg) /" | tee -a "$res"
+				first=0
+			done
 		fi
 		if [ "$notorch" = 0 ]; then
 			# shellcheck disable=SC2086
-			"$PYTHON" "$here/torch_step.py" --steps "$tsteps" --warmup 1 $hflag "$c" | sed 's/^/torch /' |
-				tee -a "$res"
+			"$PYTHON" "$here/torch_step.py" --steps "$tsteps" --warmup 1 --malloc "$malloc" $hflag "$c" |
+				sed "s/^/torch load=$(cut -d' ' -f1 /proc/loadavg) /" | tee -a "$res"
 		fi
 	done
 	r=$((r + 1))
@@ -78,6 +96,11 @@ function med(list,   a, n, i, j, t) { n = split(list, a, " "); if (n == 0) retur
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 { tool = $1; c = val($0, "config"); ms[tool, c] = ms[tool, c] " " val($0, "median_ms");
+  if (val($0, "cpu_ms") != "") cpu[tool, c] = cpu[tool, c] " " val($0, "cpu_ms")
+  if (val($0, "val_trials_per_s") != "") vt[tool, c] = vt[tool, c] " " val($0, "val_trials_per_s")
+  if (val($0, "compile_c_s") != "") cc[c] = val($0, "compile_c_s")
+  if (val($0, "compile_llvm_s") != "") cl[c] = val($0, "compile_llvm_s")
+  if (tool == "plastc" && val($0, "scheme") != "") sch[c] = val($0, "scheme")
   rss = val($0, "peak_rss_mb") + 0; if (rss > mx[tool, c]) mx[tool, c] = rss }
 END {
 	printf "%-26s %14s %14s %9s %12s %12s\n", "config", "plastc ms/step", "torch ms/step", "torch/pl", "plastc MiB", "torch MiB"
@@ -87,5 +110,17 @@ END {
 		ratio = (p != "" && t != "" && p > 0) ? sprintf("%.1fx", t / p) : "-"
 		printf "%-26s %14s %14s %9s %12s %12s\n", c, p == "" ? "-" : sprintf("%.1f", p), t == "" ? "-" : sprintf("%.1f", t),
 			ratio, mx["plastc", c] ? sprintf("%.0f", mx["plastc", c]) : "-", mx["torch", c] ? sprintf("%.0f", mx["torch", c]) : "-"
+	}
+	# more plastc figures, when measured: other thread counts, CPU time, validation, compile latency
+	extra = 0
+	for (i = 1; i <= n; i++) { c = cs[i]; if (ms["plastc_j", c] != "" || cpu["plastc", c] != "" || vt["plastc", c] != "" || cc[c] != "") extra = 1 }
+	if (!extra) exit
+	printf "\n%-26s %10s %10s %10s %8s %12s %10s %10s %10s\n", "config", "1st j ms", "2nd j ms", "speedup", "cpu ms", "val trials/s", "build c s", "build ll s", "scheme"
+	for (i = 1; i <= n; i++) {
+		c = cs[i]; p = med(ms["plastc", c]); q = med(ms["plastc_j", c])
+		printf "%-26s %10s %10s %10s %8s %12s %10s %10s %10s\n", c, p == "" ? "-" : sprintf("%.1f", p), q == "" ? "-" : sprintf("%.1f", q),
+			(p != "" && q != "" && q > 0) ? sprintf("%.2fx", p / q) : "-", med(cpu["plastc", c]) == "" ? "-" : sprintf("%.1f", med(cpu["plastc", c])),
+			med(vt["plastc", c]) == "" ? "-" : sprintf("%.0f", med(vt["plastc", c])), cc[c] == "" ? "-" : cc[c], cl[c] == "" ? "-" : cl[c],
+			sch[c] == "" ? "-" : sch[c]
 	}
 }' "$res"

@@ -109,6 +109,9 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true", help="print JSON lines")
     ap.add_argument("--max-mem-gb", type=float, default=0.75 * _mem_total_gb(),
                     help="address-space limit per configuration (default: 3/4 of RAM); 0 = none")
+    ap.add_argument("--malloc", choices=("default", "lean"), default="default",
+                    help="glibc malloc: default, or lean = MALLOC_MMAP_THRESHOLD_=65536 (every large tensor "
+                         "is mmapped and returned at free: about 1/3 of the peak RSS, but slower)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.list:
@@ -122,6 +125,9 @@ def main(argv=None):
     if a.one:
         try:
             r = run_one(a.one, a.steps, a.warmup, a.batch, a.seed, a.hidden, a.max_mem_gb)
+        except ImportError as e:
+            print(f"torch_step.py: {e}: skipped", file=sys.stderr)
+            return 77
         except RuntimeError as e:  # PyTorch's allocation failure under the limit
             print(f"torch_step.py: {a.one}: {str(e).splitlines()[0]}", file=sys.stderr)
             return 3
@@ -138,10 +144,15 @@ def main(argv=None):
                str(a.warmup), "--batch", str(a.batch), "--seed", str(a.seed), "--max-mem-gb", str(a.max_mem_gb)]
         if a.hidden:
             cmd += ["--hidden", str(a.hidden)]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+        env = dict(os.environ)
+        if a.malloc == "lean":
+            env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
         out = p.stdout.read()
         _, st, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(st)
+        if p.returncode == 77:
+            return 77
         if p.returncode != 0:
             why = " (out of memory under --max-mem-gb)" if p.returncode == 3 else ""
             print(f"torch_step.py: {n}: exit status {p.returncode}{why}, peak RSS {ru.ru_maxrss / 1024:.0f} MiB",
@@ -150,11 +161,13 @@ def main(argv=None):
             continue
         r = json.loads(out.decode().strip().splitlines()[-1])
         r["peak_rss_mb"] = ru.ru_maxrss / 1024.0  # Linux reports KiB
+        r["malloc"] = a.malloc
         if a.json:
             print(json.dumps(r), flush=True)
         else:
             print(f"config={r['config']} H={r['H']} T={r['T']} B={r['B']} median_ms={r['median_ms']:.1f} "
-                  f"min_ms={r['min_ms']:.1f} peak_rss_mb={r['peak_rss_mb']:.0f} steps={r['steps']}", flush=True)
+                  f"min_ms={r['min_ms']:.1f} peak_rss_mb={r['peak_rss_mb']:.0f} steps={r['steps']} malloc={a.malloc}",
+                  flush=True)
     return status
 
 

@@ -62,6 +62,14 @@ extern char **environ;
 #ifndef PLASTC_LIBDIR
 #define PLASTC_LIBDIR "/usr/local/lib"
 #endif
+/* Built --with-mpi: binaries link the MPI runtime (runtime/mpi.mk) and MPI's libraries, so
+ * `mpirun -np N BIN train ...` (or `mpirun -np N plastc train ...`, which execs BIN) trains data-parallel. */
+#ifdef PLASTC_WITH_MPI
+#define RT_LIB "libplastrt_mpi.a"
+#else
+#define RT_LIB "libplastrt.a"
+#define PLASTC_MPI_LIBS ""
+#endif
 
 /* The flags every model is compiled with: gcc -O3 vectorises the generated loops for the host, and
  * -fopenmp-simd honours the `omp simd reduction` pragmas without linking OpenMP. */
@@ -258,14 +266,14 @@ static int find_runtime(Runtime *rt)
 	char inc[PATH_MAX], lib[PATH_MAX];
 	const char *env = getenv("PLASTC_RUNTIME_DIR");
 	if (env && env[0]) {
-		snprintf(lib, sizeof lib, "%s/libplastrt.a", env);
+		snprintf(lib, sizeof lib, "%s/" RT_LIB, env);
 		if (try_runtime(rt, env, lib))
 			return 0;
 		snprintf(inc, sizeof inc, "%s/include", env);
-		snprintf(lib, sizeof lib, "%s/lib/libplastrt.a", env);
+		snprintf(lib, sizeof lib, "%s/lib/" RT_LIB, env);
 		if (try_runtime(rt, inc, lib))
 			return 0;
-		fprintf(stderr, "plastc: error: PLASTC_RUNTIME_DIR=%s: no plastrt.h and libplastrt.a there (nor in "
+		fprintf(stderr, "plastc: error: PLASTC_RUNTIME_DIR=%s: no plastrt.h and " RT_LIB " there (nor in "
 				"include/ and lib/)\n", env);
 		return -1;
 	}
@@ -273,15 +281,15 @@ static int find_runtime(Runtime *rt)
 	for (int pass = 0; pass < 2; pass++) {
 		if ((pass == 0) == tree_first) {
 			snprintf(inc, sizeof inc, "%s/runtime", PLASTC_ABS_SRCDIR);
-			snprintf(lib, sizeof lib, "%s/runtime/libplastrt.a", PLASTC_ABS_BUILDDIR);
+			snprintf(lib, sizeof lib, "%s/runtime/" RT_LIB, PLASTC_ABS_BUILDDIR);
 		} else {
 			snprintf(inc, sizeof inc, "%s", PLASTC_INCLUDEDIR);
-			snprintf(lib, sizeof lib, "%s/libplastrt.a", PLASTC_LIBDIR);
+			snprintf(lib, sizeof lib, "%s/" RT_LIB, PLASTC_LIBDIR);
 		}
 		if (try_runtime(rt, inc, lib))
 			return 0;
 	}
-	fprintf(stderr, "plastc: error: cannot find the plastc runtime (plastrt.h and libplastrt.a)\n"
+	fprintf(stderr, "plastc: error: cannot find the plastc runtime (plastrt.h and " RT_LIB ")\n"
 			"hint: install plastc (make install) or set PLASTC_RUNTIME_DIR\n");
 	return -1;
 }
@@ -314,6 +322,7 @@ static void link_libs(Argv *a, const Runtime *rt)
 	argv_push(a, "-lz");
 	argv_push(a, "-lm");
 	argv_push(a, "-lpthread");
+	argv_split(a, PLASTC_MPI_LIBS);
 }
 
 /* ---- loading ---- */
@@ -697,6 +706,18 @@ static int cached_binary(const Program *p, const Opts *o, char *bin, size_t nbin
 	return 0;
 }
 
+int cmd_model_binary(const Program *p, const char *backend, const char *cache, bool rebuild, bool verbose,
+	char *bin, size_t nbin)
+{
+	Opts o;
+	memset(&o, 0, sizeof o);
+	o.backend = backend;
+	o.cache = cache;
+	o.rebuild = rebuild;
+	o.verbose = verbose;
+	return cached_binary(p, &o, bin, nbin);
+}
+
 /* train and eval: the cached binary runs `sub ARGS...` in place of this process. */
 static int run_model(const char *sub, int argc, char **argv)
 {
@@ -768,6 +789,11 @@ int cmd_train(int argc, char **argv)
 int cmd_eval(int argc, char **argv)
 {
 	return run_model("eval", argc, argv);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	return run_model("bench", argc, argv);
 }
 
 /* emit-llvm: the driver part (FILE and --set); the rest is the LLVM backend's (cmd_llvm.c). */

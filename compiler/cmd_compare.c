@@ -9,6 +9,7 @@
 #include "diag.h"
 #include "frontend.h"
 #include "plot.h"
+#include "plastrt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -342,13 +343,30 @@ int cmd_compare(int argc, char **argv)
 	char *trainer = trainer_path();
 	const char *env = getenv("PLASTC_COMPARE_TRAINER");
 	int rc;
-	if ((!env || !*env) && !preflight(&g)) {
+	/* Under mpirun (plastc built --with-mpi) rank 0 does everything a single-machine compare does and
+	 * hands runs out to the other ranks (compare.c); they only run what they are given. */
+	if (pl_dist_init() < 0) {
+		free(trainer);
+		cmp_grid_free(&g);
+		cmp_spec_free(&spec);
+		return 1;
+	}
+	int rank = pl_dist_rank(), nranks = pl_dist_size(), ok = 0;
+	if (rank > 0) {
+		pl_dist_bcast_for(&ok, sizeof ok, "compare: waiting for rank 0's checks", 0);
+		rc = ok ? cmp_work_grid(&g, trainer) : 1;
+		pl_dist_bcast_for(&rc, sizeof rc, "compare: waiting for the end of the grid", 0);
+	} else if ((!env || !*env) && !preflight(&g)) {
 		rc = 1;
 	} else if (spec.dry_run) {
 		rc = cmp_run_grid(&g, trainer, NULL);
 	} else if (!make_dirs(spec.out) || !cmp_spec_save(&spec, &g)) {
 		rc = 1;
 	} else {
+		ok = 1;
+		pl_dist_bcast_for(&ok, sizeof ok, "compare: waiting for rank 0's checks", 0);
+		if (nranks > 1)
+			fprintf(stderr, "plastc: compare over %d MPI ranks\n", nranks);
 		rc = cmp_run_grid(&g, trainer, stderr);
 		if (rc == 0 || rc == 1) {
 			if (!cmp_summary_write(&g))
@@ -360,6 +378,13 @@ int cmd_compare(int argc, char **argv)
 				rc = 1;
 		}
 	}
+	if (rank == 0 && nranks > 1) {
+		/* the other ranks wait for the checks (unless the grid started) and for the exit status */
+		if (!ok)
+			pl_dist_bcast_for(&ok, sizeof ok, "compare: waiting for rank 0's checks", 0);
+		pl_dist_bcast_for(&rc, sizeof rc, "compare: waiting for the end of the grid", 0);
+	}
+	rc = pl_dist_finish(rc);
 	free(trainer);
 	cmp_grid_free(&g);
 	cmp_spec_free(&spec);

@@ -6,6 +6,14 @@
  * finished runs are recognised on disk and skipped, interrupted ones continue from their checkpoint.
  * The state of the grid lives only in the run directories; compare keeps nothing in memory that a rerun
  * would need.
+ *
+ * Over MPI ranks (`mpirun -np N plastc compare ...`, plastc built --with-mpi), rank 0 keeps this
+ * scheduler and the grid's bookkeeping and hands runs out dynamically: every rank (rank 0 included) runs
+ * up to --jobs runs at once as subprocesses on its own node; a rank with a free slot asks rank 0, which
+ * answers with the longest pending run (the same pick_job as on one machine) or "no more". A finished
+ * remote run is reported back with its exit status, and rank 0 marks it exactly as a local one. The run
+ * directories must be on a filesystem all ranks share; the summary and plots are rank 0's, from the same
+ * files, hence identical to a single-machine compare.
  */
 #include "compare.h"
 #include "stats.h"
@@ -27,6 +35,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "plastrt.h"
 
 /* ---- small helpers ---- */
 
@@ -675,7 +685,7 @@ typedef struct Job {
 	int seed;
 	char *dir;
 	CmpRunState state; /* at the start of this compare */
-	pid_t pid;
+	pid_t pid;         /* 0 for a run on another rank */
 	bool started, finished, failed;
 	time_t t0;
 } Job;
@@ -825,6 +835,13 @@ static Job *pick_job(const CmpGrid *g, Job *jobs, size_t njobs)
 	return best;
 }
 
+/* The cores of this rank: the node's, shared with the other ranks of the run on the same node. */
+static long rank_cores(void)
+{
+	long c = sysconf(_SC_NPROCESSORS_ONLN) / pl_dist_local_size();
+	return c > 1 ? c : 1;
+}
+
 static bool job_start(const CmpGrid *g, Job *j, const char *trainer, int jobs_at_once)
 {
 	if (!mkdir_p(j->dir)) {
@@ -851,13 +868,19 @@ static bool job_start(const CmpGrid *g, Job *j, const char *trainer, int jobs_at
 		time_t now = time(NULL);
 		char ts[64];
 		strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime(&now));
-		fprintf(lf, "# plastc compare: %s %s\n# ", j->state == CMP_RUN_RESUME ? "resumed" : "started", ts);
+		fprintf(lf, "# plastc compare: %s %s", j->state == CMP_RUN_RESUME ? "resumed" : "started", ts);
+		if (pl_dist_size() > 1) {
+			char host[256] = "?";
+			gethostname(host, sizeof host - 1);
+			fprintf(lf, " on MPI rank %d of %d (%s)", pl_dist_rank(), pl_dist_size(), host);
+		}
+		fputs("\n# ", lf);
 		print_argv(lf, argv);
 		fclose(lf);
 	}
 	/* Threads per run: the cores shared among the runs, unless the user chose. */
 	char threads[32];
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	long cores = rank_cores();
 	snprintf(threads, sizeof threads, "%ld", cores / jobs_at_once > 1 ? cores / jobs_at_once : 1);
 	pid_t parent = getpid();
 	fflush(NULL);
@@ -882,6 +905,7 @@ static bool job_start(const CmpGrid *g, Job *j, const char *trainer, int jobs_at
 		dup2(fd, 1);
 		dup2(fd, 2);
 		setenv("OPENBLAS_NUM_THREADS", threads, 0);
+		pl_dist_scrub_env(); /* a run is not a rank */
 		execv(trainer, argv);
 		dprintf(2, "plastc: error: %s: cannot run: %s\n", trainer, strerror(errno));
 		_exit(127);
@@ -962,12 +986,13 @@ static void job_finish(const CmpGrid *g, Job *j, int status, Progress *pr)
 	free(donep);
 }
 
-int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
+/* The grid's runs in seed-major order: seed 0 of every variant first (see pick_job). Every rank builds
+ * the same array, so a run is named by its index. */
+static Job *jobs_make(const CmpGrid *g, size_t *njobs)
 {
 	const CmpSpec *s = g->spec;
-	size_t njobs = g->nvariants * (size_t)s->seeds;
-	Job *jobs = xcalloc(njobs, sizeof *jobs);
-	/* Seed-major order: seed 0 of every variant first (see pick_job). */
+	*njobs = g->nvariants * (size_t)s->seeds;
+	Job *jobs = xcalloc(*njobs, sizeof *jobs);
 	size_t n = 0;
 	for (int seed = 0; seed < s->seeds; seed++)
 		for (size_t v = 0; v < g->nvariants; v++, n++) {
@@ -976,7 +1001,44 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 			jobs[n].dir = cmp_run_dir(g, v, seed);
 			jobs[n].state = cmp_run_state(jobs[n].dir);
 		}
-	int jobs_at_once = s->jobs > 0 ? s->jobs : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return jobs;
+}
+
+/* Rank 0's side of a message from a worker rank: {finished run or -1, its wait status}. Records the
+ * finished run, then answers with the next run to start ({index, state}) or {-1, 0}: no more. */
+static void serve_worker(const CmpGrid *g, Job *jobs, size_t njobs, int from, const int msg[2], Progress *pr,
+	bool *told)
+{
+	if (msg[0] >= 0 && (size_t)msg[0] < njobs && jobs[msg[0]].started && !jobs[msg[0]].finished) {
+		job_finish(g, &jobs[msg[0]], msg[1], pr);
+		progress_print(pr, false, true);
+	}
+	Job *j = interrupted ? NULL : pick_job(g, jobs, njobs);
+	int reply[2] = {-1, 0};
+	if (j) {
+		reply[0] = (int)(j - jobs);
+		reply[1] = (int)j->state;
+		j->started = true;
+		j->pid = 0;
+		j->t0 = time(NULL);
+		pr->running++;
+		if (j->state == CMP_RUN_RESUME)
+			pr->resumed++;
+		progress_print(pr, false, false);
+	} else
+		told[from] = true;
+	pl_dist_send_ints(from, reply, 2, "compare: answering a rank");
+}
+
+int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
+{
+	const CmpSpec *s = g->spec;
+	size_t njobs;
+	Job *jobs = jobs_make(g, &njobs);
+	int nranks = s->dry_run ? 1 : pl_dist_size();
+	bool *told = xcalloc((size_t)nranks, sizeof *told); /* rank r was answered "no more" */
+	told[0] = true;
+	int jobs_at_once = s->jobs > 0 ? s->jobs : (int)rank_cores();
 	if (jobs_at_once < 1)
 		jobs_at_once = 1;
 	Progress pr = { .total = njobs, .t0 = time(NULL), .out = progress,
@@ -1002,6 +1064,7 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 		for (size_t i = 0; i < njobs; i++)
 			free(jobs[i].dir);
 		free(jobs);
+		free(told);
 		return 0;
 	}
 
@@ -1015,8 +1078,9 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 	progress_print(&pr, false, true);
 	bool start_failed = false, killed = false;
 	unsigned ticks = 0;
+	size_t local = 0; /* runs of this process (pr.running also counts the other ranks') */
 	for (;;) {
-		while (!interrupted && !start_failed && pr.running < (size_t)jobs_at_once) {
+		while (!interrupted && !start_failed && local < (size_t)jobs_at_once) {
 			Job *j = pick_job(g, jobs, njobs);
 			if (!j)
 				break;
@@ -1027,24 +1091,38 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 				break;
 			}
 			pr.running++;
+			local++;
 			if (j->state == CMP_RUN_RESUME)
 				pr.resumed++;
 			progress_print(&pr, false, false);
 		}
-		if (pr.running == 0)
+		/* the other ranks' requests and reports */
+		int msg[2], from;
+		while (nranks > 1 && pl_dist_recv_ints(&from, msg, 2, "compare: a rank's request") > 0)
+			serve_worker(g, jobs, njobs, from, msg, &pr, told);
+		bool all_told = true;
+		for (int r = 0; r < nranks; r++)
+			all_told = all_told && told[r];
+		if (pr.running == 0 && all_told)
 			break;
 		if (interrupted && !killed) {
 			for (size_t i = 0; i < njobs; i++)
-				if (jobs[i].started && !jobs[i].finished)
+				if (jobs[i].started && !jobs[i].finished && jobs[i].pid > 0)
 					kill(jobs[i].pid, SIGTERM);
 			killed = true;
+			if (nranks > 1) {
+				/* the other ranks' runs end with their ranks (their runs die with them) */
+				fprintf(stderr, "plastc: compare interrupted; rerun the same command to continue (finished runs "
+					"are kept)\n");
+				pl_dist_abort(128 + (int)interrupted);
+			}
 		}
 		/* Poll rather than block in waitpid: a signal that lands between the check above and a
 		 * blocking wait would otherwise go unnoticed until a run ends. The sleep is cut short by
 		 * signals, and the tick keeps the elapsed time on the progress line moving. */
 		int status;
 		pid_t pid = waitpid(-1, &status, WNOHANG);
-		if (pid == 0) {
+		if (pid == 0 || (pid < 0 && errno == ECHILD && nranks > 1)) {
 			struct timespec ts = { 0, 100 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 			if (++ticks % 10 == 0)
@@ -1057,8 +1135,9 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 			break;
 		}
 		for (size_t i = 0; i < njobs; i++)
-			if (jobs[i].started && !jobs[i].finished && jobs[i].pid == pid) {
+			if (jobs[i].started && !jobs[i].finished && jobs[i].pid == pid && pid > 0) {
 				job_finish(g, &jobs[i], status, &pr);
+				local--;
 				break;
 			}
 		progress_print(&pr, false, true);
@@ -1075,7 +1154,72 @@ int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress)
 	for (size_t i = 0; i < njobs; i++)
 		free(jobs[i].dir);
 	free(jobs);
+	free(told);
 	return rc;
+}
+
+int cmp_work_grid(const CmpGrid *g, const char *trainer)
+{
+	size_t njobs;
+	Job *jobs = jobs_make(g, &njobs);
+	int slots = g->spec->jobs > 0 ? g->spec->jobs : (int)rank_cores();
+	int running = 0;
+	bool outstanding = false, no_more = false;
+	/* finished runs not yet reported: {index, wait status} pairs */
+	int *reports = xcalloc(2 * njobs + 2, sizeof *reports);
+	size_t nrep = 0;
+	for (;;) {
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			for (size_t i = 0; i < njobs; i++)
+				if (jobs[i].started && !jobs[i].finished && jobs[i].pid == pid) {
+					jobs[i].finished = true;
+					running--;
+					reports[2 * nrep] = (int)i;
+					reports[2 * nrep + 1] = status;
+					nrep++;
+					break;
+				}
+		/* one message at a time, each answered: a report (which also asks for a run) or a request */
+		if (!outstanding && (nrep > 0 || (!no_more && running < slots))) {
+			int msg[2] = {-1, 0};
+			if (nrep > 0) {
+				nrep--;
+				msg[0] = reports[2 * nrep];
+				msg[1] = reports[2 * nrep + 1];
+			}
+			pl_dist_send_ints(0, msg, 2, "compare: asking rank 0 for a run");
+			outstanding = true;
+		}
+		int reply[2], from;
+		if (outstanding && pl_dist_recv_ints(&from, reply, 2, "compare: rank 0's answer") > 0) {
+			outstanding = false;
+			if (reply[0] >= 0 && (size_t)reply[0] < njobs) {
+				Job *j = &jobs[reply[0]];
+				j->state = (CmpRunState)reply[1];
+				if (job_start(g, j, trainer, slots))
+					running++;
+				else {
+					/* reported like a run that could not be executed */
+					j->started = j->finished = true;
+					reports[2 * nrep] = reply[0];
+					reports[2 * nrep + 1] = 127 << 8;
+					nrep++;
+				}
+			} else
+				no_more = true;
+		}
+		if (no_more && running == 0 && nrep == 0 && !outstanding)
+			break;
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	for (size_t i = 0; i < njobs; i++)
+		free(jobs[i].dir);
+	free(jobs);
+	free(reports);
+	return 0;
 }
 
 /* ---- runs on disk ---- */

@@ -113,6 +113,9 @@ bool cmp_spec_load(const char *dir, CmpSpec *spec);
  * trainer: the program to run as `TRAINER train MODEL ...`. Returns 0 when every run finished,
  * 1 when some failed (each is reported), 130/143 when interrupted by SIGINT/SIGTERM. */
 int cmp_run_grid(const CmpGrid *g, const char *trainer, FILE *progress);
+/* A rank other than 0 of a distributed compare: runs what rank 0's cmp_run_grid hands out until told
+ * there is no more work. Returns 0. */
+int cmp_work_grid(const CmpGrid *g, const char *trainer);
 
 /* Writes DIR/summary.csv, DIR/pairs.csv and DIR/summary.md from the run directories. */
 bool cmp_summary_write(const CmpGrid *g);

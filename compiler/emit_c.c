@@ -55,6 +55,7 @@ typedef struct Em {
 	char **var;       /* [n] C name of each value (NULL: a scalar written into the code) */
 	int *last;        /* [n] last reader, n for outputs, -1 when dead */
 	int *direct;      /* [n] output port the value is computed into in place, or -1 */
+	bool *acc_direct; /* [n] ... and that port is a parameter gradient the value is added to (+=) */
 	int *fuse;        /* [n] the node whose loop computes this value inline, or -1 (stored) */
 	bool in_src;      /* the last #line points into the .plast file */
 	char **used;      /* names taken in this function */
@@ -646,7 +647,7 @@ static void emit_nest_op(Em *e, int id)
 		break;
 	}
 	n.leaf_node[0] = id;
-	if (kind == NEST_ACCUM)
+	if (kind == NEST_ACCUM && !e->acc_direct[id])
 		emit_zero(e, "out", nd->shape, 2);
 	emit_nest(e, &n, &t, root, kind, 2);
 }
@@ -734,7 +735,7 @@ static void emit_matmul(Em *e, int id)
 	const char *one = e->o.use_double ? "1.0" : "1.0f", *zero = e->o.use_double ? "0.0" : "0.0f";
 	out(e, "\t\tcblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s, %s, in0, %s, in1, %s, %s, out, %s);\n",
 		e->o.use_double ? 'd' : 's', ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans",
-		M, N, K, one, ac, bc, zero, N);
+		M, N, K, one, ac, bc, e->acc_direct[id] ? one : zero, N);
 }
 
 static void emit_const_fill(Em *e, int id)
@@ -1152,7 +1153,8 @@ static void emit_decls(Em *e, const bool *need)
 		ir_shape_str(f->nodes[i].shape, sh, sizeof sh);
 		if (e->direct[i] >= 0) {
 			out_port_expr(e, &f->outs[e->direct[i]], off, sizeof off);
-			out(e, "\treal *const %s = %s; /* %s, computed in place */\n", e->var[i], off, sh);
+			out(e, "\treal *const %s = %s; /* %s, %s in place */\n", e->var[i], off, sh,
+				e->acc_direct[i] ? "accumulated" : "computed");
 			continue;
 		}
 		fmt_offset(e, i, off, sizeof off);
@@ -1202,6 +1204,21 @@ static bool scalar_leaf_pre(const IrFunc *f, int id)
  * EM_MAX_LEAVES arrays per nest. Decided in node order, readers first in, so chains fuse whole:
  * `(1 - eta) * hebb + eta * outer(pre, post)` becomes one loop writing state_out, `w + alpha * hebb` is
  * read inside bmv's loop, and `sum_to(g * hebb)` (the gradient of alpha) never stores the product. */
+/* Arrays of per-trial rank >= 2 (or static matrices) that value id's loop would read: its own if stored,
+ * else those of its fused operands. Recomputing a value in k readers reads these k times; storing it
+ * reads them once, writes it once and reads it k times. */
+static int big_leaves(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	if (e->fuse[id] < 0 || scalar_leaf_pre(e->f, id))
+		return !scalar_leaf_pre(e->f, id) && nd->shape.rank >= 2;
+	int c = 0;
+	for (int k = 0; k < ir_op_info[nd->op].nin; k++)
+		if (k == 0 || nd->in[k] != nd->in[0])
+			c += big_leaves(e, nd->in[k]);
+	return c;
+}
+
 static void plan_fusion(Em *e)
 {
 	const IrFunc *f = e->f;
@@ -1210,6 +1227,17 @@ static void plan_fusion(Em *e)
 	int *leaves = em_alloc(sizeof *leaves * (size_t)(n ? n : 1));
 	bool *exp_sub = em_alloc(sizeof *exp_sub * (size_t)(n ? n : 1));
 	bool *is_out = em_alloc(sizeof *is_out * (size_t)(n ? n : 1));
+	/* Values with several readers (multi): an outer product, or a cheap elementwise value of at most two
+	 * arrays read twice, is recomputed inside each reader's loop instead of stored -- a store is a full
+	 * write plus one read per reader of a [B,I,J] tensor, the recomputation reads two vectors (outer) or
+	 * the same two arrays again. All its readers must be loops; if one of them cannot take it (too many
+	 * arrays), it is stored after all (reject). The value's fuse entry ends as the reader that runs
+	 * last, which is how long its operands must live. */
+	bool *allnest = em_alloc(sizeof *allnest * (size_t)(n ? n : 1));
+	bool *multi = em_alloc(sizeof *multi * (size_t)(n ? n : 1));
+	bool *reject = em_alloc(sizeof *reject * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++)
+		allnest[i] = true;
 	for (int k = 0; k < f->nouts; k++)
 		is_out[f->outs[k].node] = true;
 	for (int r = 0; r < n; r++) {
@@ -1217,8 +1245,11 @@ static void plan_fusion(Em *e)
 			continue;
 		const IrNode *nd = &f->nodes[r];
 		for (int k = 0; k < ir_op_info[nd->op].nin; k++)
-			if (k == 0 || nd->in[1] != nd->in[0])
+			if (k == 0 || nd->in[1] != nd->in[0]) {
 				nread[nd->in[k]]++;
+				if (!nest_reader(nd->op))
+					allnest[nd->in[k]] = false;
+			}
 	}
 	for (int r = 0; r < n; r++) {
 		const IrNode *nd = &f->nodes[r];
@@ -1238,26 +1269,73 @@ static void plan_fusion(Em *e)
 			if (k == 1 && x == nd->in[0])
 				break;
 			const IrNode *xn = &f->nodes[x];
-			if (!fusable(xn->op) || nread[x] != 1 || is_out[x] || e->last[x] < 0)
+			if (!fusable(xn->op) || is_out[x] || e->last[x] < 0)
 				continue;
+			if (nread[x] != 1) {
+				int big = 0;
+				for (int q = 0; q < ir_op_info[xn->op].nin; q++)
+					if (q == 0 || xn->in[q] != xn->in[0])
+						big += big_leaves(e, xn->in[q]);
+				bool cheap = xn->op == IR_OUTER || ((ir_op_info[xn->op].flags & IRF_EW) && !exp_sub[x] &&
+					(big <= 1 || (big == 2 && nread[x] <= 3)));
+				if (e->o.no_multi_fuse || !allnest[x] || !cheap || reject[x])
+					continue;
+				multi[x] = true;
+			}
 			int mult = (nin == 2 && nd->in[0] == nd->in[1]) ? 2 : 1;
 			bool once = mult == 1 && xn->shape.batch == sp.batch &&
 				ir_shape_numel(xn->shape) == ir_shape_numel(sp);
-			if (!once && exp_sub[x])
+			if (!once && exp_sub[x]) {
+				reject[x] = multi[x];
 				continue;
+			}
 			int nt = total - mult + mult * leaves[x];
-			if (nt > EM_MAX_LEAVES)
+			if (nt > EM_MAX_LEAVES) {
+				reject[x] = multi[x];
 				continue;
+			}
 			e->fuse[x] = r;
 			total = nt;
 			exp_sub[r] = exp_sub[r] || exp_sub[x];
 		}
 		leaves[r] = total;
 	}
+	/* multi values: stored after all if one reader refused them; else tied to the reader whose loop
+	 * (after its own fusion) runs last */
+	for (int x = n - 1; x >= 0; x--) { /* readers (> x) first, so their own entries are final */
+		if (!multi[x])
+			continue;
+		if (reject[x]) {
+			e->fuse[x] = -1;
+			continue;
+		}
+		int best = -1, best_eff = -1;
+		for (int r = x + 1; r < n; r++) {
+			const IrNode *nd = &f->nodes[r];
+			if (e->last[r] < 0)
+				continue;
+			bool reads = false;
+			for (int k = 0; k < ir_op_info[nd->op].nin; k++)
+				reads = reads || nd->in[k] == x;
+			if (!reads)
+				continue;
+			int eff = r;
+			while (e->fuse[eff] >= 0)
+				eff = e->fuse[eff];
+			if (eff > best_eff) {
+				best_eff = eff;
+				best = r;
+			}
+		}
+		e->fuse[x] = best;
+	}
 	free(nread);
 	free(leaves);
 	free(exp_sub);
 	free(is_out);
+	free(allnest);
+	free(multi);
+	free(reject);
 }
 
 /* need[] gets id and, through fused values, every array its loop reads */
@@ -1279,11 +1357,14 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	e->last = em_alloc(sizeof *e->last * (size_t)(n ? n : 1));
 	e->used = em_alloc(sizeof *e->used * (size_t)(n + 1));
 	e->direct = em_alloc(sizeof *e->direct * (size_t)(n ? n : 1));
+	e->acc_direct = em_alloc(sizeof *e->acc_direct * (size_t)(n ? n : 1));
 	e->fuse = em_alloc(sizeof *e->fuse * (size_t)(n ? n : 1));
 	e->nused = 0;
 	e->in_src = false;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		e->last[i] = e->direct[i] = e->fuse[i] = -1;
+		e->acc_direct[i] = false;
+	}
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
 			e->last[f->nodes[i].in[k]] = i;
@@ -1314,6 +1395,30 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 			f->nodes[id].op != IR_CONST && e->direct[id] < 0)
 			e->direct[id] = k;
 	}
+	/* A parameter gradient made by a reduction over the batch (sum_to, or a matmul whose K is the
+	 * batch) and read by nothing else is accumulated straight into the caller's param_bar (sum_to
+	 * without its zeroing pass, sgemm with beta = 1): that saves a zeroed temporary and the final
+	 * `param_bar += tmp` pass. Both are passes over a static-size tensor, cheap at B = 64 but as costly as
+	 * the plastic passes when the runtime runs one trial per call (--block 1). */
+	int *readers = em_alloc(sizeof *readers * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++)
+		readers[i] = 0;
+	for (int i = 0; i < n; i++)
+		if (e->last[i] >= 0 || e->fuse[i] >= 0)
+			for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
+				readers[f->nodes[i].in[k]]++;
+	for (int k = 0; k < f->nouts; k++)
+		readers[f->outs[k].node]++;
+	for (int k = 0; k < f->nouts; k++) {
+		int id = f->outs[k].node;
+		IrOp op = f->nodes[id].op;
+		if (f->outs[k].role == IR_ROLE_PARAM_BAR && (op == IR_SUM_TO || op == IR_MATMUL) && readers[id] == 1 &&
+			e->mp->has_slot[id] && e->fuse[id] < 0 && e->direct[id] < 0 && !f->nodes[id].shape.batch) {
+			e->direct[id] = k;
+			e->acc_direct[id] = true;
+		}
+	}
+	free(readers);
 
 	for (int i = 0; i < n; i++) {
 		const IrNode *nd = &f->nodes[i];
@@ -1381,8 +1486,10 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	free(e->var);
 	free(e->last);
 	free(e->direct);
+	free(e->acc_direct);
 	free(e->fuse);
 	e->direct = e->fuse = NULL;
+	e->acc_direct = NULL;
 	e->var = NULL;
 	e->last = NULL;
 	e->used = NULL;

@@ -30,6 +30,7 @@ typedef struct EmitcOptions {
 	bool use_double;    /* compute in double; see above */
 	bool no_line;       /* omit #line directives (they map generated code back to the .plast file) */
 	bool no_fuse;       /* one loop per IR node: store every value (for comparisons and debugging) */
+	bool no_multi_fuse; /* fuse only values with one reader (no recomputation in several loops) */
 	const char *c_name; /* name of the C file being written, for #line directives that return to it;
 			     * NULL: "<m>.c" */
 } EmitcOptions;

@@ -4,8 +4,8 @@ compiler_libplastcc_a_SOURCES = \
 	compiler/diag.h compiler/ir.h compiler/ops.def
 compiler_libplastcc_a_CFLAGS = $(AM_CFLAGS) $(LLVM_CFLAGS) $(JANSSON_CFLAGS)
 
-PLASTC_LIBS = compiler/libplastcc.a grammar/libgrammar.a compiler/libplastcc.a runtime/libplastrt.a \
-	$(LLVM_LIBS) $(JANSSON_LIBS) $(OPENBLAS_LIBS)
+PLASTC_LIBS = compiler/libplastcc.a grammar/libgrammar.a compiler/libplastcc.a $(PLASTRT_LIB) \
+	$(LLVM_LIBS) $(JANSSON_LIBS) $(OPENBLAS_LIBS) $(PLASTRT_LINK)
 
 bin_PROGRAMS += plastc
 plastc_SOURCES = compiler/main.c
@@ -16,4 +16,5 @@ include $(srcdir)/compiler/ir.mk
 include $(srcdir)/compiler/emitc.mk
 include $(srcdir)/compiler/llvm.mk
 include $(srcdir)/compiler/fsc.mk
+include $(srcdir)/compiler/grad.mk
 include $(srcdir)/compiler/compare.mk

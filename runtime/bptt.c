@@ -17,11 +17,14 @@
 #include <math.h>
 #include <string.h>
 
-#include "plastrt.h"
+#include "util.h"
 
 struct PlBptt {
 	const PlModel *m;
 	int B, T, k, nck;
+	int Bcap;         /* rows the buffers were planned for; a run may use fewer (pl_bptt_run_rows) */
+	int profile;      /* time the step calls (pl_bptt_set_profile) */
+	double t_fwd, t_vjp; /* seconds in step_forward / step_vjp since the last pl_bptt_profile */
 	PlBpttStrategy s;
 	int nsets;        /* STORE: T+1; RECOMPUTE: nck checkpoints then k+1 segment sets */
 	float **sets;     /* [nsets * n_state] */
@@ -94,6 +97,7 @@ PlBptt *pl_bptt_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k)
 		return NULL;
 	b->m = m;
 	b->B = B;
+	b->Bcap = B;
 	b->T = T;
 	b->s = s;
 	b->k = k < 1 ? 1 : (k > T ? T : k);
@@ -161,7 +165,12 @@ static void forward_step(const Run *r, int t, float *const *sin, float *const *s
 	a.state_out = sout;
 	a.y = b->y;
 	a.work = b->work;
-	b->m->step_forward(&a);
+	if (b->profile) {
+		double t0 = pl_now();
+		b->m->step_forward(&a);
+		b->t_fwd += pl_now() - t0;
+	} else
+		b->m->step_forward(&a);
 }
 
 static void vjp_step(const Run *r, int t, float *const *sin, float *const *sout_bar, float *const *sin_bar,
@@ -180,7 +189,12 @@ static void vjp_step(const Run *r, int t, float *const *sin, float *const *sout_
 	a.state_in_bar = sin_bar;
 	a.param_bar = grads;
 	a.work = b->work;
-	b->m->step_vjp(&a);
+	if (b->profile) {
+		double t0 = pl_now();
+		b->m->step_vjp(&a);
+		b->t_vjp += pl_now() - t0;
+	} else
+		b->m->step_vjp(&a);
 }
 
 /* Loss of step t from b->y, and its adjoint into ybar[t] if wanted. */
@@ -203,10 +217,39 @@ static void step_loss(const Run *r, int t, const float *target, const float *mas
 	*wsum += mask[t];
 }
 
+void pl_bptt_set_profile(PlBptt *b, int on)
+{
+	b->profile = on;
+}
+
+void pl_bptt_profile(PlBptt *b, double *fwd, double *vjp)
+{
+	*fwd += b->t_fwd;
+	*vjp += b->t_vjp;
+	b->t_fwd = b->t_vjp = 0.0;
+}
+
 PlBpttResult pl_bptt_run(PlBptt *b, float *const *params, const float *x, const float *target,
 		const float *mask, int ld, int B_global, float *const *grads)
 {
+	return pl_bptt_run_rows(b, b->Bcap, params, x, target, mask, ld, B_global, grads, 0);
+}
+
+/* The buffers hold Bcap rows; a run on rows <= Bcap uses their first rows (the sets are per tensor, so
+ * only the element counts change). */
+static void set_rows(PlBptt *b, int rows)
+{
+	b->B = rows;
+	for (int j = 0; j < b->m->n_state; j++)
+		b->numel[j] = (size_t)rows * (size_t)pl_desc_numel(&b->m->state[j]);
+}
+
+PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const float *x, const float *target,
+		const float *mask, int ld, int B_global, float *const *grads, int accumulate)
+{
 	const PlModel *m = b->m;
+	if (rows != b->B)
+		set_rows(b, rows < 1 || rows > b->Bcap ? b->Bcap : rows);
 	int T = b->T, ns = m->n_state;
 	Run r = {b, params, x, ld, B_global};
 	double loss = 0.0, hits = 0.0, wsum = 0.0;
@@ -247,8 +290,9 @@ PlBpttResult pl_bptt_run(PlBptt *b, float *const *params, const float *x, const 
 	if (!grads)
 		return res;
 
-	for (int i = 0; i < m->n_params; i++)
-		memset(grads[i], 0, (size_t)pl_desc_numel(&m->params[i]) * sizeof(float));
+	if (!accumulate)
+		for (int i = 0; i < m->n_params; i++)
+			memset(grads[i], 0, (size_t)pl_desc_numel(&m->params[i]) * sizeof(float));
 	float *const *cur = b->adj, *const *nxt = b->adj + ns;
 	zero_set(b, cur);
 	if (b->s == PL_BPTT_STORE) {

@@ -13,6 +13,7 @@ static const char main_usage[] =
 	"  eval    loss (and metric) of a checkpoint on freshly drawn task trials\n"
 	"  grad    loss and parameter gradients of a batch file (interoperability hook)\n"
 	"  init    initial parameters for a seed\n"
+	"  bench   time meta-training steps (median_ms=, peak_rss_mb=; --profile splits them)\n"
 	"model: %s (%s), input %d, prediction %d, output %d, %d parameter tensors\n";
 
 static const char init_usage[] =
@@ -21,14 +22,18 @@ static const char init_usage[] =
 
 static const char grad_usage[] =
 	"usage: %s grad --params P.safetensors --batch BATCH.safetensors -o G.safetensors [--bptt S] [--threads N]\n"
+	"               [--block R]   (R trials per sequential BPTT block; default 0, one block per thread)\n"
+	"          [--mpi-timeout S]\n"
 	"BATCH holds x [T, B, I], target [T, B, Oy] and optionally mask [T] (default 1/T), F32 or F64.\n"
-	"G gets `loss` (F64 scalar) and d loss / d param (F32) under each parameter's name.\n";
+	"G gets `loss` (F64 scalar) and d loss / d param (F32) under each parameter's name.\n"
+	"Under mpirun the batch's rows are split over the ranks (every rank reads both files); rank 0 writes G.\n";
 
 static const char eval_usage[] =
-	"usage: %s eval --checkpoint CKPT --task T [--trials N] [--seed S] [--batch B] [--threads N]\n"
+	"usage: %s eval --checkpoint CKPT --task T [--trials N] [--seed S] [--batch B] [--threads N] [--mpi-timeout S]\n"
 	"Mean meta-loss (and metric: accuracy for CE models, else the loss) of the parameters in CKPT on N\n"
 	"trials (default 6400, rounded up to whole batches) drawn from the test stream of seed S (default\n"
-	"1234: the trials `train` tests on). Task flags as for train (--task-opt k=v, --n, --m, --K, --fn).\n";
+	"1234: the trials `train` tests on). Task flags as for train (--task-opt k=v, --n, --m, --K, --fn).\n"
+	"Under mpirun each batch's rows are split over the ranks; rank 0 prints the result.\n";
 
 static int write_params(const PlModel *m, float *const *p, uint64_t seed, const char *path)
 {
@@ -93,17 +98,34 @@ int pl_cmd_init(const PlModel *m, int argc, char **argv)
 	return rc;
 }
 
-int pl_cmd_grad(const PlModel *m, int argc, char **argv)
+/* --mpi-timeout S: 1 if `name` is that flag (applied, or -1 after an error), else 0. */
+static int mpi_timeout_flag(const char *name, const char *v)
+{
+	double t;
+	if (strcmp(name, "mpi-timeout") != 0)
+		return 0;
+	if (pl_parse_double(name, v, 0.0, 1e9, &t) < 0)
+		return -1;
+	pl_dist_set_timeout(t);
+	return 1;
+}
+
+static int grad_main(const PlModel *m, int argc, char **argv)
 {
 	const char *ppath = NULL, *bpath = NULL, *out = NULL;
 	PlBpttStrategy strat = PL_BPTT_STORE;
 	int k = 0, autos = 0;
-	long threads = 1;
+	long threads = 1, block = 0;
 	for (int i = 1; i < argc; i++) {
 		char name[64];
 		const char *v;
 		if (pl_next_flag(argc, argv, &i, "grad", "help", name, sizeof name, &v) < 0)
 			return PL_EXIT_USER;
+		int r = mpi_timeout_flag(name, v);
+		if (r < 0)
+			return PL_EXIT_USER;
+		if (r)
+			continue;
 		if (strcmp(name, "help") == 0) {
 			printf(grad_usage, pl_progname());
 			return 0;
@@ -121,6 +143,9 @@ int pl_cmd_grad(const PlModel *m, int argc, char **argv)
 		} else if (strcmp(name, "threads") == 0) {
 			if (pl_parse_long(name, v, 1, 64, &threads) < 0)
 				return PL_EXIT_USER;
+		} else if (strcmp(name, "block") == 0) {
+			if (pl_parse_long(name, v, 0, 1000000L, &block) < 0)
+				return PL_EXIT_USER;
 		} else {
 			pl_err("grad: unknown flag --%s (see %s grad --help)", name, pl_progname());
 			return PL_EXIT_USER;
@@ -130,6 +155,8 @@ int pl_cmd_grad(const PlModel *m, int argc, char **argv)
 		pl_err("grad: needs --params P.safetensors --batch B.safetensors -o G.safetensors");
 		return PL_EXIT_USER;
 	}
+	if (pl_dist_init() < 0)
+		return PL_EXIT_USER;
 	char err[1024];
 	int rc = PL_EXIT_USER;
 	PlSt *ps = NULL, *bs = NULL, *gs = NULL;
@@ -158,6 +185,10 @@ int pl_cmd_grad(const PlModel *m, int argc, char **argv)
 		goto out;
 	}
 	int T = (int)xt->dims[0], B = (int)xt->dims[1];
+	if (B < pl_dist_size()) {
+		pl_err("%s: a batch of %d trials cannot be split over %d MPI ranks", bpath, B, pl_dist_size());
+		goto out;
+	}
 	int64_t xd[3] = {T, B, m->in_size}, td[3] = {T, B, m->pred_size}, md[1] = {T};
 	x = pl_alloc((size_t)T * B * m->in_size * sizeof(float));
 	target = pl_alloc((size_t)T * B * m->pred_size * sizeof(float));
@@ -177,7 +208,8 @@ int pl_cmd_grad(const PlModel *m, int argc, char **argv)
 	} else
 		for (int t = 0; t < T; t++)
 			mask[t] = 1.0f / (float)T;
-	if (!(eng = pl_engine_new(m, B, T, strat, k > 0 ? k : (int)ceil(sqrt((double)T)), (int)threads)))
+	if (!(eng = pl_engine_new_block(m, B, T, strat, k > 0 ? k : (int)ceil(sqrt((double)T)), (int)threads,
+		      (int)block)))
 		goto oom;
 	PlBpttResult r = pl_engine_run(eng, params, x, target, mask, grads);
 	if (!(gs = pl_st_new()))
@@ -188,12 +220,12 @@ int pl_cmd_grad(const PlModel *m, int argc, char **argv)
 	pl_st_set_meta(gs, "format", "plastc-grad-1");
 	pl_st_set_meta(gs, "model", m->name ? m->name : "");
 	pl_st_set_meta(gs, "model_hash", m->hash ? m->hash : "");
-	if (pl_st_write(gs, out, err, sizeof err) < 0) {
+	if (pl_dist_rank() == 0 && pl_st_write(gs, out, err, sizeof err) < 0) {
 		pl_err("%s", err);
 		goto out;
 	}
 	rc = r.finite ? 0 : PL_EXIT_DIVERGED;
-	if (!r.finite)
+	if (!r.finite && pl_dist_rank() == 0)
 		pl_err("grad: the loss is not finite (written anyway to %s)", out);
 	goto out;
 oom:
@@ -212,7 +244,7 @@ out:
 	return rc;
 }
 
-int pl_cmd_eval(const PlModel *m, int argc, char **argv)
+static int eval_main(const PlModel *m, int argc, char **argv)
 {
 	const char *ckpt = NULL;
 	PlTaskSpec ts;
@@ -228,7 +260,12 @@ int pl_cmd_eval(const PlModel *m, int argc, char **argv)
 			printf(eval_usage, pl_progname());
 			return 0;
 		}
-		int r = pl_task_flag(&ts, name, v);
+		int r = mpi_timeout_flag(name, v);
+		if (r < 0)
+			return PL_EXIT_USER;
+		if (r)
+			continue;
+		r = pl_task_flag(&ts, name, v);
 		if (r < 0)
 			return PL_EXIT_USER;
 		if (r)
@@ -260,6 +297,12 @@ int pl_cmd_eval(const PlModel *m, int argc, char **argv)
 	if (!task)
 		return PL_EXIT_USER;
 	pl_task_set_split(task, PL_SPLIT_TEST); /* eval reports on the held-out test data, as train's test */
+	if (pl_dist_init() < 0 || batch < pl_dist_size()) {
+		if (batch < pl_dist_size())
+			pl_err("eval: --batch %ld is smaller than the number of MPI ranks (%d)", batch, pl_dist_size());
+		pl_task_free(task);
+		return PL_EXIT_USER;
+	}
 	char err[1024];
 	int rc = PL_EXIT_USER;
 	int T = pl_task_T(task), B = (int)batch;
@@ -274,7 +317,8 @@ int pl_cmd_eval(const PlModel *m, int argc, char **argv)
 	x = pl_alloc((size_t)T * B * m->in_size * sizeof(float));
 	target = pl_alloc((size_t)T * B * m->pred_size * sizeof(float));
 	mask = pl_alloc((size_t)T * sizeof(float));
-	eng = pl_engine_new(m, B, T, PL_BPTT_STORE, 1, (int)threads);
+	eng = pl_engine_new_block(m, B, T, PL_BPTT_STORE, 1, (int)threads,
+		pl_auto_block(m, (B + (int)threads - 1) / (int)threads));
 	if (!params || !x || !target || !mask || !eng) {
 		pl_err("out of memory");
 		rc = PL_EXIT_INTERNAL;
@@ -299,12 +343,14 @@ int pl_cmd_eval(const PlModel *m, int argc, char **argv)
 	}
 	loss /= (double)nb;
 	metric /= (double)nb;
-	if (m->meta_loss == PL_LOSS_CE)
-		printf("%s: eval: %s on %s, %ld trials: loss %.6f accuracy %.4f\n", pl_progname(), ckpt,
-			pl_task_describe(task), nb * B, loss, metric);
-	else
-		printf("%s: eval: %s on %s, %ld trials: MSE %.6f\n", pl_progname(), ckpt, pl_task_describe(task),
-			nb * B, loss);
+	if (pl_dist_rank() == 0) {
+		if (m->meta_loss == PL_LOSS_CE)
+			printf("%s: eval: %s on %s, %ld trials: loss %.6f accuracy %.4f\n", pl_progname(), ckpt,
+				pl_task_describe(task), nb * B, loss, metric);
+		else
+			printf("%s: eval: %s on %s, %ld trials: MSE %.6f\n", pl_progname(), ckpt, pl_task_describe(task),
+				nb * B, loss);
+	}
 	rc = finite ? 0 : PL_EXIT_DIVERGED;
 out:
 	pl_engine_free(eng);
@@ -315,6 +361,17 @@ out:
 	pl_free(mask);
 	pl_task_free(task);
 	return rc;
+}
+
+/* Under MPI every rank returns the same status, or the run is aborted (dist.c). */
+int pl_cmd_grad(const PlModel *m, int argc, char **argv)
+{
+	return pl_dist_finish(grad_main(m, argc, argv));
+}
+
+int pl_cmd_eval(const PlModel *m, int argc, char **argv)
+{
+	return pl_dist_finish(eval_main(m, argc, argv));
 }
 
 int pl_main(const PlModel *m, int argc, char **argv)
@@ -335,6 +392,8 @@ int pl_main(const PlModel *m, int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "train") == 0)
 		return pl_cmd_train(m, argc - 1, argv + 1);
+	if (strcmp(cmd, "bench") == 0)
+		return pl_cmd_bench(m, argc - 1, argv + 1);
 	if (strcmp(cmd, "eval") == 0)
 		return pl_cmd_eval(m, argc - 1, argv + 1);
 	if (strcmp(cmd, "grad") == 0)

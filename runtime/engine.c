@@ -5,9 +5,23 @@
  * until the end, where the gradients are summed. The step functions divide by B_global (the full batch),
  * so the sum of the blocks' gradients is the gradient of the whole batch. Sums over blocks are done in a
  * fixed order, so a run's result does not depend on thread timing (it does depend on the thread count:
- * float addition is not associative). BLAS inside the step is told to use one thread when we use several. */
+ * float addition is not associative). BLAS inside the step is told to use one thread when we use several.
+ *
+ * Row blocks (`block`): a thread may also walk its rows in sequential blocks of `block` rows, each a whole
+ * BPTT run (forward over T, back) that adds to the thread's gradients. Why: the plastic state of one
+ * trial (S floats, ~0.5 MB for the reference sizes) fits in the L2 cache where that of 32 trials does
+ * not, so a small block keeps the state a step reads and writes in cache instead of streaming it from
+ * DRAM; the price is narrower GEMMs (M = block) for the static weights. Buffers are planned for one
+ * block. block = 0 means one block of all the thread's rows.
+ *
+ * Ranks (MPI, dist.c) split one level higher: every rank holds the whole batch (all ranks draw it from
+ * the same stream), runs the contiguous rows [B*r/N, B*(r+1)/N) of it over its threads, still dividing by
+ * the whole B, and the ranks' sums are added in rank order by pl_dist_sum_f32 (identical on every rank).
+ * So every rank ends with the gradient, loss and metric of the whole batch. */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -16,9 +30,11 @@
 #define ENGINE_MAX_THREADS 64
 
 typedef struct Job {
+	const PlModel *m;
 	PlBptt *bp;
 	float **grads;   /* this block's gradients (block 0 writes the caller's buffers) */
 	int r0, rows;
+	int block;       /* rows per sequential BPTT run (<= rows) */
 	int B;           /* the whole batch: rows per step in the arrays, and the divisor of the means */
 	/* per run */
 	float *const *params;
@@ -30,6 +46,8 @@ typedef struct Job {
 struct PlEngine {
 	const PlModel *m;
 	int B, T, n;
+	int nranks;      /* pl_dist_size() when the engine was made */
+	int64_t *numel;  /* per parameter, for the sum over ranks */
 	Job job[ENGINE_MAX_THREADS];
 };
 
@@ -41,15 +59,28 @@ void pl_engine_free(PlEngine *e)
 		pl_bptt_free(e->job[i].bp);
 		pl_params_free(e->m, e->job[i].grads);
 	}
+	pl_free(e->numel);
 	pl_free(e);
 }
 
 PlEngine *pl_engine_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k, int threads)
 {
+	return pl_engine_new_block(m, B, T, s, k, threads, 0);
+}
+
+PlEngine *pl_engine_new_block(const PlModel *m, int B, int T, PlBpttStrategy s, int k, int threads, int block)
+{
+	/* this rank's rows of the batch */
+	int nr = pl_dist_size(), me = pl_dist_rank();
+	int g0 = (int)((long)B * me / nr), gB = (int)((long)B * (me + 1) / nr) - g0;
+	if (gB < 1) {
+		pl_err("a batch of %d trials cannot be split over %d ranks (each needs at least one trial)", B, nr);
+		return NULL;
+	}
 	if (threads < 1)
 		threads = 1;
-	if (threads > B)
-		threads = B;
+	if (threads > gB)
+		threads = gB;
 	if (threads > ENGINE_MAX_THREADS)
 		threads = ENGINE_MAX_THREADS;
 	PlEngine *e = pl_alloc(sizeof *e);
@@ -59,12 +90,19 @@ PlEngine *pl_engine_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k,
 	e->B = B;
 	e->T = T;
 	e->n = threads;
+	e->nranks = nr;
+	if (!(e->numel = pl_alloc((size_t)(m->n_params + 1) * sizeof *e->numel)))
+		goto fail;
+	for (int p = 0; p < m->n_params; p++)
+		e->numel[p] = pl_desc_numel(&m->params[p]);
 	for (int i = 0; i < threads; i++) {
 		Job *j = &e->job[i];
-		j->r0 = (int)((long)B * i / threads);
-		j->rows = (int)((long)B * (i + 1) / threads) - j->r0;
+		j->m = m;
+		j->r0 = g0 + (int)((long)gB * i / threads);
+		j->rows = g0 + (int)((long)gB * (i + 1) / threads) - j->r0;
 		j->B = B;
-		j->bp = pl_bptt_new(m, j->rows, T, s, k);
+		j->block = block > 0 && block < j->rows ? block : j->rows;
+		j->bp = pl_bptt_new(m, j->block, T, s, k);
 		if (!j->bp)
 			goto fail;
 		if (i > 0 && !(j->grads = pl_params_alloc(m)))
@@ -81,17 +119,45 @@ fail:
 static void *job_run(void *arg)
 {
 	Job *j = arg;
+	const PlModel *m = j->m;
 	float *const *g = j->out_grads ? (j->grads ? j->grads : j->out_grads) : NULL;
-	j->res = pl_bptt_run(j->bp, j->params, j->x, j->target, j->mask, j->B, j->B, g);
+	PlBpttResult r = {0.0, 0.0, 1};
+	for (int r0 = 0; r0 < j->rows; r0 += j->block) {
+		int n = j->rows - r0 < j->block ? j->rows - r0 : j->block;
+		PlBpttResult q = pl_bptt_run_rows(j->bp, n, j->params, j->x + (size_t)r0 * m->in_size,
+			j->target + (size_t)r0 * m->pred_size, j->mask, j->B, j->B, g, r0 > 0);
+		r.loss += q.loss;
+		r.metric += m->meta_loss == PL_LOSS_CE ? q.metric * n / j->rows : q.metric;
+		r.finite &= q.finite;
+	}
+	j->res = r;
 	return NULL;
+}
+
+void pl_engine_set_profile(PlEngine *e, int on)
+{
+	for (int i = 0; i < e->n; i++)
+		pl_bptt_set_profile(e->job[i].bp, on);
+}
+
+void pl_engine_profile(PlEngine *e, double *fwd, double *vjp)
+{
+	double f = 0.0, v = 0.0;
+	for (int i = 0; i < e->n; i++)
+		pl_bptt_profile(e->job[i].bp, &f, &v);
+	*fwd = f / e->n;
+	*vjp = v / e->n;
+}
+
+int pl_engine_block(const PlEngine *e)
+{
+	return e->job[0].block;
 }
 
 PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, const float *target,
 		const float *mask, float *const *grads)
 {
 	const PlModel *m = e->m;
-	if (e->n == 1)
-		return pl_bptt_run(e->job[0].bp, params, x, target, mask, e->B, e->B, grads);
 	/* pl_bptt_run reads rows r0.. of each step: offset the base pointers, keep ld = B. */
 	pthread_t tid[ENGINE_MAX_THREADS];
 	int started[ENGINE_MAX_THREADS] = {0};
@@ -128,5 +194,57 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 				for (int64_t q = 0; q < n; q++)
 					dst[q] += src[q];
 			}
+	if (e->nranks > 1) {
+		/* Over the ranks: the loss, metric and a non-finite count, then the gradients. A failure here
+		 * (out of memory) shows as a non-finite result; a lost rank aborts the run inside dist.c. */
+		double s[3] = {r.loss, r.metric, r.finite ? 0.0 : 1.0};
+		if (pl_dist_sum_f64(s, 3, grads ? "loss of a training batch" : "loss of an evaluation batch") < 0)
+			s[2] = 1.0;
+		r.loss = s[0];
+		r.metric = s[1];
+		r.finite = s[2] == 0.0;
+		if (grads && pl_dist_sum_f32(grads, e->numel, m->n_params, "gradient sum over ranks") < 0)
+			r.finite = 0;
+	}
 	return r;
+}
+
+size_t pl_phys_mem(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : (size_t)4 << 30;
+}
+
+PlBpttStrategy pl_auto_bptt(const PlModel *m, int rows, int T, int k, int threads)
+{
+	(void)k;
+	size_t store_b = pl_bptt_bytes(m, rows, T, PL_BPTT_STORE, 0) * (size_t)threads;
+	return store_b <= pl_phys_mem() / 100 * 40 ? PL_BPTT_STORE : PL_BPTT_RECOMPUTE;
+}
+
+/* The largest block whose per-step working set fits in half the L2 cache: per trial, the state entering
+ * and leaving the step, the two adjoint sets, and the step's scratch (work_floats grows linearly in B).
+ * When even one trial does not fit (a reference-size plastic model: ~0.5 MB of state, more scratch),
+ * one trial per block still keeps most of the step's passes in L2 and L3 instead of DRAM
+ * (docs/PERFORMANCE.md measures blocks 1..64). Models without large state (non-plastic) get one block:
+ * their cost is the static-weight GEMMs, which want many rows. PLASTC_BLOCK overrides (tests). */
+int pl_auto_block(const PlModel *m, int rows)
+{
+	const char *env = getenv("PLASTC_BLOCK");
+	if (env && *env)
+		return atoi(env) < 0 ? 0 : atoi(env);
+	long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+	size_t cache = l2 > 0 ? (size_t)l2 : (size_t)1 << 20;
+	size_t state = 0;
+	for (int j = 0; j < m->n_state; j++)
+		state += (size_t)pl_desc_numel(&m->state[j]);
+	size_t work1 = m->work_floats(1), work2 = m->work_floats(2);
+	size_t per = (4 * state + (work2 > work1 ? work2 - work1 : work1)) * sizeof(float);
+	/* Small per-trial sets: the whole batch fits, or the GEMMs matter more than the cache. */
+	if (state * sizeof(float) < 16384)
+		return 0;
+	size_t b = cache / 2 / (per ? per : 1);
+	if (b < 1)
+		b = 1;
+	return b >= (size_t)rows ? 0 : (int)b;
 }

@@ -108,6 +108,7 @@ int pl_main(const PlModel *m, int argc, char **argv);
 #define PL_EXIT_USER 1     /* bad flag or file */
 #define PL_EXIT_INTERNAL 2 /* out of memory, bug */
 #define PL_EXIT_DIVERGED 3 /* NaN/Inf in the loss or a gradient */
+#define PL_EXIT_DIST 4     /* a distributed (MPI) run lost a rank or timed out in a collective */
 
 /* Memory. Every runtime buffer comes from pl_alloc: 64-byte aligned, zero-filled, NULL on failure.
  * pl_alloc_fail_after(n) is a test hook: after n more successful allocations the next one fails
@@ -229,8 +230,12 @@ typedef struct PlBpttResult {
 PlBpttResult pl_bptt_run(PlBptt *b, float *const *params, const float *x, const float *target,
 		const float *mask, int ld, int B_global, float *const *grads);
 
-/* AdamW (PyTorch 1.13 semantics, amsgrad optional) with global-norm clipping and a cosine schedule.
- * Ownership: a PlOpt owns its moment buffers; pl_opt_free releases them. */
+/* AdamW (PyTorch 1.13 semantics, amsgrad optional) with global-norm clipping and a cosine schedule, or
+ * Miconi 2016's RMSprop (kind PL_OPT_RMSPROP_MICONI, runtime/optim_rmsprop.c): mean square
+ * m <- g^2 at the first step, then m <- m + (1 - rms_decay)(g^2 - m); p <- p + clip(-lr g / sqrt(m + eps),
+ * +-max_dw); then p <- p - l1 sign(p) - l2 p on the tensors of rank >= 2 (weights and coefficients, not
+ * biases). Ownership: a PlOpt owns its moment buffers; pl_opt_free releases them. */
+typedef enum PlOptKind { PL_OPT_ADAMW = 0, PL_OPT_RMSPROP_MICONI } PlOptKind;
 typedef struct PlOptConfig {
 	double lr, beta1, beta2, eps, weight_decay;
 	int amsgrad;
@@ -238,14 +243,23 @@ typedef struct PlOptConfig {
 	long cosine_tmax;     /* > 0: CosineAnnealingLR with this T_max (in scheduler steps) */
 	long cosine_every;    /* optimiser steps per scheduler step */
 	double lr_min;        /* eta_min of the cosine schedule */
+	PlOptKind kind;       /* which update pl_opt_step applies */
+	double rms_decay;     /* RMSprop: decay of the mean square (0.99) */
+	double max_dw;        /* RMSprop: element-wise bound of the update; <= 0 disables */
+	double l1, l2;        /* RMSprop: penalties after the step (rank >= 2 tensors only) */
 } PlOptConfig;
 void pl_opt_defaults(PlOptConfig *c); /* the reference: 1e-3, (0.9, 0.999), 1e-8, wd 0, amsgrad, clip 5 */
+/* Sets kind = PL_OPT_RMSPROP_MICONI and Miconi's values for `task` (spec 2.3): completion lr 0.03,
+ * max_dw 0.1, l1 1e-3, l2 1e-4; any other task lr 0.01, max_dw 0.01, l1 1e-4, l2 0; rms_decay 0.99,
+ * eps 1e-8, no gradient-norm clip. */
+void pl_opt_miconi_defaults(PlOptConfig *c, const char *task);
 typedef struct PlOpt {
 	PlOptConfig cfg;
 	int n;
 	const PlTensorDesc *desc; /* the model's parameter table (not owned) */
 	long t;                   /* optimiser steps taken */
-	float **m, **v, **vmax;   /* per parameter, NULL for fixed parameters */
+	float **m, **v, **vmax;   /* per parameter, NULL for fixed parameters; RMSprop keeps its mean
+				     square in m and allocates no v, vmax */
 } PlOpt;
 PlOpt *pl_opt_new(const PlModel *m, const PlOptConfig *c);
 void pl_opt_free(PlOpt *o);
@@ -253,14 +267,48 @@ void pl_opt_free(PlOpt *o);
  * below 1 (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
 double pl_clip_grad_norm(const PlModel *m, float *const *grads, double max_norm);
 double pl_opt_lr(const PlOpt *o); /* learning rate of the next step (cosine schedule) */
-/* One AdamW step on the trainable parameters (the caller clips first with pl_clip_grad_norm). */
+/* One step (AdamW or RMSprop by cfg.kind) on the trainable parameters (the caller clips first with
+ * pl_clip_grad_norm). */
 void pl_opt_step(PlOpt *o, float *const *params, float *const *grads);
+
+/* Distributed runs (runtime/dist.c). Without MPI (libplastrt.a) there is one rank and the sums are the
+ * identity; with MPI (libplastrt_mpi.a, ./configure --with-mpi) a process started by mpirun/srun is one
+ * of pl_dist_size() ranks. train, eval and grad call pl_dist_init and pl_dist_finish themselves; the
+ * engine splits every batch's rows over the ranks and sums over them. Every collective waits at most
+ * pl_dist_timeout() seconds (then the run is aborted with PL_EXIT_DIST and a message). */
+int pl_dist_init(void);              /* 0, or -1 after a message (e.g. several ranks but no MPI) */
+/* The ranks agree on rc: all equal -> MPI_Finalize and return rc; different -> abort every rank. */
+int pl_dist_finish(int rc);
+void pl_dist_abort(int rc);          /* ends every rank now (does not return) */
+int pl_dist_rank(void);
+int pl_dist_size(void);
+int pl_dist_with_mpi(void);          /* 1 in libplastrt_mpi.a */
+void pl_dist_set_timeout(double seconds); /* <= 0: wait forever; default 300, env PLASTC_MPI_TIMEOUT */
+double pl_dist_timeout(void);
+/* Sums n float buffers (lens[i] floats each) over the ranks, in rank order, identical bits on every rank. */
+int pl_dist_sum_f32(float *const *bufs, const int64_t *lens, int n, const char *what);
+int pl_dist_sum_f64(double *v, int n, const char *what);          /* same, for a few doubles */
+int pl_dist_bcast(void *buf, size_t bytes, const char *what);     /* rank 0's bytes to every rank */
+/* 0 if data hashes to the same value on every rank, else -1 (rank 0 names `what` in a message). */
+int pl_dist_same(const void *data, size_t bytes, const char *what);
+
+/* Messages of n ints with tag-free matching on the run's communicator (the compare scheduler): send
+ * waits at most pl_dist_timeout(); recv does not wait: 1 and *from set if a message was there, else 0. */
+int pl_dist_send_ints(int dest, const int *v, int n, const char *what);
+int pl_dist_recv_ints(int *from, int *v, int n, const char *what);
+/* rank 0's bytes to every rank, waiting at most timeout seconds (<= 0: forever). */
+int pl_dist_bcast_for(void *buf, size_t bytes, const char *what, double timeout);
+int pl_dist_local_size(void);  /* ranks of this run on this node (1 when not distributed) */
+/* Removes the launcher's variables (OMPI_*, PMIX_*, PMI_*) from the environment: a subprocess of a rank
+ * (a run of `plastc compare`) must not believe it is that rank. */
+void pl_dist_scrub_env(void);
 
 /* Per-subcommand entry points of pl_main (argv[0] is the subcommand); return the exit code. */
 int pl_cmd_train(const PlModel *m, int argc, char **argv);
 int pl_cmd_eval(const PlModel *m, int argc, char **argv);
 int pl_cmd_grad(const PlModel *m, int argc, char **argv);
 int pl_cmd_init(const PlModel *m, int argc, char **argv);
+int pl_cmd_bench(const PlModel *m, int argc, char **argv); /* time meta-training steps (runtime/bench.c) */
 /* Name used in messages ("plastc" or the binary's name); pl_main sets it from argv[0]. */
 void pl_set_progname(const char *name);
 

@@ -9,7 +9,13 @@
  *     the same test trials (the reference re-seeds with fixed numbers before its test).
  * A checkpoint holds the parameters, the AdamW moments and step count, the training stream, the best
  * validation so far and the run's flags; writes are atomic (pl_st_write), so a kill at any moment leaves
- * the previous checkpoint intact. */
+ * the previous checkpoint intact.
+ *
+ * Under MPI (dist.c) every rank runs this same loop on the same data: each draws the whole batch from
+ * the same stream, the engine runs this rank's rows and sums gradients, loss and metric over the ranks
+ * (identical bits everywhere), so clipping and AdamW give identical parameters on every rank. Validation
+ * and test batches are split the same way. Only rank 0 (tr->io) writes files and progress; nothing a
+ * checkpoint holds depends on the number of ranks, so --resume works with any number of them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -36,10 +42,13 @@ typedef struct TrainCfg {
 	long batch;
 	PlOptConfig opt;
 	long val_every, val_trials, test_trials, ckpt_every;
+	long frozen;          /* episodes run after training without updates (Miconi's frozen phase) */
 	uint64_t test_seed;
 	PlBpttStrategy bptt;
 	int bptt_k, bptt_auto;
 	long threads;
+	long block;           /* rows per sequential BPTT block (engine.c); -1: automatic */
+	double mpi_timeout;   /* < 0: not given */
 	int quiet;
 	char out[2048], resume[2048], init[2048];
 } TrainCfg;
@@ -48,8 +57,9 @@ static void cfg_defaults(TrainCfg *c)
 {
 	memset(c, 0, sizeof *c);
 	c->steps = -1;
-	c->batch = 64;
+	c->batch = 0; /* 0, NAN: the optimiser's default, set by cfg_resolve once the flags are known */
 	pl_opt_defaults(&c->opt);
+	c->opt.lr = c->opt.clip = c->opt.max_dw = c->opt.l1 = c->opt.l2 = NAN;
 	c->val_every = 200;
 	c->val_trials = 6400;
 	c->test_trials = 6400;
@@ -57,27 +67,39 @@ static void cfg_defaults(TrainCfg *c)
 	c->test_seed = 1234;
 	c->bptt_auto = 1;
 	c->threads = 1;
+	c->block = -1;
+	c->mpi_timeout = -1.0;
 }
 
 static const char train_usage[] =
 	"usage: %s train --task T [flags]\n"
 	"Meta-trains the model by BPTT + AdamW (amsgrad) on task T and writes DIR/metrics.csv,\n"
 	"DIR/checkpoint.safetensors, DIR/best.safetensors and DIR/run.json.\n"
-	"  --task copy|cue_reward|regression   task (--task-opt k=v, --n --m (copy), --K --fn linear|mlp)\n"
+	"  --task copy|cue_reward|regression|completion|oneshot_pattern|reversal   task (--task-opt k=v, --n --m (copy), --K --fn linear|mlp)\n"
 	"  --steps N          optimiser steps (default 20000 for cue_reward, 10000 otherwise)\n"
 	"  --seed S           seed of initialisation and training data (default 0)\n"
-	"  --batch B          trials per step (64)\n"
+	"  --batch B          trials per step (64; 1 with --optim rmsprop_miconi)\n"
+	"  --optim adamw|rmsprop_miconi   optimiser (adamw)\n"
 	"  --lr X --wd X --clip X --beta1 X --beta2 X --eps X --amsgrad 0|1\n"
 	"                     AdamW (1e-3, 0, 5, 0.9, 0.999, 1e-8, 1); --clip 0 disables clipping\n"
+	"  --lr X --rms-decay X --max-dw X --l1 X --l2 X --eps X\n"
+	"                     Miconi 2016's RMSprop (completion 0.03, 0.99, 0.1, 1e-3, 1e-4, 1e-8;\n"
+	"                     other tasks 0.01, 0.99, 0.01, 1e-4, 0, 1e-8; no --clip unless given)\n"
 	"  --cosine N [--cosine-every K] [--lr-min X]   cosine schedule, T_max N scheduler steps of K steps\n"
 	"  --val-every N      validate every N steps (200) on --val-trials fresh trials (6400)\n"
 	"  --test-trials N    final test of the best checkpoint (6400) on trials of --test-seed (1234)\n"
 	"  --ckpt-every N     write the checkpoint every N steps (default: at every validation)\n"
+	"  --frozen N         after the last step, N more batches from the training stream with the final\n"
+	"                     parameters and no update, logged as split 'frozen' (Miconi's test phase; 0)\n"
 	"  --out DIR          output folder (default run-MODEL-TASK-sSEED)\n"
 	"  --resume DIR       continue DIR's run from its checkpoint (flags given here override)\n"
 	"  --init FILE        start from the parameters in FILE instead of the seed's initialisation\n"
 	"  --bptt store|recompute[:K]|auto   BPTT memory strategy (auto: store if it fits in memory)\n"
 	"  --threads N        data-parallel threads over the batch (1)\n"
+	"  --block R|auto     each thread runs its rows in sequential blocks of R trials, so a block's\n"
+	"                     plastic state stays in cache (auto: from the L2 size; 0: one block)\n"
+	"  --mpi-timeout S    under mpirun: abort if a collective waits more than S seconds for a rank (300;\n"
+	"                     0 = forever); the batch is split over the ranks, rank 0 writes the files\n"
 	"  --quiet            no progress lines\n"
 	"Exit status: 0 done, 1 bad flag or file, 2 internal error, 3 training diverged (NaN/Inf).\n";
 
@@ -104,6 +126,7 @@ static int cfg_flag(TrainCfg *c, const char *f, const char *v)
 	LONGF("val-trials", val_trials, 1, 1000000000L)
 	LONGF("test-trials", test_trials, 0, 1000000000L)
 	LONGF("ckpt-every", ckpt_every, 0, 1000000000L)
+	LONGF("frozen", frozen, 0, 1000000000L)
 	LONGF("threads", threads, 1, 64)
 	LONGF("cosine", opt.cosine_tmax, 0, 1000000000L)
 	LONGF("cosine-every", opt.cosine_every, 1, 1000000000L)
@@ -115,14 +138,40 @@ static int cfg_flag(TrainCfg *c, const char *f, const char *v)
 	DBLF("beta2", opt.beta2, 0.0, 1.0)
 	DBLF("eps", opt.eps, 0.0, 1.0)
 	DBLF("lr-min", opt.lr_min, 0.0, 1e6)
+	DBLF("rms-decay", opt.rms_decay, 0.0, 1.0)
+	DBLF("max-dw", opt.max_dw, 0.0, 1e30)
+	DBLF("l1", opt.l1, 0.0, 1e6)
+	DBLF("l2", opt.l2, 0.0, 1.0)
+	DBLF("mpi-timeout", mpi_timeout, 0.0, 1e9)
 #undef LONGF
 #undef DBLF
+	if (strcmp(f, "optim") == 0) {
+		if (strcmp(v, "adamw") == 0)
+			c->opt.kind = PL_OPT_ADAMW;
+		else if (strcmp(v, "rmsprop_miconi") == 0)
+			c->opt.kind = PL_OPT_RMSPROP_MICONI;
+		else {
+			pl_err("--optim: unknown optimiser '%s' (adamw, rmsprop_miconi)", v);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(f, "seed") == 0)
 		return pl_parse_u64(f, v, &c->seed);
 	if (strcmp(f, "test-seed") == 0)
 		return pl_parse_u64(f, v, &c->test_seed);
 	if (strcmp(f, "bptt") == 0)
 		return pl_parse_bptt(v, &c->bptt, &c->bptt_k, &c->bptt_auto);
+	if (strcmp(f, "block") == 0) {
+		if (strcmp(v, "auto") == 0) {
+			c->block = -1;
+			return 0;
+		}
+		if (pl_parse_long(f, v, 0, 1000000L, &l) < 0)
+			return -1;
+		c->block = l;
+		return 0;
+	}
 	struct {
 		const char *name;
 		char *dst;
@@ -167,11 +216,17 @@ static json_t *cfg_to_flags(const TrainCfg *c)
 	ADD("cosine", "%ld", c->opt.cosine_tmax);
 	ADD("cosine-every", "%ld", c->opt.cosine_every);
 	ADD("lr-min", "%.17g", c->opt.lr_min);
+	ADD("optim", "%s", c->opt.kind == PL_OPT_RMSPROP_MICONI ? "rmsprop_miconi" : "adamw");
+	ADD("rms-decay", "%.17g", c->opt.rms_decay);
+	ADD("max-dw", "%.17g", c->opt.max_dw);
+	ADD("l1", "%.17g", c->opt.l1);
+	ADD("l2", "%.17g", c->opt.l2);
 	ADD("val-every", "%ld", c->val_every);
 	ADD("val-trials", "%ld", c->val_trials);
 	ADD("test-trials", "%ld", c->test_trials);
 	ADD("test-seed", "%" PRIu64, c->test_seed);
 	ADD("ckpt-every", "%ld", c->ckpt_every);
+	ADD("frozen", "%ld", c->frozen);
 	if (c->bptt_auto)
 		ADD("bptt", "%s", "auto");
 	else if (c->bptt == PL_BPTT_STORE)
@@ -182,8 +237,26 @@ static json_t *cfg_to_flags(const TrainCfg *c)
 		json_array_append_new(a, json_string(buf));
 	}
 	ADD("threads", "%ld", c->threads);
+	if (c->block >= 0)
+		ADD("block", "%ld", c->block);
 #undef ADD
 	return a;
+}
+
+/* Fills what the flags left open with the chosen optimiser's defaults (Miconi's depend on the task). */
+static void cfg_resolve(TrainCfg *c)
+{
+	PlOptConfig d;
+	pl_opt_defaults(&d);
+	if (c->opt.kind == PL_OPT_RMSPROP_MICONI)
+		pl_opt_miconi_defaults(&d, c->task.name);
+	double *field[] = {&c->opt.lr, &c->opt.clip, &c->opt.max_dw, &c->opt.l1, &c->opt.l2};
+	const double dflt[] = {d.lr, d.clip, d.max_dw, d.l1, d.l2};
+	for (size_t i = 0; i < sizeof field / sizeof field[0]; i++)
+		if (isnan(*field[i]))
+			*field[i] = dflt[i];
+	if (c->batch == 0)
+		c->batch = c->opt.kind == PL_OPT_RMSPROP_MICONI ? 1 : 64;
 }
 
 static int cfg_parse_argv(TrainCfg *c, int argc, char **argv, int *help)
@@ -232,6 +305,7 @@ typedef struct Trainer {
 	char ckpt_path[2100], best_path[2100], metrics_path[2100], runjson_path[2100];
 	json_t *run;
 	int tty;
+	int io; /* this process writes the outputs (rank 0) */
 	double last_print;
 	double last_train_loss, last_val;
 	long session_step0;
@@ -253,6 +327,8 @@ static int all_finite(const float *p, int64_t n)
 static int save_params_file(const Trainer *tr, float *const *params, const char *path, const char *kind,
 		long step, double val)
 {
+	if (!tr->io)
+		return 0;
 	PlSt *st = pl_st_new();
 	char err[1024], buf[64];
 	int rc = -1;
@@ -280,6 +356,8 @@ out:
 
 static int save_checkpoint(Trainer *tr)
 {
+	if (!tr->io)
+		return 0;
 	const PlModel *m = tr->m;
 	PlSt *st = pl_st_new();
 	char err[1024], buf[PL_RNG_STRLEN > 64 ? PL_RNG_STRLEN : 64];
@@ -293,6 +371,12 @@ static int save_checkpoint(Trainer *tr)
 			continue;
 		char name[600];
 		const PlTensorDesc *d = &m->params[i];
+		if (tr->opt->cfg.kind == PL_OPT_RMSPROP_MICONI) {
+			snprintf(name, sizeof name, "rms.ms.%s", d->name);
+			if (pl_st_add_f32(st, name, d->rank, d->dims, tr->opt->m[i]) < 0)
+				goto oom;
+			continue;
+		}
 		snprintf(name, sizeof name, "adam.m.%s", d->name);
 		if (pl_st_add_f32(st, name, d->rank, d->dims, tr->opt->m[i]) < 0)
 			goto oom;
@@ -363,6 +447,8 @@ static PlBpttResult evaluate(Trainer *tr, float *const *params, PlRng *r, long n
 
 static void metrics_row(Trainer *tr, long step, const char *split, double loss, double metric)
 {
+	if (!tr->metrics)
+		return;
 	fprintf(tr->metrics, "%ld,%s,%.9g,%.9g,%.3f\n", step, split, loss, metric, elapsed(tr));
 	fflush(tr->metrics);
 }
@@ -381,7 +467,7 @@ static void fmt_duration(char *buf, size_t n, double s)
 
 static void progress(Trainer *tr, int force)
 {
-	if (tr->cfg.quiet)
+	if (tr->cfg.quiet || !tr->io)
 		return;
 	double now = pl_now();
 	if (!force && now - tr->last_print < (tr->tty ? 0.2 : 30.0))
@@ -403,7 +489,7 @@ static void progress(Trainer *tr, int force)
 
 static void progress_done(Trainer *tr)
 {
-	if (tr->tty && !tr->cfg.quiet)
+	if (tr->tty && !tr->cfg.quiet && tr->io)
 		fputc('\n', stderr);
 }
 
@@ -420,7 +506,8 @@ static int validate(Trainer *tr)
 	tr->last_val = v.loss;
 	if (!v.finite) {
 		progress_done(tr);
-		pl_err("training diverged: non-finite validation loss at step %ld; last good checkpoint: %s",
+		if (tr->io)
+			pl_err("training diverged: non-finite validation loss at step %ld; last good checkpoint: %s",
 			tr->step, tr->ckpt_path);
 		return PL_EXIT_DIVERGED;
 	}
@@ -434,7 +521,7 @@ static int validate(Trainer *tr)
 		if (save_params_file(tr, tr->best, tr->best_path, "plastc-params-1", tr->step, v.loss) < 0)
 			return PL_EXIT_USER;
 	}
-	if (!tr->tty && !tr->cfg.quiet) {
+	if (!tr->tty && !tr->cfg.quiet && tr->io) {
 		fprintf(stderr, "val step %ld: loss %.6f metric %.6f%s\n", tr->step, v.loss, v.metric,
 			better ? " (best)" : "");
 		fflush(stderr);
@@ -536,7 +623,10 @@ static int load_checkpoint(Trainer *tr, const PlSt *st)
 		const PlTensorDesc *d = &m->params[i];
 		float *dst[3] = {tr->opt->m[i], tr->opt->v[i], tr->opt->vmax[i]};
 		const char *pre[3] = {"adam.m.", "adam.v.", "adam.vmax."};
-		for (int k = 0; k < 3; k++) {
+		int rms = tr->opt->cfg.kind == PL_OPT_RMSPROP_MICONI;
+		if (rms)
+			pre[0] = "rms.ms."; /* its mean square lives in m; it has no v, vmax */
+		for (int k = 0; k < (rms ? 1 : 3); k++) {
 			snprintf(name, sizeof name, "%s%s", pre[k], d->name);
 			if (pl_st_get_f32(st, tr->ckpt_path, name, d->rank, d->dims, dst[k], err, sizeof err) < 0) {
 				pl_err("%s", err);
@@ -620,7 +710,7 @@ static void trainer_free(Trainer *tr)
 		json_decref(tr->run);
 }
 
-int pl_cmd_train(const PlModel *m, int argc, char **argv)
+static int train_main(const PlModel *m, int argc, char **argv)
 {
 	Trainer tr;
 	memset(&tr, 0, sizeof tr);
@@ -640,6 +730,11 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		printf(train_usage, pl_progname());
 		return 0;
 	}
+	if (pl_dist_init() < 0)
+		return PL_EXIT_USER;
+	if (probe.mpi_timeout >= 0)
+		pl_dist_set_timeout(probe.mpi_timeout);
+	tr.io = pl_dist_rank() == 0;
 	if (probe.resume[0]) {
 		if (probe.out[0] && strcmp(probe.out, probe.resume) != 0) {
 			pl_err("train: --resume %s continues in its own folder; drop --out %s", probe.resume, probe.out);
@@ -691,17 +786,24 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	}
 	if (cfg_parse_argv(c, argc, argv, &help) < 0)
 		goto done;
+	cfg_resolve(c);
 	if (!(tr.task = pl_task_from_spec(&c->task, m)))
 		goto done;
 	if (c->steps < 0)
-		c->steps = strncmp(c->task.name, "cue", 3) == 0 ? 20000 : 10000;
+		c->steps = strncmp(c->task.name, "cue", 3) == 0 ? 20000 : strcmp(c->task.name, "completion") == 0 ? 5000 : 10000;
 	if (c->resume[0])
 		snprintf(c->out, sizeof c->out, "%s", c->resume);
 	else if (!c->out[0])
 		snprintf(c->out, sizeof c->out, "run-%s-%s-s%" PRIu64, m->name ? m->name : "model", c->task.name, c->seed);
 	tr.T = pl_task_T(tr.task);
 	tr.B = (int)c->batch;
-	if (mkdir(c->out, 0777) < 0 && errno != EEXIST) {
+	int nranks = pl_dist_size();
+	if (c->batch < nranks) {
+		if (tr.io)
+			pl_err("train: --batch %ld is smaller than the number of MPI ranks (%d)", c->batch, nranks);
+		goto done;
+	}
+	if (tr.io && mkdir(c->out, 0777) < 0 && errno != EEXIST) {
 		pl_err("%s: cannot create the output folder: %s", c->out, strerror(errno));
 		goto done;
 	}
@@ -711,8 +813,12 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	snprintf(tr.runjson_path, sizeof tr.runjson_path, "%s/run.json", c->out);
 
 	/* Memory plan: choose the BPTT strategy once, allocate every buffer once. */
-	int threads = (int)(c->threads < c->batch ? c->threads : c->batch);
-	int Bt = (tr.B + threads - 1) / threads;
+	int Br = (tr.B + nranks - 1) / nranks; /* rows of this rank, at most */
+	int threads = (int)(c->threads < Br ? c->threads : Br);
+	int Bt = (Br + threads - 1) / threads;
+	int block = c->block >= 0 ? (int)c->block : pl_auto_block(m, Bt);
+	if (block > 0 && block < Bt)
+		Bt = block;
 	int ksq = (int)ceil(sqrt((double)tr.T));
 	int k = c->bptt_k > 0 ? c->bptt_k : ksq;
 	size_t store_b = pl_bptt_bytes(m, Bt, tr.T, PL_BPTT_STORE, 0) * (size_t)threads;
@@ -725,14 +831,17 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		snprintf(bptt_desc, sizeof bptt_desc, "store");
 	else
 		snprintf(bptt_desc, sizeof bptt_desc, "recompute:%d", k);
-	if (!c->quiet)
-		fprintf(stderr, "%s: model %s, task %s (T=%d), batch %d, seed %" PRIu64 ", %d thread%s\n"
+	char ranks_desc[64] = "";
+	if (nranks > 1)
+		snprintf(ranks_desc, sizeof ranks_desc, " per rank, %d MPI ranks", nranks);
+	if (!c->quiet && tr.io)
+		fprintf(stderr, "%s: model %s, task %s (T=%d), batch %d, seed %" PRIu64 ", %d thread%s%s, block %d\n"
 				"%s: bptt %s%s: %.1f MiB (store %.1f MiB, recompute:%d %.1f MiB, RAM %.0f MiB)\n",
 			pl_progname(), m->name ? m->name : "?", pl_task_describe(tr.task), tr.T, tr.B, c->seed,
-			threads, threads == 1 ? "" : "s", pl_progname(), bptt_desc, c->bptt_auto ? " (auto)" : "",
+			threads, threads == 1 ? "" : "s", ranks_desc, Bt, pl_progname(), bptt_desc, c->bptt_auto ? " (auto)" : "",
 			(strat == PL_BPTT_STORE ? store_b : rec_b) / 1048576.0, store_b / 1048576.0, k,
 			rec_b / 1048576.0, phys_mem() / 1048576.0);
-	tr.eng = pl_engine_new(m, tr.B, tr.T, strat, k, threads);
+	tr.eng = pl_engine_new_block(m, tr.B, tr.T, strat, k, threads, block);
 	tr.params = pl_params_alloc(m);
 	tr.grads = pl_params_alloc(m);
 	tr.best = pl_params_alloc(m);
@@ -752,11 +861,11 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	if (ck) {
 		if (load_checkpoint(&tr, ck) < 0)
 			goto done;
-		if (truncate_metrics(tr.metrics_path, tr.step) < 0) {
+		if (tr.io && truncate_metrics(tr.metrics_path, tr.step) < 0) {
 			pl_err("%s: cannot rewrite", tr.metrics_path);
 			goto done;
 		}
-		if (!c->quiet)
+		if (!c->quiet && tr.io)
 			fprintf(stderr, "%s: resuming %s at step %ld (best val %.6f at step %ld)\n", pl_progname(),
 				tr.ckpt_path, tr.step, tr.best_val, tr.best_step);
 	} else {
@@ -772,19 +881,29 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		} else
 			pl_init_params(m, c->seed, tr.params);
 	}
+	/* Every rank read the same files (a filesystem all nodes share): make sure they agree. */
+	for (int i = 0; i < m->n_params && nranks > 1; i++)
+		if (pl_dist_same(tr.params[i], (size_t)pl_desc_numel(&m->params[i]) * sizeof(float),
+			    "the initial or resumed parameters") < 0
+			|| pl_dist_same(tr.rng.s, sizeof tr.rng.s, "the training data stream") < 0)
+			goto done;
 	struct stat sb;
 	int fresh_metrics = stat(tr.metrics_path, &sb) != 0 || !ck;
-	tr.metrics = fopen(tr.metrics_path, fresh_metrics ? "w" : "a");
-	if (!tr.metrics) {
-		pl_err("%s: cannot open: %s", tr.metrics_path, strerror(errno));
-		goto done;
+	if (tr.io) {
+		tr.metrics = fopen(tr.metrics_path, fresh_metrics ? "w" : "a");
+		if (!tr.metrics) {
+			pl_err("%s: cannot open: %s", tr.metrics_path, strerror(errno));
+			goto done;
+		}
+		if (fresh_metrics)
+			fprintf(tr.metrics, "step,split,loss,metric,seconds\n");
 	}
-	if (fresh_metrics)
-		fprintf(tr.metrics, "step,split,loss,metric,seconds\n");
 	tr.run = run_json(&tr, argc, argv, bptt_desc);
 	if (ck)
 		json_object_set_new(tr.run, "resumed_from_step", json_integer(tr.step));
-	if (write_json_atomic(tr.run, tr.runjson_path) < 0)
+	if (nranks > 1)
+		json_object_set_new(tr.run, "mpi_ranks", json_integer(nranks));
+	if (tr.io && write_json_atomic(tr.run, tr.runjson_path) < 0)
 		goto done;
 
 	tr.tty = isatty(2);
@@ -807,14 +926,16 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 		long s = tr.step + 1;
 		if (!res.finite) {
 			progress_done(&tr);
-			pl_err("training diverged: non-finite loss at step %ld; last good checkpoint: %s", s, tr.ckpt_path);
+			if (tr.io)
+				pl_err("training diverged: non-finite loss at step %ld; last good checkpoint: %s", s, tr.ckpt_path);
 			rc = PL_EXIT_DIVERGED;
 			goto done;
 		}
 		for (int i = 0; i < m->n_params; i++)
 			if (m->params[i].trainable && !all_finite(tr.grads[i], pl_desc_numel(&m->params[i]))) {
 				progress_done(&tr);
-				pl_err("training diverged: non-finite gradient of %s at step %ld; last good checkpoint: %s",
+				if (tr.io)
+					pl_err("training diverged: non-finite gradient of %s at step %ld; last good checkpoint: %s",
 					m->params[i].name, s, tr.ckpt_path);
 				rc = PL_EXIT_DIVERGED;
 				goto done;
@@ -841,6 +962,14 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	progress(&tr, tr.tty);
 	progress_done(&tr);
 
+	/* Frozen phase: the training stream continues, the final parameters stay. Its rows follow the last
+	 * step, so a resume (which keeps rows up to the checkpoint's step) redoes it identically. */
+	for (long i = 1; i <= c->frozen; i++) {
+		pl_task_sample(tr.task, &tr.rng, tr.B, tr.x, tr.target, tr.mask);
+		PlBpttResult res = pl_engine_run(tr.eng, tr.params, tr.x, tr.target, tr.mask, NULL);
+		metrics_row(&tr, tr.step + i, "frozen", res.loss, res.metric);
+	}
+
 	/* Test of the best-validation parameters on the fixed test trials. */
 	PlRng tr_test;
 	long used = 0;
@@ -860,17 +989,17 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	json_object_set_new(result, "test_trials", json_integer(used));
 	json_object_set_new(result, "seconds", json_real(elapsed(&tr)));
 	json_object_set_new(tr.run, "result", result);
-	if (write_json_atomic(tr.run, tr.runjson_path) < 0) {
+	if (tr.io && write_json_atomic(tr.run, tr.runjson_path) < 0) {
 		rc = PL_EXIT_USER;
 		goto done;
 	}
 	char dur[32];
 	fmt_duration(dur, sizeof dur, elapsed(&tr));
-	if (m->meta_loss == PL_LOSS_CE)
+	if (tr.io && m->meta_loss == PL_LOSS_CE)
 		printf("%s: done: %s on %s, %ld steps, best val accuracy %.4f (step %ld), test loss %.6f accuracy %.4f "
 		       "(%ld trials), %s, %s\n", pl_progname(), m->name ? m->name : "?", pl_task_describe(tr.task), tr.step,
 			-tr.best_val, tr.best_step, test.loss, test.metric, used, dur, c->out);
-	else
+	else if (tr.io)
 		printf("%s: done: %s on %s, %ld steps, best val %.6f (step %ld), test MSE %.6f (%ld trials), %s, %s\n",
 			pl_progname(), m->name ? m->name : "?", pl_task_describe(tr.task), tr.step, tr.best_val,
 			tr.best_step, test.loss, used, dur, c->out);
@@ -880,4 +1009,10 @@ done:
 	pl_st_free(ck);
 	trainer_free(&tr);
 	return rc;
+}
+
+int pl_cmd_train(const PlModel *m, int argc, char **argv)
+{
+	/* every rank returns the same status, or the run is aborted (dist.c) */
+	return pl_dist_finish(train_main(m, argc, argv));
 }

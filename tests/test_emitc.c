@@ -354,6 +354,11 @@ static void test_plastic_rnn(void **state)
 	int rc = emitc_check_program(p, 2e-5, &r);
 	emitc_harness_options.no_fuse = false;
 	assert_int_equal(rc, 0);
+	/* and with single-reader fusion only (no recomputation of outer products in several loops) */
+	emitc_harness_options.no_multi_fuse = true;
+	rc = emitc_check_program(p, 2e-5, &r);
+	emitc_harness_options.no_multi_fuse = false;
+	assert_int_equal(rc, 0);
 	program_free(p);
 }
 
@@ -377,9 +382,10 @@ static void test_text(void **state)
 		"#line 3 \"mini.plast\"",
 		"cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, 4, 3, 1.0f, in0, 3, in1, 4, 0.0f, out, 4);",
 		"cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,",
-		"cell_w_eff_b",
-		"real *restrict out = a->param_bar[0];",
-		"out[i] += in1[i];",
+		"_b = w + ", /* adjoints named after their value */
+		"= a->param_bar[0]; /* [",
+		", accumulated in place */", /* weight gradients go straight into param_bar ... */
+		"(int)B, 1.0f, in0, ", ", 1.0f, out, ", /* ... by an sgemm over the batch with beta = 1 */
 		"cell_w_hh_p_out_b",
 		"#pragma omp simd reduction(+:acc)",
 		"const PlModel mini_rnn_model = {",
