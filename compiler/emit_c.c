@@ -646,6 +646,37 @@ static void emit_bmv_outer(Em *e, int id)
 	}
 }
 
+/* Convolution and pooling: one call of the pl_img.h kernel (docs/oneshot.md). The image side of the
+ * op (the operand for conv2d, conv2d_w, the pools; the result for conv2d_t and pool_scatter) gives
+ * C, H, W; n is B for a batched result, else 1. */
+static void emit_image(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	IrShape s0 = *shape(e, nd->in[0]), s1 = nd->in[1] >= 0 ? *shape(e, nd->in[1]) : s0;
+	bool conv = nd->op == IR_CONV2D || nd->op == IR_CONV2D_T || nd->op == IR_CONV2D_W;
+	IrShape img = nd->op == IR_CONV2D_T || nd->op == IR_POOL_SCATTER ? nd->shape : s0;
+	const char *n = nd->shape.batch ? "B" : "1";
+	declare_in(e, 0, nd->in[0]);
+	if (nd->in[1] >= 0)
+		declare_in(e, 1, nd->in[1]);
+	if (conv) {
+		/* Co from the kernel: operand 1 of conv2d / conv2d_t, the result of conv2d_w */
+		int64_t Co = nd->op == IR_CONV2D_W ? nd->shape.d[0] : s1.d[0];
+		out(e, "\t\tpl_img_%s(%s, %d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+			", %" PRId64 ", in0, in1, out);\n",
+			ir_op_name(nd->op), n, s0.batch, s1.batch, img.d[0], img.d[1], img.d[2], Co, nd->a[0], nd->a[1],
+			nd->a[2]);
+	} else if (nd->op == IR_MAXPOOL || nd->op == IR_POOL_ARGMAX) {
+		out(e, "\t\tpl_img_maxpool(%s, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+			", in0, out);\n",
+			n, nd->op == IR_POOL_ARGMAX, img.d[0], img.d[1], img.d[2], nd->a[0], nd->a[1]);
+	} else {
+		out(e, "\t\tpl_img_pool_move(%s, %d, %d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+			", in0, in1, out);\n",
+			n, nd->op == IR_POOL_SCATTER, s0.batch, s1.batch, img.d[0], img.d[1], img.d[2], nd->a[0], nd->a[1]);
+	}
+}
+
 static void emit_const_fill(Em *e, int id)
 {
 	const IrNode *nd = &e->f->nodes[id];
@@ -743,6 +774,13 @@ static void emit_node(Em *e, int id)
 		case IR_BMV:
 		case IR_BMVT:
 		case IR_OUTER: emit_bmv_outer(e, id); break;
+		case IR_CONV2D:
+		case IR_CONV2D_T:
+		case IR_CONV2D_W:
+		case IR_MAXPOOL:
+		case IR_POOL_ARGMAX:
+		case IR_POOL_GATHER:
+		case IR_POOL_SCATTER: emit_image(e, id); break;
 		default: fail(e, "no C lowering for %s (node %%%d)", ir_op_name(nd->op), id); break;
 		}
 	}
@@ -1080,7 +1118,9 @@ static void emit_prologue(Em *e)
 		p->settings && p->settings[0] ? p->settings : "(defaults)");
 	out(e, " * %s arithmetic; parameters, inputs and state follow runtime/plastrt.h (row-major, batch first).\n */\n",
 		e->real);
-	out(e, "#include <math.h>\n#include <stddef.h>\n\n#include <cblas.h>\n\n#include \"plastrt.h\"\n\n");
+	out(e, "#include <math.h>\n#include <stddef.h>\n\n#include <cblas.h>\n\n#include \"plastrt.h\"\n");
+	/* the image kernels (conv, pooling) in this file's precision */
+	out(e, "%s#include \"pl_img.h\"\n\n", e->o.use_double ? "#define PL_IMG_DOUBLE 1\n" : "");
 	out(e, "typedef %s real;\n\n", e->real);
 	if (e->o.use_double) {
 		out(e, "/* PlStepArgs with double buffers (derivative checks); same fields, same meaning. */\n");

@@ -98,8 +98,9 @@ MemPlan *memplan_build(const IrFunc *f)
 		const IrNode *nd = &f->nodes[i];
 		for (int k = 0; k < ir_op_info[nd->op].nin; k++) {
 			last[nd->in[k]] = i;
-			if (ir_op_info[nd->op].flags & IRF_LINALG)
-				linalg_user[nd->in[k]] = true;
+			if ((ir_op_info[nd->op].flags & IRF_LINALG) || nd->op == IR_MAXPOOL || nd->op == IR_POOL_ARGMAX ||
+				nd->op == IR_POOL_GATHER || nd->op == IR_POOL_SCATTER)
+				linalg_user[nd->in[k]] = true; /* BLAS and the image kernels read arrays */
 		}
 	}
 	for (int k = 0; k < f->nouts; k++)

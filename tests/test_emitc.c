@@ -59,7 +59,7 @@ static void builder_init(Builder *b, const char *name, int in_size, int pred_siz
 	b->p->pred_size = pred_size;
 	b->p->out_size = out_size;
 	b->p->meta_loss = PL_LOSS_MSE;
-	b->cap_p = b->cap_s = 256;
+	b->cap_p = b->cap_s = 512;
 	b->p->params = calloc((size_t)b->cap_p, sizeof *b->p->params);
 	b->p->state = calloc((size_t)b->cap_s, sizeof *b->p->state);
 	b->f = ir_func_new("step_forward");
@@ -99,6 +99,7 @@ typedef struct Case {
 	IrShape out; /* EXPAND, SUM_TO, RESHAPE */
 	int64_t a[4];
 	int const_in; /* 1 + index of an operand that is a CONST instead of an input */
+	int sel;      /* operand 1 is pool_argmax (window a0, stride a1) of an input of shape in[1] */
 } Case;
 
 #define B2x3 S(true, 2, 2, 3, 0)
@@ -179,6 +180,38 @@ static int zoo_cases(Case *cs)
 	op = IR_OUTER;
 	C2(S(true, 1, 3, 0, 0), S(true, 1, 4, 0, 0), 0, 0);
 	C2(S(true, 1, 1, 0, 0), S(true, 1, 5, 0, 0), 0, 0);
+	/* images [C,H,W] and kernels [Co,C,k*k]; attributes k, stride, padding (pools: k, stride) */
+#define S3(bt, a, b, c) S(bt, 3, a, b, c)
+#define CI(X, Y, O, K, ST, P) cs[n++] = (Case){op, 2, {X, Y}, O, {K, ST, P, 0}, 0, 0}
+	op = IR_CONV2D;
+	CI(S3(true, 2, 5, 5), S3(false, 3, 2, 9), none, 3, 1, 1);
+	CI(S3(true, 2, 7, 6), S3(true, 3, 2, 4), none, 2, 2, 0);  /* per-trial kernel, odd side */
+	CI(S3(false, 2, 5, 5), S3(false, 3, 2, 9), none, 3, 2, 1); /* nothing batched */
+	CI(S3(false, 1, 6, 6), S3(true, 4, 1, 9), none, 3, 1, 2);  /* shared image, batched kernel */
+	op = IR_CONV2D_T;
+	CI(S3(true, 3, 5, 5), S3(false, 3, 2, 9), S3(true, 2, 5, 5), 3, 1, 1);
+	CI(S3(true, 3, 3, 3), S3(true, 3, 2, 4), S3(true, 2, 7, 6), 2, 2, 0);
+	CI(S3(false, 3, 3, 3), S3(false, 3, 2, 9), S3(false, 2, 5, 5), 3, 2, 1);
+	op = IR_CONV2D_W;
+	CI(S3(true, 2, 5, 5), S3(true, 3, 5, 5), none, 3, 1, 1);
+	CI(S3(false, 2, 7, 6), S3(true, 3, 3, 3), none, 2, 2, 0);
+	CI(S3(true, 2, 5, 5), S3(false, 3, 3, 3), none, 3, 2, 1);
+	op = IR_MAXPOOL;
+	C1(S3(true, 2, 4, 4), none, 2, 2);
+	C1(S3(true, 2, 5, 7), none, 3, 2); /* overlapping windows, rows left over */
+	C1(S3(false, 2, 4, 4), none, 2, 2);
+	op = IR_POOL_ARGMAX;
+	C1(S3(true, 2, 5, 5), none, 2, 2);
+	C1(S3(false, 3, 4, 4), none, 3, 1);
+	op = IR_POOL_GATHER;
+	cs[n++] = (Case){op, 2, {S3(true, 2, 4, 4), S3(true, 2, 4, 4)}, none, {2, 2, 0, 0}, 0, 1};
+	cs[n++] = (Case){op, 2, {S3(false, 2, 5, 5), S3(true, 2, 5, 5)}, none, {3, 2, 0, 0}, 0, 1};
+	op = IR_POOL_SCATTER;
+	cs[n++] = (Case){op, 2, {S3(true, 2, 2, 2), S3(true, 2, 4, 4)}, S3(true, 2, 4, 4), {2, 2, 0, 0}, 0, 1};
+	cs[n++] = (Case){op, 2, {S3(false, 2, 2, 2), S3(true, 2, 5, 5)}, S3(true, 2, 5, 5), {3, 2, 0, 0}, 0, 1};
+	cs[n++] = (Case){op, 2, {S3(true, 1, 2, 2), S3(false, 1, 5, 5)}, S3(true, 1, 5, 5), {3, 2, 0, 0}, 0, 1};
+#undef CI
+#undef S3
 #undef C1
 #undef C2
 	return n;
@@ -197,6 +230,8 @@ static int zoo_operand(Builder *b, const Case *c, int k)
 		add_state(b, name, c->in[k], &id);
 	else
 		id = add_param(b, name, c->in[k]);
+	if (c->sel && k == 1) /* a selector: the argmax positions of a random image */
+		return ir_pool(b->f, IR_POOL_ARGMAX, id, -1, c->a[0], c->a[1], NOLOC);
 	bool positive = c->op == IR_LOG || c->op == IR_SQRT || (c->op == IR_DIV && k == 1);
 	return positive ? ir_add(b->f, IR_EXP, id, -1, NOLOC) : id;
 }
@@ -218,7 +253,7 @@ static Program *build_zoo(bool *covered)
 		b.zoo_case = i;
 		int a0 = zoo_operand(&b, c, 0), a1 = c->nin > 1 ? zoo_operand(&b, c, 1) : -1;
 		int r = ir_add_full(b.f, c->op, a0, a1,
-			(c->op == IR_EXPAND || c->op == IR_SUM_TO || c->op == IR_RESHAPE) ? &c->out : NULL, 0.0, c->a,
+			ir_op_shape_given(c->op) ? &c->out : NULL, 0.0, c->a,
 			NOLOC);
 		covered[c->op] = true;
 		char name[64];
