@@ -306,6 +306,9 @@ static void compile_cmd(Argv *a, const Runtime *rt, const char *out)
 static void link_libs(Argv *a, const Runtime *rt)
 {
 	argv_push(a, rt->lib);
+#ifdef PLASTC_IMAGE_LIBS
+	argv_split(a, PLASTC_IMAGE_LIBS); /* the runtime's image loaders (libpng, libjpeg) */
+#endif
 	argv_split(a, PLASTC_BLAS_LIBS);
 	argv_split(a, PLASTC_JANSSON_LIBS);
 	argv_push(a, "-lz");
