@@ -112,11 +112,13 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 		else
 			job_run(&e->job[i]);
 	}
-	PlBpttResult r = {0.0, 0.0, 1};
+	PlBpttResult r = {0.0, 0.0, 0.0, 1};
 	for (int i = 0; i < e->n; i++) {
 		r.loss += e->job[i].res.loss;
 		r.metric += m->meta_loss == PL_LOSS_CE ? e->job[i].res.metric * e->job[i].rows / e->B
 						       : e->job[i].res.metric;
+		r.metric_first += m->meta_loss == PL_LOSS_CE ? e->job[i].res.metric_first * e->job[i].rows / e->B
+							     : e->job[i].res.metric_first;
 		r.finite &= e->job[i].res.finite;
 	}
 	if (grads)

@@ -221,6 +221,8 @@ void pl_bptt_free(PlBptt *b);
 typedef struct PlBpttResult {
 	double loss;     /* sum_t mask[t] * l_t */
 	double metric;   /* loss for MSE/SSE; accuracy over weighted steps for CE */
+	double metric_first; /* CE: accuracy at the first weighted step only (a oneshot episode's first query,
+	                      * the reference's FSC metric); MSE/SSE: the loss */
 	int finite;      /* 0 if a NaN/Inf appeared in the loss */
 } PlBpttResult;
 /* Runs B trials forward over T steps and, if grads is not NULL, back: grads[i] (numel of param i)
