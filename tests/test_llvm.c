@@ -514,10 +514,12 @@ static void test_shipped_models(void **state)
 			const char *path = g.gl_pathv[i];
 			if (strstr(path, "/lib/"))
 				continue; /* rule libraries hold no model */
-			static char set_hidden[] = "hidden=8";
-			char *sets[] = {set_hidden};
+			static char set_hidden[] = "hidden=8", set_pixels[] = "pixels=256", set_filters[] = "filters=4";
+			char *sets[] = {set_hidden, set_pixels, set_filters};
+			/* oneshot models: 16x16 images and 4 filters keep the interpreter's convolutions quick */
+			int nsets = strstr(path, "/oneshot/") ? 3 : 1;
 			DiagCtx *d = diag_ctx_new(stderr);
-			Program *p = frontend_load_program(path, 1, sets, d);
+			Program *p = frontend_load_program(path, nsets, sets, d);
 			diag_ctx_free(d);
 			if (!p) {
 				/* a front-end rejection is the front end's test to catch; say which, and go on */
