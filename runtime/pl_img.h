@@ -21,9 +21,9 @@
  *     conv2d_w dw = g @ cols^T                    (GEMM M=Co, N=C*k*k, K=Ho*Wo)
  *     conv2d_t x  = col2im(w^T @ g)               (GEMM M=C*k*k, N=Ho*Wo, K=Co; col2im adds overlaps)
  * which is the trilinear form T(g, x, w) of ops.def differentiated in each slot. Images are processed in
- * groups whose columns sit side by side ([C*k*k, n_g*Ho*Wo]) so that a deep layer with few output pixels
- * (7x7, 3x3 on 28-pixel input) still gets a wide GEMM; docs/oneshot.md records the measurements behind
- * the group width. The columns buffer is allocated per call (malloc: the generated file is compiled
+ * groups whose columns sit side by side ([C*k*k, n_g*Ho*Wo]) when an image has very few output pixels
+ * (3x3 on 28-pixel input), so that the GEMM stays wide; docs/oneshot.md records the measurements behind
+ * that threshold. The columns buffer is allocated per call (malloc: the generated file is compiled
  * without the runtime); failure aborts with a message, like any allocation failure inside a step.
  *
  * Pooling: plain loops; ties go to the first window position (strict >), NaN never wins, as the
@@ -46,9 +46,12 @@ typedef float pl_img_real;
 #define PL_IMG_GEMM cblas_sgemm
 #endif
 
-/* Output pixels of the columns buffer per group: wide enough for an efficient GEMM, small enough to stay
- * in cache-friendly sizes (the buffer is C*k*k times this). */
-#define PL_IMG_GROUP_PIXELS 1024
+/* Images are grouped only when one image has fewer output pixels than PL_IMG_GROUP_BELOW (then up to
+ * PL_IMG_GROUP_PIXELS columns per GEMM): bench/conv_kernels.c measured the grouped GEMM slower than one
+ * GEMM per image at 14x14 and 7x7 outputs (the copy into [g][Co][P] costs more than the wider GEMM
+ * gains) and faster at 3x3 (docs/oneshot.md). */
+#define PL_IMG_GROUP_BELOW 32
+#define PL_IMG_GROUP_PIXELS 512
 
 static inline void *pl_img_alloc(size_t n)
 {
@@ -63,7 +66,7 @@ static inline void *pl_img_alloc(size_t n)
 /* Images per group for an output of P pixels per image. */
 static inline long pl_img_group(long P, long n)
 {
-	long g = P >= PL_IMG_GROUP_PIXELS ? 1 : PL_IMG_GROUP_PIXELS / (P > 0 ? P : 1);
+	long g = P >= PL_IMG_GROUP_BELOW ? 1 : PL_IMG_GROUP_PIXELS / (P > 0 ? P : 1);
 	return g < 1 ? 1 : g > n ? n : g;
 }
 

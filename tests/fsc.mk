@@ -24,3 +24,4 @@ tests_test_fsc_backends_LDADD = $(TEST_LIBS) -ldl
 # few steps of `plastc train` on the oneshot task (C and LLVM backends); skips without Fashion-MNIST
 TESTS += tests/test_fsc_train.sh
 EXTRA_DIST += tests/test_fsc_train.sh
+EXTRA_DIST += bench/conv_kernels.c

@@ -136,9 +136,10 @@ static void test_conv_kernels(void **state)
 {
 	(void)state;
 	static const ConvCase cases[] = {
-		{37, 1, 0, 1, 5, 7, 7, 6, 3, 1, 1},   /* 49 pixels: groups of 20 images, last group 17 */
+		{37, 1, 0, 1, 5, 7, 7, 6, 3, 1, 1},   /* 49 pixels: one GEMM per image */
+		{60, 1, 0, 1, 6, 3, 3, 5, 3, 1, 1},   /* 9 pixels: groups of 56 images, last group 4 */
 		{3, 1, 0, 1, 64, 14, 14, 64, 3, 1, 1}, /* a Conv-4 block 2 on Fashion-MNIST */
-		{50, 1, 0, 1, 8, 3, 3, 8, 3, 1, 1},   /* 9 pixels: groups of 50 */
+		{50, 1, 0, 1, 8, 3, 3, 8, 3, 1, 1},   /* 9 pixels: one group of 50 */
 		{5, 1, 1, 1, 3, 9, 8, 4, 3, 2, 1},    /* per-trial kernels, stride 2, odd sides */
 		{6, 0, 1, 1, 2, 6, 6, 3, 2, 2, 0},    /* a shared image */
 		{1, 0, 0, 0, 3, 5, 5, 2, 3, 1, 2},    /* nothing batched, padding 2 */
