@@ -9,6 +9,7 @@
 #define PLASTC_CMD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct PlastcCommand {
 	const char *name;
@@ -43,6 +44,15 @@ int cmd_build(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_emit_llvm(int argc, char **argv);
+/* The model binary of p (backend "c" or "llvm") from the model cache (cache: a directory, or NULL for the
+ * default), built on a miss; its path goes to bin. Returns 0, 1 (user error) or 2. */
+struct Program;
+int cmd_model_binary(const struct Program *p, const char *backend, const char *cache, bool rebuild, bool verbose,
+	char *bin, size_t nbin);
+/* cmd_grad.c: init, grad, gradcheck */
+int cmd_init(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
+int cmd_gradcheck(int argc, char **argv);
 /* compiler/cmd_compare.c */
 extern const char cmd_compare_usage[], cmd_plot_usage[];
 int cmd_compare(int argc, char **argv);

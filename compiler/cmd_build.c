@@ -307,7 +307,7 @@ static void link_libs(Argv *a, const Runtime *rt)
 {
 	argv_push(a, rt->lib);
 #ifdef PLASTC_IMAGE_LIBS
-	argv_split(a, PLASTC_IMAGE_LIBS); /* the runtime's image loaders (libpng, libjpeg) */
+	argv_split(a, PLASTC_IMAGE_LIBS); /* the runtime's image decoders (libpng, libjpeg) */
 #endif
 	argv_split(a, PLASTC_BLAS_LIBS);
 	argv_split(a, PLASTC_JANSSON_LIBS);
@@ -333,7 +333,7 @@ typedef struct Opts {
 	const char *file, *out, *backend, *cache;
 	char **sets;
 	int nset;
-	bool rebuild, verbose, dbl, main, no_line, keep_c;
+	bool rebuild, verbose, dbl, main, no_line, no_fuse, keep_c;
 	Argv rest;
 } Opts;
 
@@ -385,6 +385,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, Opts *o, bool pass
 			o->main = true;
 		} else if (!pass_rest && strcmp(a, "--no-line") == 0) {
 			o->no_line = true;
+		} else if (!pass_rest && strcmp(a, "--no-fuse") == 0) {
+			o->no_fuse = true;
 		} else if (!pass_rest && strcmp(a, "--keep-c") == 0) {
 			o->keep_c = true;
 		} else if (!o->file && a[0] != '-' && (!pass_rest || i == 1 || is_plast(a))) {
@@ -423,7 +425,7 @@ int cmd_emit_c(int argc, char **argv)
 	if (!p) {
 		rc = diag_error_count(d) ? 1 : 2;
 	} else {
-		EmitcOptions eo = {.main = o.main, .use_double = o.dbl, .no_line = o.no_line};
+		EmitcOptions eo = {.main = o.main, .use_double = o.dbl, .no_line = o.no_line, .no_fuse = o.no_fuse};
 		rc = emitc_write(p, &eo, o.out ? o.out : "-", stderr);
 	}
 	program_free(p);
@@ -693,6 +695,18 @@ static int cached_binary(const Program *p, const Opts *o, char *bin, size_t nbin
 	}
 	fprintf(stderr, "plastc: built model binary %s\n", bin);
 	return 0;
+}
+
+int cmd_model_binary(const Program *p, const char *backend, const char *cache, bool rebuild, bool verbose,
+	char *bin, size_t nbin)
+{
+	Opts o;
+	memset(&o, 0, sizeof o);
+	o.backend = backend;
+	o.cache = cache;
+	o.rebuild = rebuild;
+	o.verbose = verbose;
+	return cached_binary(p, &o, bin, nbin);
 }
 
 /* train and eval: the cached binary runs `sub ARGS...` in place of this process. */

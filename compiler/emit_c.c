@@ -36,6 +36,7 @@
 #define EM_MAX_DIMS (IR_MAX_RANK + 1)
 #define EM_MAX_OPS 3 /* destination + two sources */
 #define EM_PART 48   /* IR nodes per part function (see emit_function) */
+#define EM_MAX_LEAVES 8 /* arrays read by one loop nest (fusion stops there) */
 
 static const char part_attr[] = "#if defined(__GNUC__)\n__attribute__((noinline))\n#endif\nstatic void ";
 
@@ -54,6 +55,7 @@ typedef struct Em {
 	char **var;       /* [n] C name of each value (NULL: a scalar written into the code) */
 	int *last;        /* [n] last reader, n for outputs, -1 when dead */
 	int *direct;      /* [n] output port the value is computed into in place, or -1 */
+	int *fuse;        /* [n] the node whose loop computes this value inline, or -1 (stored) */
 	bool in_src;      /* the last #line points into the .plast file */
 	char **used;      /* names taken in this function */
 	int nused;
@@ -138,7 +140,7 @@ static bool name_taken(Em *e, const char *s)
 			return true;
 	if (strncmp(s, e->pre, strlen(e->pre)) == 0)
 		return true; /* keep clear of our file-scope symbols */
-	return s[0] == '_' || strncmp(s, "cblas", 5) == 0 || strncmp(s, "pl_", 3) == 0 ||
+	return s[0] == '_' || strncmp(s, "cblas", 5) == 0 || strncmp(s, "op_", 3) == 0 || strncmp(s, "pl_", 3) == 0 ||
 		strncmp(s, "Pl", 2) == 0 || strncmp(s, "PL_", 3) == 0;
 }
 
@@ -258,23 +260,41 @@ static void elem(Em *e, int id, const char *local, const char *idx, char *buf, s
 	snprintf(buf, n, "%s[%s]", local, idx[0] ? idx : "0");
 }
 
+/* CONST without a slot and INV_BATCH: written into the code as a literal or a local scalar */
 static bool is_scalar_leaf(Em *e, int id)
 {
-	return e->var[id] == NULL;
+	const IrNode *nd = &e->f->nodes[id];
+	return nd->op == IR_INV_BATCH || (nd->op == IR_CONST && !e->mp->has_slot[id]);
 }
 
 /* ---- loop nests ---- */
 
-/* An index space with one destination (op 0) and up to two sources, each with a stride per dim.
- * ext[k] counts B times when batch[k] (only dim 0 can). Sources that are scalar leaves have no array. */
+/* An index space and the arrays read or written in it, each with a stride per dim: leaf 0 is the
+ * destination, the others the array operands of the expression tree computed there. ext[k] counts B
+ * times when batch[k] (only dim 0 can). */
 typedef struct Nest {
 	int nd;
 	int64_t ext[EM_MAX_DIMS];
 	bool batch[EM_MAX_DIMS];
-	int nops;
-	int64_t st[EM_MAX_OPS][EM_MAX_DIMS];
-	bool scalar[EM_MAX_OPS];
+	int nleaf;
+	int64_t st[EM_MAX_LEAVES + 1][EM_MAX_DIMS];
+	int leaf_node[EM_MAX_LEAVES + 1];
 } Nest;
+
+/* The expression computed at each point of a nest: a tree of elementwise ops over leaves (arrays of
+ * the nest) and literals (scalar leaves of the IR: CONST, INV_BATCH). */
+enum { EX_LEAF = -1, EX_LIT = -2 };
+typedef struct ExNode {
+	int op;   /* IrOp, or EX_LEAF / EX_LIT */
+	int kid[2];
+	int leaf; /* EX_LEAF: index in the nest */
+	int node; /* EX_LIT: the IR node */
+} ExNode;
+
+typedef struct Tree {
+	ExNode n[4 * EM_MAX_LEAVES + 8];
+	int nn;
+} Tree;
 
 /* The index space of shape s: [B or 1, d0, ..., d_{r-1}] */
 static void nest_space(Nest *n, IrShape s)
@@ -287,23 +307,33 @@ static void nest_space(Nest *n, IrShape s)
 		n->ext[k + 1] = s.d[k];
 }
 
-/* Strides of a value of shape s read as the space of n (s broadcasts to it, right-aligned). */
-static void nest_strides(const Nest *n, IrShape s, int64_t *st)
+/* Strides of a value of shape s, viewed with `pad` extra trailing dims of extent 1, read as the space of
+ * n (numpy broadcasting: right-aligned, extent-1 and missing dims have stride 0). Broadcasts compose:
+ * if x broadcasts to y and y to the space, x's strides in the space are these, so a leaf deep in a fused
+ * tree is placed directly. pad is how the per-trial ops place a vector on the row axis of a matrix
+ * (x of bmv and a of outer are read as [B,I,1]). */
+static void nest_strides_pad(const Nest *n, IrShape s, int pad, int64_t *st)
 {
 	int64_t acc = 1;
+	int r = s.rank + pad;
 	for (int k = n->nd - 1; k >= 1; k--) {
-		int j = s.rank - (n->nd - k);
-		if (j >= 0) {
+		int j = r - (n->nd - k);
+		if (j >= s.rank || j < 0) {
+			st[k] = 0;
+		} else {
 			st[k] = s.d[j] == 1 ? 0 : acc;
 			acc *= s.d[j];
-		} else {
-			st[k] = 0;
 		}
 	}
 	st[0] = s.batch ? acc : 0;
 }
 
-/* Drops extent-1 dims and merges neighbours that every array operand traverses contiguously. */
+static void nest_strides(const Nest *n, IrShape s, int64_t *st)
+{
+	nest_strides_pad(n, s, 0, st);
+}
+
+/* Drops extent-1 dims and merges neighbours that every leaf traverses contiguously. */
 static void nest_simplify(Nest *n)
 {
 	int k = 0;
@@ -312,25 +342,25 @@ static void nest_simplify(Nest *n)
 			continue;
 		n->ext[k] = n->ext[d];
 		n->batch[k] = n->batch[d];
-		for (int q = 0; q < n->nops; q++)
+		for (int q = 0; q < n->nleaf; q++)
 			n->st[q][k] = n->st[q][d];
 		k++;
 	}
 	n->nd = k;
 	for (int d = n->nd - 2; d >= 0; d--) {
 		bool ok = true;
-		for (int q = 0; q < n->nops; q++)
-			if (!n->scalar[q] && n->st[q][d] != n->st[q][d + 1] * n->ext[d + 1])
+		for (int q = 0; q < n->nleaf; q++)
+			if (n->st[q][d] != n->st[q][d + 1] * n->ext[d + 1])
 				ok = false;
 		if (!ok)
 			continue;
 		n->ext[d] *= n->ext[d + 1];
-		for (int q = 0; q < n->nops; q++)
+		for (int q = 0; q < n->nleaf; q++)
 			n->st[q][d] = n->st[q][d + 1];
 		for (int m = d + 1; m + 1 < n->nd; m++) {
 			n->ext[m] = n->ext[m + 1];
 			n->batch[m] = n->batch[m + 1];
-			for (int q = 0; q < n->nops; q++)
+			for (int q = 0; q < n->nleaf; q++)
 				n->st[q][m] = n->st[q][m + 1];
 		}
 		n->nd--;
@@ -339,43 +369,131 @@ static void nest_simplify(Nest *n)
 		n->nd = 1;
 		n->ext[0] = 1;
 		n->batch[0] = false;
-		for (int q = 0; q < n->nops; q++)
+		for (int q = 0; q < n->nleaf; q++)
 			n->st[q][0] = 0;
 	}
 }
 
-typedef enum NestKind {
-	NEST_ASSIGN, /* out = expr(sources) */
-	NEST_ACCUM,  /* out += expr(sources) */
-} NestKind;
+static int tree_op(Tree *t, int op, int k0, int k1)
+{
+	if (t->nn >= (int)(sizeof t->n / sizeof *t->n))
+		ir_fatal("emit-c: expression tree too large");
+	ExNode *x = &t->n[t->nn];
+	x->op = op;
+	x->kid[0] = k0;
+	x->kid[1] = k1;
+	x->leaf = x->node = -1;
+	return t->nn++;
+}
 
-/* The C expression of an elementwise op over the operand texts a and b. */
-static void ew_expr(Em *e, IrOp op, const char *a, const char *b, char *buf, size_t n)
+static int tree_value(Em *e, Nest *n, Tree *t, int id, int pad);
+
+/* The tree of node id's own op over its operands (id being a root or a fused value). */
+static int tree_of_op(Em *e, Nest *n, Tree *t, int id, int pad)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	if (nd->op == IR_EXPAND)
+		return tree_value(e, n, t, nd->in[0], pad);
+	if (nd->op == IR_OUTER) /* a[b,i] c[b,j]: a on the row axis */
+		return tree_op(t, IR_MUL, tree_value(e, n, t, nd->in[0], pad + 1), tree_value(e, n, t, nd->in[1], pad));
+	int k0 = tree_value(e, n, t, nd->in[0], pad);
+	int k1 = ir_op_info[nd->op].nin > 1 ? tree_value(e, n, t, nd->in[1], pad) : -1;
+	return tree_op(t, nd->op, k0, k1);
+}
+
+/* The tree reading value id: its fused expression, a literal, or a new leaf. */
+static int tree_value(Em *e, Nest *n, Tree *t, int id, int pad)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	if (e->fuse[id] >= 0)
+		return tree_of_op(e, n, t, id, pad);
+	if (is_scalar_leaf(e, id)) {
+		int k = tree_op(t, EX_LIT, -1, -1);
+		t->n[k].node = id;
+		return k;
+	}
+	if (n->nleaf > EM_MAX_LEAVES)
+		ir_fatal("emit-c: %s: too many arrays in one loop nest", e->f->name);
+	int q = n->nleaf++;
+	n->leaf_node[q] = id;
+	nest_strides_pad(n, nd->shape, pad, n->st[q]);
+	int k = tree_op(t, EX_LEAF, -1, -1);
+	t->n[k].leaf = q;
+	return k;
+}
+
+static char *xprintf(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2)))
+#endif
+	;
+
+static char *xprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	char *s = em_alloc((size_t)len + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)len + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+/* The C expression of an elementwise op over the operand texts a and b (caller frees). */
+static char *ew_expr(Em *e, int op, const char *a, const char *b)
 {
 	const char *fs = e->fsuf;
 	switch (op) {
-	case IR_EXPAND: snprintf(buf, n, "%s", a); break;
-	case IR_NEG: snprintf(buf, n, "-%s", a); break;
-	case IR_EXP: snprintf(buf, n, "exp%s(%s)", fs, a); break;
-	case IR_LOG: snprintf(buf, n, "log%s(%s)", fs, a); break;
-	case IR_SQRT: snprintf(buf, n, "sqrt%s(%s)", fs, a); break;
-	case IR_SQUARE: snprintf(buf, n, "%s * %s", a, a); break;
-	case IR_ABS: snprintf(buf, n, "fabs%s(%s)", fs, a); break;
-	case IR_RELU: snprintf(buf, n, "(%s > 0 ? %s : 0)", a, a); break;
-	case IR_TANH: snprintf(buf, n, "tanh%s(%s)", fs, a); break;
-	case IR_SIGMOID: snprintf(buf, n, "1 / (1 + exp%s(-%s))", fs, a); break;
-	case IR_STEP: snprintf(buf, n, "(real)(%s > 0)", a); break;
-	case IR_SIGN: snprintf(buf, n, "(real)((%s > 0) - (%s < 0))", a, a); break;
-	case IR_ADD: snprintf(buf, n, "%s + %s", a, b); break;
-	case IR_SUB: snprintf(buf, n, "%s - %s", a, b); break;
-	case IR_MUL: snprintf(buf, n, "%s * %s", a, b); break;
-	case IR_DIV: snprintf(buf, n, "%s / %s", a, b); break;
-	/* ties go to b, as in the interpreter and the VJP rule */
-	case IR_MAX: snprintf(buf, n, "(%s > %s ? %s : %s)", a, b, a, b); break;
-	case IR_MIN: snprintf(buf, n, "(%s < %s ? %s : %s)", a, b, a, b); break;
-	default: snprintf(buf, n, "?"); fail(e, "no elementwise expression for %s", ir_op_name(op)); break;
+	case IR_NEG: return xprintf("-%s", a);
+	case IR_EXP: return xprintf("exp%s(%s)", fs, a);
+	case IR_LOG: return xprintf("log%s(%s)", fs, a);
+	case IR_SQRT: return xprintf("sqrt%s(%s)", fs, a);
+	case IR_SQUARE: return xprintf("op_square(%s)", a);
+	case IR_ABS: return xprintf("fabs%s(%s)", fs, a);
+	case IR_RELU: return xprintf("op_relu(%s)", a);
+	case IR_TANH: return xprintf("tanh%s(%s)", fs, a);
+	case IR_SIGMOID: return xprintf("op_sigmoid(%s)", a);
+	case IR_STEP: return xprintf("op_step(%s)", a);
+	case IR_SIGN: return xprintf("op_sign(%s)", a);
+	case IR_ADD: return xprintf("%s + %s", a, b);
+	case IR_SUB: return xprintf("%s - %s", a, b);
+	case IR_MUL: return xprintf("%s * %s", a, b);
+	case IR_DIV: return xprintf("%s / %s", a, b);
+	case IR_MAX: return xprintf("op_max(%s, %s)", a, b);
+	case IR_MIN: return xprintf("op_min(%s, %s)", a, b);
+	default: fail(e, "no elementwise expression for %s", ir_op_name((IrOp)op)); return xprintf("0");
 	}
 }
+
+/* The text of tree node k; leaves are the strings in leaf[]. Inner ops are parenthesised. */
+static char *tree_str(Em *e, const Tree *t, int k, char *const *leaf, bool top)
+{
+	const ExNode *x = &t->n[k];
+	if (x->op == EX_LEAF)
+		return xprintf("%s", leaf[x->leaf]);
+	if (x->op == EX_LIT) {
+		char buf[64];
+		elem(e, x->node, "", "", buf, sizeof buf);
+		return xprintf("%s", buf);
+	}
+	char *a = tree_str(e, t, x->kid[0], leaf, false);
+	char *b = x->kid[1] >= 0 ? tree_str(e, t, x->kid[1], leaf, false) : xprintf("%s", "");
+	char *s = ew_expr(e, x->op, a, b);
+	free(a);
+	free(b);
+	if (top)
+		return s;
+	char *p = xprintf("(%s)", s);
+	free(s);
+	return p;
+}
+
+typedef enum NestKind {
+	NEST_ASSIGN, /* out = expr */
+	NEST_ACCUM,  /* out += expr */
+} NestKind;
 
 static void indent(Em *e, int depth)
 {
@@ -383,48 +501,45 @@ static void indent(Em *e, int depth)
 		fputc('\t', e->out);
 }
 
-/* Emits the loops of n. dst is the destination array's C name; src[q-1] the node ids of the sources
- * (their arrays are in0/in1 unless scalar leaves); op the elementwise op applied (IR_EXPAND = copy). */
-static void emit_nest(Em *e, Nest *n, const char *dst, const int *src, IrOp op, NestKind kind, int depth)
+/* Emits the loops of n computing tree t (root) into leaf 0, whose array is `out`. The leaves' arrays
+ * are in1, in2, ... (declared here, restrict: the memory plan keeps them apart from out). */
+static void emit_nest(Em *e, Nest *n, const Tree *t, int root, NestKind kind, int depth)
 {
-	char idx[EM_MAX_OPS][160], ext[64], a[EM_MAX_OPS][256], ex[2048], var[8];
-	const char *local[EM_MAX_OPS] = {dst, "in0", "in1"};
+	char idx[EM_MAX_LEAVES + 1][200], ext[64], var[16];
+	char *leaf[EM_MAX_LEAVES + 1] = {NULL};
+	for (int q = 1; q < n->nleaf; q++) {
+		indent(e, depth);
+		out(e, "const real *restrict in%d = %s;\n", q, e->var[n->leaf_node[q]]);
+	}
 	nest_simplify(n);
 	int inner = n->nd - 1;
-	for (int q = 0; q < n->nops; q++)
+	for (int q = 0; q < n->nleaf; q++)
 		idx[q][0] = 0;
-	/* outer loops */
 	for (int d = 0; d < inner; d++) {
 		snprintf(var, sizeof var, "i%d", d);
 		fmt_extent(ext, sizeof ext, n->ext[d], n->batch[d]);
 		indent(e, depth + d);
 		out(e, "for (long %s = 0; %s < %s; %s++)%s\n", var, var, ext, var, d + 1 < inner ? "" : " {");
-		for (int q = 0; q < n->nops; q++)
+		for (int q = 0; q < n->nleaf; q++)
 			add_term(idx[q], sizeof idx[q], var, n->st[q][d]);
 	}
 	int dd = depth + inner;
 	fmt_extent(ext, sizeof ext, n->ext[inner], n->batch[inner]);
-	/* sources with stride 0 in the inner loop become scalars read once */
-	for (int q = 1; q < n->nops; q++) {
-		if (n->scalar[q]) {
-			elem(e, src[q - 1], "", "", a[q], sizeof a[q]);
-			continue;
-		}
+	/* leaves that do not move in the inner loop become scalars read once */
+	for (int q = 1; q < n->nleaf; q++) {
 		if (n->st[q][inner] == 0) {
-			char v[200];
-			elem(e, src[q - 1], local[q], idx[q], v, sizeof v);
 			indent(e, dd);
-			out(e, "const real s%d = %s;\n", q, v);
-			snprintf(a[q], sizeof a[q], "s%d", q);
+			out(e, "const real s%d = in%d[%s];\n", q, q, idx[q][0] ? idx[q] : "0");
+			leaf[q] = xprintf("s%d", q);
 		} else {
-			char ix[200];
+			char ix[240];
 			snprintf(ix, sizeof ix, "%s", idx[q]);
 			add_term(ix, sizeof ix, "i", n->st[q][inner]);
-			elem(e, src[q - 1], local[q], ix, a[q], sizeof a[q]);
+			leaf[q] = xprintf("in%d[%s]", q, ix);
 		}
 	}
-	ew_expr(e, op, a[1], n->nops > 2 ? a[2] : "", ex, sizeof ex);
-	char dix[200];
+	char *ex = tree_str(e, t, root, leaf, true);
+	char dix[240];
 	snprintf(dix, sizeof dix, "%s", idx[0]);
 	if (kind == NEST_ACCUM && n->st[0][inner] == 0) {
 		/* a reduction: sum in a local so the loop vectorises (see the file comment) */
@@ -437,18 +552,21 @@ static void emit_nest(Em *e, Nest *n, const char *dst, const int *src, IrOp op, 
 		indent(e, dd + 1);
 		out(e, "acc += %s;\n", ex);
 		indent(e, dd);
-		out(e, "%s[%s] += acc;\n", dst, dix[0] ? dix : "0");
+		out(e, "out[%s] += acc;\n", dix[0] ? dix : "0");
 	} else {
 		add_term(dix, sizeof dix, "i", n->st[0][inner]);
 		indent(e, dd);
 		out(e, "for (long i = 0; i < %s; i++)\n", ext);
 		indent(e, dd + 1);
-		out(e, "%s[%s] %s= %s;\n", dst, dix[0] ? dix : "0", kind == NEST_ACCUM ? "+" : "", ex);
+		out(e, "out[%s] %s= %s;\n", dix[0] ? dix : "0", kind == NEST_ACCUM ? "+" : "", ex);
 	}
 	if (inner > 0) {
 		indent(e, depth + inner - 1);
 		out(e, "}\n");
 	}
+	free(ex);
+	for (int q = 1; q < n->nleaf; q++)
+		free(leaf[q]);
 }
 
 /* ---- per-op code ---- */
@@ -463,22 +581,6 @@ static void declare_in(Em *e, int k, int id)
 {
 	if (!is_scalar_leaf(e, id))
 		out(e, "\t\tconst real *restrict in%d = %s;\n", k, e->var[id]);
-}
-
-static void emit_ew(Em *e, int id)
-{
-	const IrNode *nd = &e->f->nodes[id];
-	int nin = ir_op_info[nd->op].nin;
-	Nest n;
-	nest_space(&n, nd->shape);
-	n.nops = 1 + nin;
-	nest_strides(&n, nd->shape, n.st[0]);
-	for (int k = 0; k < nin; k++) {
-		nest_strides(&n, *shape(e, nd->in[k]), n.st[k + 1]);
-		n.scalar[k + 1] = is_scalar_leaf(e, nd->in[k]);
-		declare_in(e, k, nd->in[k]);
-	}
-	emit_nest(e, &n, "out", nd->in, nd->op == IR_EXPAND ? IR_EXPAND : nd->op, NEST_ASSIGN, 2);
 }
 
 static int64_t numel(IrShape s)
@@ -497,19 +599,56 @@ static void emit_zero(Em *e, const char *dst, IrShape s, int depth)
 	out(e, "%s[i] = 0;\n", dst);
 }
 
-static void emit_sum_to(Em *e, int id)
+/* Every op computed by a loop nest (elementwise, expand, outer, sum_to, bmv, bmvt), with the values
+ * fused into it (e->fuse) inlined into its expression:
+ *   elementwise, expand, outer   out = tree over the value's space
+ *   sum_to                       out = 0; out += operand over the operand's space (0 strides on summed dims)
+ *   bmv   y[b,j] = sum_i x[b,i] W[b,i,j]    space [B,I,J], x read as [B,I,1], y as [B,1,J]
+ *   bmvt  y[b,i] = sum_j W[b,i,j] g[b,j]    space [B,I,J], y read as [B,I,1] (a reduction over j)
+ * so bmv's inner loop is an axpy along the contiguous j and bmvt's a dot product (simd reduction). */
+static void emit_nest_op(Em *e, int id)
 {
 	const IrNode *nd = &e->f->nodes[id];
-	IrShape sx = *shape(e, nd->in[0]);
 	Nest n;
-	nest_space(&n, sx);
-	n.nops = 2;
-	nest_strides(&n, nd->shape, n.st[0]);
-	nest_strides(&n, sx, n.st[1]);
-	n.scalar[1] = is_scalar_leaf(e, nd->in[0]);
-	declare_in(e, 0, nd->in[0]);
-	emit_zero(e, "out", nd->shape, 2);
-	emit_nest(e, &n, "out", nd->in, IR_EXPAND, NEST_ACCUM, 2);
+	Tree t;
+	t.nn = 0;
+	int root;
+	NestKind kind = NEST_ASSIGN;
+	switch (nd->op) {
+	case IR_SUM_TO:
+		nest_space(&n, *shape(e, nd->in[0]));
+		n.nleaf = 1;
+		nest_strides(&n, nd->shape, n.st[0]);
+		root = tree_value(e, &n, &t, nd->in[0], 0);
+		kind = NEST_ACCUM;
+		break;
+	case IR_BMV:
+		nest_space(&n, *shape(e, nd->in[1]));
+		n.nleaf = 1;
+		nest_strides(&n, nd->shape, n.st[0]);
+		out(e, "\t\t/* out[b,j] = sum_i x[b,i] W[b,i,j] */\n");
+		root = tree_op(&t, IR_MUL, tree_value(e, &n, &t, nd->in[0], 1), tree_value(e, &n, &t, nd->in[1], 0));
+		kind = NEST_ACCUM;
+		break;
+	case IR_BMVT:
+		nest_space(&n, *shape(e, nd->in[0]));
+		n.nleaf = 1;
+		nest_strides_pad(&n, nd->shape, 1, n.st[0]);
+		out(e, "\t\t/* out[b,i] = sum_j W[b,i,j] g[b,j] */\n");
+		root = tree_op(&t, IR_MUL, tree_value(e, &n, &t, nd->in[0], 0), tree_value(e, &n, &t, nd->in[1], 0));
+		kind = NEST_ACCUM;
+		break;
+	default:
+		nest_space(&n, nd->shape);
+		n.nleaf = 1;
+		nest_strides(&n, nd->shape, n.st[0]);
+		root = tree_of_op(e, &n, &t, id, 0);
+		break;
+	}
+	n.leaf_node[0] = id;
+	if (kind == NEST_ACCUM)
+		emit_zero(e, "out", nd->shape, 2);
+	emit_nest(e, &n, &t, root, kind, 2);
 }
 
 /* rows of a value when its last axis (length last) is taken as the row length */
@@ -598,85 +737,6 @@ static void emit_matmul(Em *e, int id)
 		M, N, K, one, ac, bc, zero, N);
 }
 
-/* Per-trial matrix-vector products and outer products. The loops are written so that the innermost
- * one runs over the contiguous last axis j of W without a loop-carried dependence (BMV, OUTER) or as an
- * explicit simd reduction (BMVT); per-trial cblas_sgemv calls would cost more in call overhead than
- * they save at the sizes of plastic layers, and the work is memory-bound either way. */
-static void emit_bmv_outer(Em *e, int id)
-{
-	const IrNode *nd = &e->f->nodes[id];
-	declare_in(e, 0, nd->in[0]);
-	declare_in(e, 1, nd->in[1]);
-	if (nd->op == IR_BMV) {
-		IrShape sw = *shape(e, nd->in[1]);
-		int64_t I = sw.d[0], J = sw.d[1];
-		out(e, "\t\t/* out[b,j] = sum_i in0[b,i] in1[b,i,j] */\n");
-		out(e, "\t\tfor (long b = 0; b < B; b++) {\n");
-		out(e, "\t\t\tfor (long j = 0; j < %" PRId64 "; j++)\n", J);
-		out(e, "\t\t\t\tout[b * %" PRId64 " + j] = 0;\n", J);
-		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++) {\n", I);
-		out(e, "\t\t\t\tconst real s = in0[b * %" PRId64 " + i];\n", I);
-		out(e, "\t\t\t\tfor (long j = 0; j < %" PRId64 "; j++)\n", J);
-		out(e, "\t\t\t\t\tout[b * %" PRId64 " + j] += s * in1[(b * %" PRId64 " + i) * %" PRId64 " + j];\n", J,
-			I, J);
-		out(e, "\t\t\t}\n\t\t}\n");
-	} else if (nd->op == IR_BMVT) {
-		IrShape sw = *shape(e, nd->in[0]);
-		int64_t I = sw.d[0], J = sw.d[1];
-		out(e, "\t\t/* out[b,i] = sum_j in0[b,i,j] in1[b,j] */\n");
-		out(e, "\t\tfor (long b = 0; b < B; b++)\n");
-		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++) {\n", I);
-		out(e, "\t\t\t\treal acc = 0;\n");
-		out(e, "\t\t\t\t#pragma omp simd reduction(+:acc)\n");
-		out(e, "\t\t\t\tfor (long j = 0; j < %" PRId64 "; j++)\n", J);
-		out(e, "\t\t\t\t\tacc += in0[(b * %" PRId64 " + i) * %" PRId64 " + j] * in1[b * %" PRId64 " + j];\n", I,
-			J, J);
-		out(e, "\t\t\t\tout[b * %" PRId64 " + i] = acc;\n", I);
-		out(e, "\t\t\t}\n");
-	} else {
-		int64_t I = shape(e, nd->in[0])->d[0], J = shape(e, nd->in[1])->d[0];
-		out(e, "\t\t/* out[b,i,j] = in0[b,i] in1[b,j] */\n");
-		out(e, "\t\tfor (long b = 0; b < B; b++)\n");
-		out(e, "\t\t\tfor (long i = 0; i < %" PRId64 "; i++) {\n", I);
-		out(e, "\t\t\t\tconst real s = in0[b * %" PRId64 " + i];\n", I);
-		out(e, "\t\t\t\tfor (long j = 0; j < %" PRId64 "; j++)\n", J);
-		out(e, "\t\t\t\t\tout[(b * %" PRId64 " + i) * %" PRId64 " + j] = s * in1[b * %" PRId64 " + j];\n", I,
-			J, J);
-		out(e, "\t\t\t}\n");
-	}
-}
-
-/* Convolution and pooling: one call of the pl_img.h kernel (docs/oneshot.md). The image side of the
- * op (the operand for conv2d, conv2d_w, the pools; the result for conv2d_t and pool_scatter) gives
- * C, H, W; n is B for a batched result, else 1. */
-static void emit_image(Em *e, int id)
-{
-	const IrNode *nd = &e->f->nodes[id];
-	IrShape s0 = *shape(e, nd->in[0]), s1 = nd->in[1] >= 0 ? *shape(e, nd->in[1]) : s0;
-	bool conv = nd->op == IR_CONV2D || nd->op == IR_CONV2D_T || nd->op == IR_CONV2D_W;
-	IrShape img = nd->op == IR_CONV2D_T || nd->op == IR_POOL_SCATTER ? nd->shape : s0;
-	const char *n = nd->shape.batch ? "B" : "1";
-	declare_in(e, 0, nd->in[0]);
-	if (nd->in[1] >= 0)
-		declare_in(e, 1, nd->in[1]);
-	if (conv) {
-		/* Co from the kernel: operand 1 of conv2d / conv2d_t, the result of conv2d_w */
-		int64_t Co = nd->op == IR_CONV2D_W ? nd->shape.d[0] : s1.d[0];
-		out(e, "\t\tpl_img_%s(%s, %d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-			", %" PRId64 ", in0, in1, out);\n",
-			ir_op_name(nd->op), n, s0.batch, s1.batch, img.d[0], img.d[1], img.d[2], Co, nd->a[0], nd->a[1],
-			nd->a[2]);
-	} else if (nd->op == IR_MAXPOOL || nd->op == IR_POOL_ARGMAX) {
-		out(e, "\t\tpl_img_maxpool(%s, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-			", in0, out);\n",
-			n, nd->op == IR_POOL_ARGMAX, img.d[0], img.d[1], img.d[2], nd->a[0], nd->a[1]);
-	} else {
-		out(e, "\t\tpl_img_pool_move(%s, %d, %d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-			", in0, in1, out);\n",
-			n, nd->op == IR_POOL_SCATTER, s0.batch, s1.batch, img.d[0], img.d[1], img.d[2], nd->a[0], nd->a[1]);
-	}
-}
-
 static void emit_const_fill(Em *e, int id)
 {
 	const IrNode *nd = &e->f->nodes[id];
@@ -684,6 +744,106 @@ static void emit_const_fill(Em *e, int id)
 	fmt_extent(ext, sizeof ext, numel(nd->shape), nd->shape.batch);
 	fmt_real(e, nd->f, v, sizeof v);
 	out(e, "\t\tfor (long i = 0; i < %s; i++)\n\t\t\tout[i] = %s;\n", ext, v);
+}
+
+/* ---- images ---- */
+
+/* The convolution family: one call of the im2col + GEMM kernel of runtime/pl_img.h (conv2d y = w @ cols,
+ * conv2d_w dw = g @ cols^T, conv2d_t x = col2im(w^T @ g); docs/oneshot.md section 6). Measured against
+ * direct loops ordered for an axpy over the output row (bench/conv_kernels.c): 20-40x faster on the
+ * Conv-4 blocks, whose rows are 3 to 28 long. Unbatched operands are shared by all trials; the result is
+ * batched iff an operand is; n is B for a batched result, else 1. */
+static void emit_conv(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	IrShape s0 = *shape(e, nd->in[0]), s1 = *shape(e, nd->in[1]);
+	/* the image side: the operand of conv2d and conv2d_w, the result of conv2d_t; Co from the kernel */
+	IrShape img = nd->op == IR_CONV2D_T ? nd->shape : s0;
+	int64_t Co = nd->op == IR_CONV2D_W ? nd->shape.d[0] : s1.d[0];
+	declare_in(e, 0, nd->in[0]);
+	declare_in(e, 1, nd->in[1]);
+	out(e, "\t\tpl_img_%s(%s, %d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+		", %" PRId64 ", in0, in1, out);\n",
+		ir_op_name(nd->op), nd->shape.batch ? "B" : "1", s0.batch, s1.batch, img.d[0], img.d[1], img.d[2], Co,
+		nd->a[0], nd->a[1], nd->a[2]);
+}
+
+/* Pooling over k x k windows with stride s (no padding), as the interpreter: maxpool and pool_argmax
+ * scan each window (ties: the first position), pool_gather reads and pool_scatter adds through the
+ * selector u*k+v (rounded, clamped to the window like the interpreter's sel_pos). */
+static void emit_pool(Em *e, int id)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	IrOp op = nd->op;
+	IrShape sx = *shape(e, nd->in[0]), so = nd->shape;
+	IrShape sy = op == IR_POOL_GATHER || op == IR_POOL_SCATTER ? *shape(e, nd->in[1]) : so;
+	IrShape si = op == IR_POOL_SCATTER ? so : sx, sp = op == IR_POOL_SCATTER ? sx : so;
+	int64_t k = nd->a[0], s = nd->a[1];
+	int64_t C = si.d[0], H = si.d[1], W = si.d[2], Ho = sp.d[1], Wo = sp.d[2];
+	int64_t nx = ir_shape_numel(sx), ny = ir_shape_numel(sy), no = ir_shape_numel(so);
+	char v[200], ix[200];
+	declare_in(e, 0, nd->in[0]);
+	if (op == IR_POOL_GATHER || op == IR_POOL_SCATTER)
+		declare_in(e, 1, nd->in[1]);
+	out(e, "\t\t/* windows %" PRId64 " x %" PRId64 ", stride %" PRId64 ": [%" PRId64 ",%" PRId64 ",%" PRId64
+		"] <-> [%" PRId64 ",%" PRId64 ",%" PRId64 "] */\n", k, k, s, C, H, W, C, Ho, Wo);
+	if (op == IR_POOL_SCATTER)
+		emit_zero(e, "out", so, 2);
+	out(e, "\t\tfor (long b = 0; b < %s; b++)\n", so.batch ? "B" : "1");
+	out(e, "\t\t\tfor (long c = 0; c < %" PRId64 "; c++)\n", C);
+	out(e, "\t\t\t\tfor (long i = 0; i < %" PRId64 "; i++)\n", Ho);
+	out(e, "\t\t\t\t\tfor (long j = 0; j < %" PRId64 "; j++) {\n", Wo);
+	out(e, "\t\t\t\t\t\tconst long ip = (c * %" PRId64 " + i) * %" PRId64 " + j;\n", Ho, Wo);
+	if (op == IR_POOL_GATHER || op == IR_POOL_SCATTER) {
+		if (sy.batch)
+			snprintf(ix, sizeof ix, "b * %" PRId64 " + ip", ny);
+		else
+			snprintf(ix, sizeof ix, "ip");
+		elem(e, nd->in[1], "in1", ix, v, sizeof v);
+		out(e, "\t\t\t\t\t\tlong q = lround%s(%s);\n", e->fsuf, v);
+		out(e, "\t\t\t\t\t\tq = q < 0 ? 0 : q >= %" PRId64 " ? %" PRId64 " : q;\n", k * k, k * k - 1);
+		out(e, "\t\t\t\t\t\tconst long ii = (c * %" PRId64 " + %" PRId64 " * i + q / %" PRId64 ") * %" PRId64 " + %" PRId64
+			" * j + q %% %" PRId64 ";\n", H, s, k, W, s, k);
+		if (op == IR_POOL_GATHER) {
+			if (sx.batch)
+				snprintf(ix, sizeof ix, "b * %" PRId64 " + ii", nx);
+			else
+				snprintf(ix, sizeof ix, "ii");
+			elem(e, nd->in[0], "in0", ix, v, sizeof v);
+			out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ip] = %s;\n", no, v);
+		} else {
+			if (sx.batch)
+				snprintf(ix, sizeof ix, "b * %" PRId64 " + ip", nx);
+			else
+				snprintf(ix, sizeof ix, "ip");
+			elem(e, nd->in[0], "in0", ix, v, sizeof v);
+			out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ii] += %s;\n", no, v);
+		}
+	} else {
+		if (is_scalar_leaf(e, nd->in[0])) {
+			/* a constant image: every element is the maximum, the first position wins */
+			elem(e, nd->in[0], "in0", "", v, sizeof v);
+			out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ip] = %s;\n", no, op == IR_MAXPOOL ? v : "0");
+		} else {
+			char boff[64] = "";
+			if (sx.batch)
+				snprintf(boff, sizeof boff, "b * %" PRId64 " + ", nx);
+			out(e, "\t\t\t\t\t\tconst real *win = in0 + %s(c * %" PRId64 " + %" PRId64 " * i) * %" PRId64
+				" + %" PRId64 " * j;\n", boff, H, s, W, s);
+			out(e, "\t\t\t\t\t\tlong best = 0;\n");
+			out(e, "\t\t\t\t\t\tfor (long u = 0; u < %" PRId64 "; u++)\n", k);
+			out(e, "\t\t\t\t\t\t\tfor (long v = 0; v < %" PRId64 "; v++)\n", k);
+			out(e, "\t\t\t\t\t\t\t\tif (win[u * %" PRId64 " + v] > win[(best / %" PRId64 ") * %" PRId64 " + best %% %" PRId64
+				"])\n", W, k, W, k);
+			out(e, "\t\t\t\t\t\t\t\t\tbest = u * %" PRId64 " + v;\n", k);
+			if (op == IR_MAXPOOL)
+				out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ip] = win[(best / %" PRId64 ") * %" PRId64 " + best %% %" PRId64
+					"];\n", no, k, W, k);
+			else
+				out(e, "\t\t\t\t\t\tout[b * %" PRId64 " + ip] = (real)best;\n", no);
+		}
+	}
+	out(e, "\t\t\t\t\t}\n");
 }
 
 /* ---- #line ---- */
@@ -721,7 +881,7 @@ static bool node_emitted(Em *e, int i)
 		return false;
 	if (nd->op == IR_CONST && !e->mp->has_slot[i])
 		return false;
-	return e->last[i] >= 0;
+	return e->last[i] >= 0 && e->fuse[i] < 0;
 }
 
 
@@ -760,27 +920,27 @@ static void emit_node(Em *e, int id)
 		line_to_c(e);
 	out(e, "\t{\n\t\treal *restrict out = %s;\n", e->var[id]);
 	if (flags & IRF_EW) {
-		emit_ew(e, id);
+		emit_nest_op(e, id);
 	} else {
 		switch (nd->op) {
 		case IR_CONST: emit_const_fill(e, id); break;
-		case IR_EXPAND: emit_ew(e, id); break;
-		case IR_SUM_TO: emit_sum_to(e, id); break;
+		case IR_EXPAND:
+		case IR_SUM_TO:
+		case IR_BMV:
+		case IR_BMVT:
+		case IR_OUTER: emit_nest_op(e, id); break;
 		case IR_RESHAPE: emit_copy_flat(e, id); break;
 		case IR_SLICE:
 		case IR_PAD:
 		case IR_CONCAT: emit_slice_pad_concat(e, id); break;
 		case IR_MATMUL: emit_matmul(e, id); break;
-		case IR_BMV:
-		case IR_BMVT:
-		case IR_OUTER: emit_bmv_outer(e, id); break;
 		case IR_CONV2D:
 		case IR_CONV2D_T:
-		case IR_CONV2D_W:
+		case IR_CONV2D_W: emit_conv(e, id); break;
 		case IR_MAXPOOL:
 		case IR_POOL_ARGMAX:
 		case IR_POOL_GATHER:
-		case IR_POOL_SCATTER: emit_image(e, id); break;
+		case IR_POOL_SCATTER: emit_pool(e, id); break;
 		default: fail(e, "no C lowering for %s (node %%%d)", ir_op_name(nd->op), id); break;
 		}
 	}
@@ -838,14 +998,14 @@ static void emit_output(Em *e, const IrPort *pt)
 		out(e, "\t{\n");
 	out(e, "\t\treal *restrict out = %s;\n", dst);
 	Nest n;
+	Tree t;
+	t.nn = 0;
 	nest_space(&n, nd->shape);
-	n.nops = 2;
+	n.nleaf = 1;
+	n.leaf_node[0] = -1;
 	nest_strides(&n, nd->shape, n.st[0]);
-	nest_strides(&n, nd->shape, n.st[1]);
-	n.scalar[1] = is_scalar_leaf(e, id);
-	declare_in(e, 0, id);
-	int src[1] = {id};
-	emit_nest(e, &n, "out", src, IR_EXPAND, acc ? NEST_ACCUM : NEST_ASSIGN, 2);
+	int root = tree_value(e, &n, &t, id, 0);
+	emit_nest(e, &n, &t, root, acc ? NEST_ACCUM : NEST_ASSIGN, 2);
 	out(e, "\t}\n");
 }
 
@@ -942,29 +1102,129 @@ static void emit_decls(Em *e, const bool *need)
 	out(e, "\t(void)B;\n\n");
 }
 
+/* ---- fusion ---- */
+
+static bool nest_reader(IrOp op)
+{
+	return (ir_op_info[op].flags & IRF_EW) || op == IR_EXPAND || op == IR_SUM_TO || op == IR_BMV ||
+		op == IR_BMVT || op == IR_OUTER;
+}
+
+static bool fusable(IrOp op)
+{
+	return (ir_op_info[op].flags & IRF_EW) || op == IR_EXPAND || op == IR_OUTER;
+}
+
+static bool expensive(IrOp op)
+{
+	return op == IR_EXP || op == IR_LOG || op == IR_SQRT || op == IR_TANH || op == IR_SIGMOID || op == IR_DIV;
+}
+
+/* CONST read by no LINALG op, INV_BATCH: what memplan leaves without a slot (decided before the plan) */
+static bool scalar_leaf_pre(const IrFunc *f, int id)
+{
+	const IrNode *nd = &f->nodes[id];
+	if (nd->op == IR_INV_BATCH)
+		return true;
+	if (nd->op != IR_CONST)
+		return false;
+	for (int j = id + 1; j < f->n; j++)
+		if ((ir_op_info[f->nodes[j].op].flags & IRF_LINALG) && (f->nodes[j].in[0] == id || f->nodes[j].in[1] == id))
+			return false;
+	return true;
+}
+
+/* Which values are computed inside the loop of their reader instead of being stored (e->fuse).
+ *
+ * A value is fused into its reader R when it is elementwise, an expand or an outer product, R is its only
+ * reader and is itself a loop nest (elementwise, expand, outer, sum_to, bmv, bmvt), no port returns it,
+ * and either R's loop visits each of its elements once or its expression holds no expensive op (exp,
+ * log, sqrt, tanh, sigmoid, div: recomputing those costs more than the memory round trip saved). At most
+ * EM_MAX_LEAVES arrays per nest. Decided in node order, readers first in, so chains fuse whole:
+ * `(1 - eta) * hebb + eta * outer(pre, post)` becomes one loop writing state_out, `w + alpha * hebb` is
+ * read inside bmv's loop, and `sum_to(g * hebb)` (the gradient of alpha) never stores the product. */
+static void plan_fusion(Em *e)
+{
+	const IrFunc *f = e->f;
+	int n = f->n;
+	int *nread = em_alloc(sizeof *nread * (size_t)(n ? n : 1));
+	int *leaves = em_alloc(sizeof *leaves * (size_t)(n ? n : 1));
+	bool *exp_sub = em_alloc(sizeof *exp_sub * (size_t)(n ? n : 1));
+	bool *is_out = em_alloc(sizeof *is_out * (size_t)(n ? n : 1));
+	for (int k = 0; k < f->nouts; k++)
+		is_out[f->outs[k].node] = true;
+	for (int r = 0; r < n; r++) {
+		if (e->last[r] < 0)
+			continue;
+		const IrNode *nd = &f->nodes[r];
+		for (int k = 0; k < ir_op_info[nd->op].nin; k++)
+			if (k == 0 || nd->in[1] != nd->in[0])
+				nread[nd->in[k]]++;
+	}
+	for (int r = 0; r < n; r++) {
+		const IrNode *nd = &f->nodes[r];
+		int nin = ir_op_info[nd->op].nin;
+		int total = 0;
+		for (int k = 0; k < nin; k++)
+			total += scalar_leaf_pre(f, nd->in[k]) ? 0 : 1;
+		exp_sub[r] = expensive(nd->op);
+		leaves[r] = total;
+		if (e->last[r] < 0 || !nest_reader(nd->op))
+			continue;
+		/* the space R's loop runs over */
+		IrShape sp = nd->op == IR_SUM_TO || nd->op == IR_BMVT ? f->nodes[nd->in[0]].shape :
+			nd->op == IR_BMV ? f->nodes[nd->in[1]].shape : nd->shape;
+		for (int k = 0; k < nin; k++) {
+			int x = nd->in[k];
+			if (k == 1 && x == nd->in[0])
+				break;
+			const IrNode *xn = &f->nodes[x];
+			if (!fusable(xn->op) || nread[x] != 1 || is_out[x] || e->last[x] < 0)
+				continue;
+			int mult = (nin == 2 && nd->in[0] == nd->in[1]) ? 2 : 1;
+			bool once = mult == 1 && xn->shape.batch == sp.batch &&
+				ir_shape_numel(xn->shape) == ir_shape_numel(sp);
+			if (!once && exp_sub[x])
+				continue;
+			int nt = total - mult + mult * leaves[x];
+			if (nt > EM_MAX_LEAVES)
+				continue;
+			e->fuse[x] = r;
+			total = nt;
+			exp_sub[r] = exp_sub[r] || exp_sub[x];
+		}
+		leaves[r] = total;
+	}
+	free(nread);
+	free(leaves);
+	free(exp_sub);
+	free(is_out);
+}
+
+/* need[] gets id and, through fused values, every array its loop reads */
+static void mark_need(Em *e, bool *need, int id, bool root)
+{
+	need[id] = true;
+	if (!root && e->fuse[id] < 0)
+		return;
+	const IrNode *nd = &e->f->nodes[id];
+	for (int k = 0; k < ir_op_info[nd->op].nin; k++)
+		mark_need(e, need, nd->in[k], false);
+}
+
 static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *what)
 {
 	int n = f->n;
 	e->f = f;
-	e->mp = memplan_build(f);
 	e->var = em_alloc(sizeof *e->var * (size_t)(n ? n : 1));
 	e->last = em_alloc(sizeof *e->last * (size_t)(n ? n : 1));
 	e->used = em_alloc(sizeof *e->used * (size_t)(n + 1));
 	e->direct = em_alloc(sizeof *e->direct * (size_t)(n ? n : 1));
+	e->fuse = em_alloc(sizeof *e->fuse * (size_t)(n ? n : 1));
 	e->nused = 0;
 	e->in_src = false;
 	for (int i = 0; i < n; i++)
-		e->last[i] = e->direct[i] = -1;
-	/* Results that the caller's buffers can hold from the start are computed there, saving a copy (for a
-	 * plastic state [B,H,H] that is a full pass over the largest tensor of the step). Not o, which may be
-	 * NULL, and not parameter gradients, which accumulate. */
-	for (int k = 0; k < f->nouts; k++) {
-		IrRole r = f->outs[k].role;
-		int id = f->outs[k].node;
-		if ((r == IR_ROLE_PRED || r == IR_ROLE_STATE || r == IR_ROLE_STATE_BAR) && e->mp->has_slot[id] &&
-			f->nodes[id].op != IR_CONST && e->direct[id] < 0)
-			e->direct[id] = k;
-	}
+		e->last[i] = e->direct[i] = e->fuse[i] = -1;
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
 			e->last[f->nodes[i].in[k]] = i;
@@ -982,10 +1242,23 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 		if (!live[i])
 			e->last[i] = -1;
 	free(live);
+	if (!e->o.no_fuse)
+		plan_fusion(e);
+	e->mp = memplan_build_fused(f, e->fuse);
+	/* Results that the caller's buffers can hold from the start are computed there, saving a copy (for a
+	 * plastic state [B,H,H] that is a full pass over the largest tensor of the step). Not o, which may be
+	 * NULL, and not parameter gradients, which accumulate. */
+	for (int k = 0; k < f->nouts; k++) {
+		IrRole r = f->outs[k].role;
+		int id = f->outs[k].node;
+		if ((r == IR_ROLE_PRED || r == IR_ROLE_STATE || r == IR_ROLE_STATE_BAR) && e->mp->has_slot[id] &&
+			f->nodes[id].op != IR_CONST && e->direct[id] < 0)
+			e->direct[id] = k;
+	}
 
 	for (int i = 0; i < n; i++) {
 		const IrNode *nd = &f->nodes[i];
-		if (e->last[i] < 0 || nd->op == IR_INV_BATCH)
+		if (e->last[i] < 0 || nd->op == IR_INV_BATCH || e->fuse[i] >= 0)
 			continue;
 		if (nd->op == IR_CONST && !e->mp->has_slot[i])
 			continue;
@@ -1007,12 +1280,8 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	for (int part = 0; part < nparts; part++) {
 		int lo = part * EM_PART, hi = lo + EM_PART < nemit ? lo + EM_PART : nemit;
 		memset(need, 0, sizeof *need * (size_t)n);
-		for (int k = lo; k < hi; k++) {
-			const IrNode *nd = &f->nodes[order[k]];
-			need[order[k]] = true;
-			for (int q = 0; q < ir_op_info[nd->op].nin; q++)
-				need[nd->in[q]] = true;
-		}
+		for (int k = lo; k < hi; k++)
+			mark_need(e, need, order[k], true);
 		out(e, "/* %s, part %d of %d: IR nodes %%%d to %%%d */\n", fn, part + 1, nparts, order[lo], order[hi - 1]);
 		out(e, "%s%s_%s_%d(const %s *a)\n{\n", part_attr, e->pre, fn, part + 1, args);
 		emit_decls(e, need);
@@ -1027,12 +1296,8 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 		for (int part = 0; part < nparts; part++)
 			out(e, "\t%s_%s_%d(a);\n", e->pre, fn, part + 1);
 	} else {
-		for (int k = 0; k < nemit; k++) {
-			const IrNode *nd = &f->nodes[order[k]];
-			need[order[k]] = true;
-			for (int q = 0; q < ir_op_info[nd->op].nin; q++)
-				need[nd->in[q]] = true;
-		}
+		for (int k = 0; k < nemit; k++)
+			mark_need(e, need, order[k], true);
 	}
 	for (int k = 0; k < f->nouts; k++)
 		if (e->direct[f->outs[k].node] != k)
@@ -1057,7 +1322,8 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	free(e->var);
 	free(e->last);
 	free(e->direct);
-	e->direct = NULL;
+	free(e->fuse);
+	e->direct = e->fuse = NULL;
 	e->var = NULL;
 	e->last = NULL;
 	e->used = NULL;
@@ -1119,9 +1385,18 @@ static void emit_prologue(Em *e)
 	out(e, " * %s arithmetic; parameters, inputs and state follow runtime/plastrt.h (row-major, batch first).\n */\n",
 		e->real);
 	out(e, "#include <math.h>\n#include <stddef.h>\n\n#include <cblas.h>\n\n#include \"plastrt.h\"\n");
-	/* the image kernels (conv, pooling) in this file's precision */
+	/* the convolution kernels (im2col + GEMM, runtime/pl_img.h) in this file's precision */
 	out(e, "%s#include \"pl_img.h\"\n\n", e->o.use_double ? "#define PL_IMG_DOUBLE 1\n" : "");
 	out(e, "typedef %s real;\n\n", e->real);
+	/* ops whose C form names its operand twice: as functions, a fused operand is written once */
+	out(e, "/* elementwise ops of the IR that are not C operators (max/min: ties go to b, as the VJP) */\n");
+	out(e, "static inline real op_square(real x) { return x * x; }\n");
+	out(e, "static inline real op_relu(real x) { return x > 0 ? x : 0; }\n");
+	out(e, "static inline real op_sigmoid(real x) { return 1 / (1 + exp%s(-x)); }\n", e->fsuf);
+	out(e, "static inline real op_step(real x) { return (real)(x > 0); }\n");
+	out(e, "static inline real op_sign(real x) { return (real)((x > 0) - (x < 0)); }\n");
+	out(e, "static inline real op_max(real a, real b) { return a > b ? a : b; }\n");
+	out(e, "static inline real op_min(real a, real b) { return a < b ? a : b; }\n\n");
 	if (e->o.use_double) {
 		out(e, "/* PlStepArgs with double buffers (derivative checks); same fields, same meaning. */\n");
 		out(e, "typedef struct PlStepArgsD {\n\tint B;\n\tint B_global;\n\tdouble *const *params;\n"

@@ -29,6 +29,7 @@ typedef struct EmitcOptions {
 	bool main;          /* also define main() calling pl_main (standalone binaries) */
 	bool use_double;    /* compute in double; see above */
 	bool no_line;       /* omit #line directives (they map generated code back to the .plast file) */
+	bool no_fuse;       /* one loop per IR node: store every value (for comparisons and debugging) */
 	const char *c_name; /* name of the C file being written, for #line directives that return to it;
 			     * NULL: "<m>.c" */
 } EmitcOptions;

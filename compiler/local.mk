@@ -16,4 +16,5 @@ include $(srcdir)/compiler/ir.mk
 include $(srcdir)/compiler/emitc.mk
 include $(srcdir)/compiler/llvm.mk
 include $(srcdir)/compiler/fsc.mk
+include $(srcdir)/compiler/grad.mk
 include $(srcdir)/compiler/compare.mk

@@ -32,12 +32,14 @@ const PlastcCommand commands[] = {
 		cmd_dump},
 	{"emit-c", "print the generated C of a model",
 		"usage: plastc emit-c FILE [-o out.c] [--set NAME=VALUE]... [--main] [--double] [--no-line]\n"
+		"                     [--no-fuse]\n"
 		"Writes the model's step functions and PlModel descriptor as one C file (default: stdout).\n"
 		"options:\n" CMD_SET_USAGE
 		"  -o FILE            write to FILE\n"
 		"  --main             also define main() calling pl_main (a standalone program)\n"
 		"  --double           compute in double (derivative checks; PlStepArgsD, no descriptor)\n"
-		"  --no-line          omit the #line directives that map the code to the .plast file\n",
+		"  --no-line          omit the #line directives that map the code to the .plast file\n"
+		"  --no-fuse          one loop per IR node, every value stored (for reading and comparing)\n",
 		cmd_emit_c},
 	{"emit-llvm", "print the generated LLVM IR of a model",
 		"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--set NAME=VALUE]...\n"
@@ -70,6 +72,41 @@ const PlastcCommand commands[] = {
 		"Like train, but runs `BIN eval ...` (see `BIN eval --help`).\n"
 		"options:\n" CMD_SET_USAGE,
 		cmd_eval},
+	{"init", "write a model's initial parameters (the runtime's init schemes)",
+		"usage: plastc init FILE [--seed S] [--set NAME=VALUE]... -o PARAMS.safetensors\n"
+		"Writes the parameters of the model's initialisation for seed S (default 0), F32, one tensor per\n"
+		"parameter: the same file as the model binary's `init --seed S`.\n"
+		"options:\n" CMD_SET_USAGE
+		"  --seed S           the seed (each tensor draws from its own stream of (S, name))\n"
+		"  -o FILE            the file to write\n",
+		cmd_init},
+	{"grad", "meta-loss of a batch and the gradient of every parameter",
+		"usage: plastc grad FILE --params P --batch BATCH -o G [--backend interp|c|llvm] [--set NAME=VALUE]...\n"
+		"BATCH holds x [T, B, I], target [T, B, Oy] and optionally mask [T] (default 1/T), F32 or F64; P the\n"
+		"parameters under their names (an init, checkpoint or best file). G gets `loss` (F64 scalar) and\n"
+		"d loss / d param under each parameter's name: F64 from the interpreter (default, float64 BPTT),\n"
+		"F32 from the generated code.\n"
+		"options:\n" CMD_SET_USAGE
+		"  --backend B        interp (float64 reference), c (the cached model binary), llvm (JIT)\n"
+		"  --cache DIR        model cache directory (--backend c); --rebuild, --verbose as for train\n",
+		cmd_grad},
+	{"gradcheck", "check the derivatives of a model against finite differences",
+		"usage: plastc gradcheck FILE [--order 1|2] [--seed S] [--batch B] [--T T] [-K K] [--tol X] [--h H]\n"
+		"                        [--backend interp|c|llvm] [--set NAME=VALUE]...\n"
+		"Order 1: the whole-trial meta-loss gradient (BPTT) against central differences in float64, for\n"
+		"every parameter tensor (K sampled elements each, deterministic). Order 2 also checks the\n"
+		"derivative of each gradient rule's inner gradient (the double backward) with respect to the\n"
+		"parameters and the state entering the step (docs/autodiff.md). With --backend c or llvm, the\n"
+		"generated code's float32 gradient is compared with the interpreter's instead. Prints one line per\n"
+		"tensor (max relative error, PASS/FAIL); exit status 1 if any tensor fails.\n"
+		"options:\n" CMD_SET_USAGE
+		"  --order 1|2        derivative order to check (default 1)\n"
+		"  --seed S           parameters: init(S) + N(0, 0.1^2) noise; random batch and samples (default 0)\n"
+		"  --batch B, --T T   trials and time steps of the random batch (default 3 and 5)\n"
+		"  -K K               elements checked per tensor (default 16)\n"
+		"  --tol X            max relative error (default 1e-6; 1e-3 for --backend c|llvm)\n"
+		"  --h H              finite-difference step (default 1e-4, extrapolated with H/2)\n",
+		cmd_gradcheck},
 	{"compare", "train a grid of models x --vary values x seeds; summary statistics and plots",
 		cmd_compare_usage, cmd_compare},
 	{"plot", "redraw the plots of a compare directory (needs gnuplot)", cmd_plot_usage, cmd_plot},

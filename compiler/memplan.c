@@ -84,6 +84,19 @@ static int64_t region_place(Region *r, int64_t size, int end)
 
 MemPlan *memplan_build(const IrFunc *f)
 {
+	return memplan_build_fused(f, NULL);
+}
+
+/* The node whose code reads the operands of i: i itself, or the end of its fusion chain. */
+static int effective_reader(const int *fused_into, int i)
+{
+	while (fused_into && fused_into[i] >= 0)
+		i = fused_into[i];
+	return i;
+}
+
+MemPlan *memplan_build_fused(const IrFunc *f, const int *fused_into)
+{
 	int n = f->n;
 	MemPlan *p = mp_calloc(1, sizeof *p);
 	p->n = n;
@@ -94,13 +107,15 @@ MemPlan *memplan_build(const IrFunc *f)
 	int *last = mp_calloc((size_t)n, sizeof *last);
 	bool *linalg_user = mp_calloc((size_t)n, sizeof *linalg_user);
 	for (int i = 0; i < n; i++) {
-		last[i] = i;
+		if (last[i] < i)
+			last[i] = i;
 		const IrNode *nd = &f->nodes[i];
+		int at = effective_reader(fused_into, i);
 		for (int k = 0; k < ir_op_info[nd->op].nin; k++) {
-			last[nd->in[k]] = i;
-			if ((ir_op_info[nd->op].flags & IRF_LINALG) || nd->op == IR_MAXPOOL || nd->op == IR_POOL_ARGMAX ||
-				nd->op == IR_POOL_GATHER || nd->op == IR_POOL_SCATTER)
-				linalg_user[nd->in[k]] = true; /* BLAS and the image kernels read arrays */
+			if (last[nd->in[k]] < at)
+				last[nd->in[k]] = at;
+			if (ir_op_info[nd->op].flags & IRF_LINALG)
+				linalg_user[nd->in[k]] = true; /* BLAS and the convolution kernels read arrays */
 		}
 	}
 	for (int k = 0; k < f->nouts; k++)
@@ -111,7 +126,7 @@ MemPlan *memplan_build(const IrFunc *f)
 	for (int i = 0; i < n; i++) {
 		region_release(&rb, i);
 		region_release(&rc, i);
-		if (!needs_slot(f, i, linalg_user))
+		if (!needs_slot(f, i, linalg_user) || (fused_into && fused_into[i] >= 0))
 			continue;
 		IrShape s = f->nodes[i].shape;
 		int64_t size = (ir_shape_numel(s) + MP_ALIGN - 1) / MP_ALIGN * MP_ALIGN;

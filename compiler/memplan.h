@@ -28,6 +28,9 @@ typedef struct MemPlan {
  * output port returns it (outputs are copied out after the last node); a node's slot never overlaps its
  * operands' slots. Batched values come first (off_c = 0); unbatched ones follow (off_b = total_b). */
 MemPlan *memplan_build(const IrFunc *f);
+/* The same for an emitter that fuses values into the loop of a later node: fused_into[i] is that node
+ * (or -1). A fused value gets no slot, and its operands stay live until the fused-into node has run. */
+MemPlan *memplan_build_fused(const IrFunc *f, const int *fused_into);
 void memplan_free(MemPlan *p);
 
 #endif

@@ -13,7 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "plastrt.h"
+#include "util.h"
 
 void pl_opt_defaults(PlOptConfig *c)
 {
@@ -28,6 +28,11 @@ void pl_opt_defaults(PlOptConfig *c)
 	c->cosine_tmax = 0;
 	c->cosine_every = 1;
 	c->lr_min = 0.0;
+	c->kind = PL_OPT_ADAMW;
+	c->rms_decay = 0.99;
+	c->max_dw = 0.0;
+	c->l1 = 0.0;
+	c->l2 = 0.0;
 }
 
 void pl_opt_free(PlOpt *o)
@@ -69,9 +74,13 @@ PlOpt *pl_opt_new(const PlModel *m, const PlOptConfig *c)
 			continue;
 		size_t bytes = (size_t)pl_desc_numel(&m->params[i]) * sizeof(float);
 		o->m[i] = pl_alloc(bytes);
+		if (!o->m[i])
+			goto fail;
+		if (c->kind == PL_OPT_RMSPROP_MICONI)
+			continue;
 		o->v[i] = pl_alloc(bytes);
 		o->vmax[i] = pl_alloc(bytes);
-		if (!o->m[i] || !o->v[i] || !o->vmax[i])
+		if (!o->v[i] || !o->vmax[i])
 			goto fail;
 	}
 	return o;
@@ -125,6 +134,10 @@ double pl_opt_lr(const PlOpt *o)
 void pl_opt_step(PlOpt *o, float *const *params, float *const *grads)
 {
 	const PlOptConfig *c = &o->cfg;
+	if (c->kind == PL_OPT_RMSPROP_MICONI) {
+		pl_opt_step_rmsprop_miconi(o, params, grads);
+		return;
+	}
 	double lr = pl_opt_lr(o);
 	o->t++;
 	double bc1 = 1.0 - pow(c->beta1, (double)o->t);

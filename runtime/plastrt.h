@@ -231,8 +231,12 @@ typedef struct PlBpttResult {
 PlBpttResult pl_bptt_run(PlBptt *b, float *const *params, const float *x, const float *target,
 		const float *mask, int ld, int B_global, float *const *grads);
 
-/* AdamW (PyTorch 1.13 semantics, amsgrad optional) with global-norm clipping and a cosine schedule.
- * Ownership: a PlOpt owns its moment buffers; pl_opt_free releases them. */
+/* AdamW (PyTorch 1.13 semantics, amsgrad optional) with global-norm clipping and a cosine schedule, or
+ * Miconi 2016's RMSprop (kind PL_OPT_RMSPROP_MICONI, runtime/optim_rmsprop.c): mean square
+ * m <- g^2 at the first step, then m <- m + (1 - rms_decay)(g^2 - m); p <- p + clip(-lr g / sqrt(m + eps),
+ * +-max_dw); then p <- p - l1 sign(p) - l2 p on the tensors of rank >= 2 (weights and coefficients, not
+ * biases). Ownership: a PlOpt owns its moment buffers; pl_opt_free releases them. */
+typedef enum PlOptKind { PL_OPT_ADAMW = 0, PL_OPT_RMSPROP_MICONI } PlOptKind;
 typedef struct PlOptConfig {
 	double lr, beta1, beta2, eps, weight_decay;
 	int amsgrad;
@@ -240,14 +244,23 @@ typedef struct PlOptConfig {
 	long cosine_tmax;     /* > 0: CosineAnnealingLR with this T_max (in scheduler steps) */
 	long cosine_every;    /* optimiser steps per scheduler step */
 	double lr_min;        /* eta_min of the cosine schedule */
+	PlOptKind kind;       /* which update pl_opt_step applies */
+	double rms_decay;     /* RMSprop: decay of the mean square (0.99) */
+	double max_dw;        /* RMSprop: element-wise bound of the update; <= 0 disables */
+	double l1, l2;        /* RMSprop: penalties after the step (rank >= 2 tensors only) */
 } PlOptConfig;
 void pl_opt_defaults(PlOptConfig *c); /* the reference: 1e-3, (0.9, 0.999), 1e-8, wd 0, amsgrad, clip 5 */
+/* Sets kind = PL_OPT_RMSPROP_MICONI and Miconi's values for `task` (spec 2.3): completion lr 0.03,
+ * max_dw 0.1, l1 1e-3, l2 1e-4; any other task lr 0.01, max_dw 0.01, l1 1e-4, l2 0; rms_decay 0.99,
+ * eps 1e-8, no gradient-norm clip. */
+void pl_opt_miconi_defaults(PlOptConfig *c, const char *task);
 typedef struct PlOpt {
 	PlOptConfig cfg;
 	int n;
 	const PlTensorDesc *desc; /* the model's parameter table (not owned) */
 	long t;                   /* optimiser steps taken */
-	float **m, **v, **vmax;   /* per parameter, NULL for fixed parameters */
+	float **m, **v, **vmax;   /* per parameter, NULL for fixed parameters; RMSprop keeps its mean
+				     square in m and allocates no v, vmax */
 } PlOpt;
 PlOpt *pl_opt_new(const PlModel *m, const PlOptConfig *c);
 void pl_opt_free(PlOpt *o);
@@ -255,7 +268,8 @@ void pl_opt_free(PlOpt *o);
  * below 1 (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
 double pl_clip_grad_norm(const PlModel *m, float *const *grads, double max_norm);
 double pl_opt_lr(const PlOpt *o); /* learning rate of the next step (cosine schedule) */
-/* One AdamW step on the trainable parameters (the caller clips first with pl_clip_grad_norm). */
+/* One step (AdamW or RMSprop by cfg.kind) on the trainable parameters (the caller clips first with
+ * pl_clip_grad_norm). */
 void pl_opt_step(PlOpt *o, float *const *params, float *const *grads);
 
 /* Float kernels of the image ops for generated code (runtime/kernels_img.c over runtime/pl_img.h; the

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plastrt.h"
 #include "task_oneshot.h"
+#include "util.h"
 
-enum { TASK_COPY, TASK_CUE_REWARD, TASK_REGRESSION, TASK_ONESHOT };
+enum { TASK_COPY, TASK_CUE_REWARD, TASK_REGRESSION, TASK_ONESHOT, TASK_MICONI };
 enum { FN_LINEAR, FN_MLP };
 
 struct PlTask {
@@ -27,6 +27,8 @@ struct PlTask {
 	char desc[160];
 	double *scratch;      /* per-trial workspace, sized in pl_task_new (owned) */
 	int *cls;             /* cue_reward: class per step (owned) */
+	PlMiconiTask *miconi; /* completion, oneshot_pattern, reversal (task_miconi.c; owned) */
+	PlLoss loss;
 	PlOneshot *oneshot;   /* oneshot: episodes from an image data set (owned; task_oneshot.c) */
 	PlSplit split;        /* oneshot: the split sampled from */
 };
@@ -69,6 +71,18 @@ PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char 
 		return NULL;
 	}
 	const char *valid;
+	if (pl_miconi_is_task(name)) {
+		PlMiconiInfo info;
+		t->kind = TASK_MICONI;
+		if (!(t->miconi = pl_miconi_task_new(name, n_opts, opts, &info, err, errlen)))
+			goto fail;
+		t->T = info.T;
+		t->I = info.n_in;
+		t->Oy = info.n_pred;
+		t->loss = info.loss;
+		snprintf(t->desc, sizeof t->desc, "%s", info.desc);
+		return t;
+	}
 	if (strcmp(name, "copy") == 0) {
 		t->kind = TASK_COPY;
 		t->n = 20;
@@ -99,7 +113,8 @@ PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char 
 		snprintf(t->desc, sizeof t->desc, "%s", pl_oneshot_describe(t->oneshot));
 		return t;
 	} else {
-		seterr(err, errlen, "unknown task '%s' (tasks: copy, cue_reward, regression, oneshot)", name);
+		seterr(err, errlen, "unknown task '%s' (tasks: copy, cue_reward, regression, oneshot, completion, "
+			"oneshot_pattern, reversal)", name);
 		pl_free(t);
 		return NULL;
 	}
@@ -196,6 +211,7 @@ void pl_task_free(PlTask *t)
 		return;
 	pl_free(t->scratch);
 	pl_free(t->cls);
+	pl_miconi_task_free(t->miconi);
 	pl_oneshot_free(t->oneshot);
 	pl_free(t);
 }
@@ -217,6 +233,8 @@ int pl_task_pred_size(const PlTask *t)
 
 PlLoss pl_task_loss(const PlTask *t)
 {
+	if (t->kind == TASK_MICONI)
+		return t->loss;
 	return t->kind == TASK_ONESHOT ? PL_LOSS_CE : PL_LOSS_MSE;
 }
 
@@ -380,6 +398,9 @@ void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, f
 		break;
 	case TASK_REGRESSION:
 		sample_regression(t, r, B, x, target, mask);
+		break;
+	case TASK_MICONI:
+		pl_miconi_task_sample(t->miconi, r, B, x, target, mask);
 		break;
 	case TASK_ONESHOT:
 		pl_oneshot_sample(t->oneshot, t->split, r, B, x, target, mask);

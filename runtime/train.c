@@ -36,6 +36,7 @@ typedef struct TrainCfg {
 	long batch;
 	PlOptConfig opt;
 	long val_every, val_trials, test_trials, ckpt_every;
+	long frozen;          /* episodes run after training without updates (Miconi's frozen phase) */
 	uint64_t test_seed;
 	PlBpttStrategy bptt;
 	int bptt_k, bptt_auto;
@@ -48,8 +49,9 @@ static void cfg_defaults(TrainCfg *c)
 {
 	memset(c, 0, sizeof *c);
 	c->steps = -1;
-	c->batch = 64;
+	c->batch = 0; /* 0, NAN: the optimiser's default, set by cfg_resolve once the flags are known */
 	pl_opt_defaults(&c->opt);
+	c->opt.lr = c->opt.clip = c->opt.max_dw = c->opt.l1 = c->opt.l2 = NAN;
 	c->val_every = 200;
 	c->val_trials = 6400;
 	c->test_trials = 6400;
@@ -72,7 +74,8 @@ static void cfg_task_defaults(TrainCfg *c)
 {
 	int fsc = strcmp(c->task.name, "oneshot") == 0;
 	if (c->steps < 0)
-		c->steps = fsc ? 40000 : strncmp(c->task.name, "cue", 3) == 0 ? 20000 : 10000;
+		c->steps = fsc ? 40000 : strncmp(c->task.name, "cue", 3) == 0 ? 20000 :
+			strcmp(c->task.name, "completion") == 0 ? 5000 : 10000;
 	if (c->val_every < 0)
 		c->val_every = fsc ? 1000 : 200;
 	if (c->val_trials < 0)
@@ -93,13 +96,19 @@ static const char train_usage[] =
 	"usage: %s train --task T [flags]\n"
 	"Meta-trains the model by BPTT + AdamW (amsgrad) on task T and writes DIR/metrics.csv,\n"
 	"DIR/checkpoint.safetensors, DIR/best.safetensors and DIR/run.json.\n"
-	"  --task copy|cue_reward|regression|oneshot   task (--task-opt k=v, --n --m (copy), --K --fn linear|mlp;\n"
-	"                     oneshot: --task-opt data=fashion|cifar_fs|mini dir=DIR augment=0|1, docs/oneshot.md)\n"
-	"  --steps N          optimiser steps (default 20000 for cue_reward, 40000 for oneshot, else 10000)\n"
+	"  --task copy|cue_reward|regression|completion|oneshot_pattern|reversal|oneshot   task (--task-opt k=v,\n"
+	"                     --n --m (copy), --K --fn linear|mlp; oneshot: --task-opt data=fashion|cifar_fs|mini\n"
+	"                     dir=DIR augment=0|1, docs/oneshot.md)\n"
+	"  --steps N          optimiser steps (default 20000 for cue_reward, 40000 for oneshot, 5000 for\n"
+	"                     completion, else 10000)\n"
 	"  --seed S           seed of initialisation and training data (default 0)\n"
-	"  --batch B          trials per step (64)\n"
+	"  --batch B          trials per step (64; 1 with --optim rmsprop_miconi)\n"
+	"  --optim adamw|rmsprop_miconi   optimiser (adamw)\n"
 	"  --lr X --wd X --clip X --beta1 X --beta2 X --eps X --amsgrad 0|1\n"
 	"                     AdamW (1e-3, 0, 5, 0.9, 0.999, 1e-8, 1; oneshot: --wd 5e-4); --clip 0 disables clipping\n"
+	"  --lr X --rms-decay X --max-dw X --l1 X --l2 X --eps X\n"
+	"                     Miconi 2016's RMSprop (completion 0.03, 0.99, 0.1, 1e-3, 1e-4, 1e-8;\n"
+	"                     other tasks 0.01, 0.99, 0.01, 1e-4, 0, 1e-8; no --clip unless given)\n"
 	"  --cosine N [--cosine-every K] [--lr-min X]   cosine schedule, T_max N scheduler steps of K steps\n"
 	"                     (oneshot: K = --val-every, N = steps/K + 1, --lr-min 1e-4; --cosine 0 disables)\n"
 	"  --val-every N      validate every N steps (200; oneshot 1000) on --val-trials fresh trials\n"
@@ -108,6 +117,8 @@ static const char train_usage[] =
 	"  oneshot: metrics.csv's metric is the accuracy of the first query step (the reference's), metric_all\n"
 	"  the accuracy over all five queries\n"
 	"  --ckpt-every N     write the checkpoint every N steps (default: at every validation)\n"
+	"  --frozen N         after the last step, N more batches from the training stream with the final\n"
+	"                     parameters and no update, logged as split 'frozen' (Miconi's test phase; 0)\n"
 	"  --out DIR          output folder (default run-MODEL-TASK-sSEED)\n"
 	"  --resume DIR       continue DIR's run from its checkpoint (flags given here override)\n"
 	"  --init FILE        start from the parameters in FILE instead of the seed's initialisation\n"
@@ -139,6 +150,7 @@ static int cfg_flag(TrainCfg *c, const char *f, const char *v)
 	LONGF("val-trials", val_trials, 1, 1000000000L)
 	LONGF("test-trials", test_trials, 0, 1000000000L)
 	LONGF("ckpt-every", ckpt_every, 0, 1000000000L)
+	LONGF("frozen", frozen, 0, 1000000000L)
 	LONGF("threads", threads, 1, 64)
 	LONGF("cosine", opt.cosine_tmax, 0, 1000000000L)
 	LONGF("cosine-every", opt.cosine_every, 1, 1000000000L)
@@ -150,8 +162,23 @@ static int cfg_flag(TrainCfg *c, const char *f, const char *v)
 	DBLF("beta2", opt.beta2, 0.0, 1.0)
 	DBLF("eps", opt.eps, 0.0, 1.0)
 	DBLF("lr-min", opt.lr_min, 0.0, 1e6)
+	DBLF("rms-decay", opt.rms_decay, 0.0, 1.0)
+	DBLF("max-dw", opt.max_dw, 0.0, 1e30)
+	DBLF("l1", opt.l1, 0.0, 1e6)
+	DBLF("l2", opt.l2, 0.0, 1.0)
 #undef LONGF
 #undef DBLF
+	if (strcmp(f, "optim") == 0) {
+		if (strcmp(v, "adamw") == 0)
+			c->opt.kind = PL_OPT_ADAMW;
+		else if (strcmp(v, "rmsprop_miconi") == 0)
+			c->opt.kind = PL_OPT_RMSPROP_MICONI;
+		else {
+			pl_err("--optim: unknown optimiser '%s' (adamw, rmsprop_miconi)", v);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(f, "seed") == 0)
 		return pl_parse_u64(f, v, &c->seed);
 	if (strcmp(f, "test-seed") == 0)
@@ -202,11 +229,17 @@ static json_t *cfg_to_flags(const TrainCfg *c)
 	ADD("cosine", "%ld", c->opt.cosine_tmax);
 	ADD("cosine-every", "%ld", c->opt.cosine_every);
 	ADD("lr-min", "%.17g", c->opt.lr_min);
+	ADD("optim", "%s", c->opt.kind == PL_OPT_RMSPROP_MICONI ? "rmsprop_miconi" : "adamw");
+	ADD("rms-decay", "%.17g", c->opt.rms_decay);
+	ADD("max-dw", "%.17g", c->opt.max_dw);
+	ADD("l1", "%.17g", c->opt.l1);
+	ADD("l2", "%.17g", c->opt.l2);
 	ADD("val-every", "%ld", c->val_every);
 	ADD("val-trials", "%ld", c->val_trials);
 	ADD("test-trials", "%ld", c->test_trials);
 	ADD("test-seed", "%" PRIu64, c->test_seed);
 	ADD("ckpt-every", "%ld", c->ckpt_every);
+	ADD("frozen", "%ld", c->frozen);
 	if (c->bptt_auto)
 		ADD("bptt", "%s", "auto");
 	else if (c->bptt == PL_BPTT_STORE)
@@ -219,6 +252,22 @@ static json_t *cfg_to_flags(const TrainCfg *c)
 	ADD("threads", "%ld", c->threads);
 #undef ADD
 	return a;
+}
+
+/* Fills what the flags left open with the chosen optimiser's defaults (Miconi's depend on the task). */
+static void cfg_resolve(TrainCfg *c)
+{
+	PlOptConfig d;
+	pl_opt_defaults(&d);
+	if (c->opt.kind == PL_OPT_RMSPROP_MICONI)
+		pl_opt_miconi_defaults(&d, c->task.name);
+	double *field[] = {&c->opt.lr, &c->opt.clip, &c->opt.max_dw, &c->opt.l1, &c->opt.l2};
+	const double dflt[] = {d.lr, d.clip, d.max_dw, d.l1, d.l2};
+	for (size_t i = 0; i < sizeof field / sizeof field[0]; i++)
+		if (isnan(*field[i]))
+			*field[i] = dflt[i];
+	if (c->batch == 0)
+		c->batch = c->opt.kind == PL_OPT_RMSPROP_MICONI ? 1 : 64;
 }
 
 static int cfg_parse_argv(TrainCfg *c, int argc, char **argv, int *help)
@@ -335,6 +384,12 @@ static int save_checkpoint(Trainer *tr)
 			continue;
 		char name[600];
 		const PlTensorDesc *d = &m->params[i];
+		if (tr->opt->cfg.kind == PL_OPT_RMSPROP_MICONI) {
+			snprintf(name, sizeof name, "rms.ms.%s", d->name);
+			if (pl_st_add_f32(st, name, d->rank, d->dims, tr->opt->m[i]) < 0)
+				goto oom;
+			continue;
+		}
 		snprintf(name, sizeof name, "adam.m.%s", d->name);
 		if (pl_st_add_f32(st, name, d->rank, d->dims, tr->opt->m[i]) < 0)
 			goto oom;
@@ -584,7 +639,10 @@ static int load_checkpoint(Trainer *tr, const PlSt *st)
 		const PlTensorDesc *d = &m->params[i];
 		float *dst[3] = {tr->opt->m[i], tr->opt->v[i], tr->opt->vmax[i]};
 		const char *pre[3] = {"adam.m.", "adam.v.", "adam.vmax."};
-		for (int k = 0; k < 3; k++) {
+		int rms = tr->opt->cfg.kind == PL_OPT_RMSPROP_MICONI;
+		if (rms)
+			pre[0] = "rms.ms."; /* its mean square lives in m; it has no v, vmax */
+		for (int k = 0; k < (rms ? 1 : 3); k++) {
 			snprintf(name, sizeof name, "%s%s", pre[k], d->name);
 			if (pl_st_get_f32(st, tr->ckpt_path, name, d->rank, d->dims, dst[k], err, sizeof err) < 0) {
 				pl_err("%s", err);
@@ -739,6 +797,7 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	}
 	if (cfg_parse_argv(c, argc, argv, &help) < 0)
 		goto done;
+	cfg_resolve(c);
 	if (!(tr.task = pl_task_from_spec(&c->task, m)))
 		goto done;
 	cfg_task_defaults(c);
@@ -888,6 +947,14 @@ int pl_cmd_train(const PlModel *m, int argc, char **argv)
 	}
 	progress(&tr, tr.tty);
 	progress_done(&tr);
+
+	/* Frozen phase: the training stream continues, the final parameters stay. Its rows follow the last
+	 * step, so a resume (which keeps rows up to the checkpoint's step) redoes it identically. */
+	for (long i = 1; i <= c->frozen; i++) {
+		pl_task_sample(tr.task, &tr.rng, tr.B, tr.x, tr.target, tr.mask);
+		PlBpttResult res = pl_engine_run(tr.eng, tr.params, tr.x, tr.target, tr.mask, NULL);
+		metrics_row(&tr, tr.step + i, "frozen", res);
+	}
 
 	/* Test of the best-validation parameters on the fixed test trials. */
 	PlRng tr_test;

@@ -35,6 +35,24 @@ void pl_engine_free(PlEngine *e);
 PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, const float *target,
 		const float *mask, float *const *grads);
 
+/* ---- Miconi 2016 tasks (task_miconi.c; task.c dispatches to them) ---- */
+
+/* Ownership: a PlMiconiTask owns its scratch; pl_miconi_task_free releases it. */
+typedef struct PlMiconiTask PlMiconiTask;
+typedef struct PlMiconiInfo {
+	int T, n_in, n_pred;
+	PlLoss loss;
+	char desc[160];
+} PlMiconiInfo;
+int pl_miconi_is_task(const char *name); /* completion | oneshot_pattern | reversal */
+/* NULL with a message in err on a bad option; fills info on success. */
+PlMiconiTask *pl_miconi_task_new(const char *name, int n_opts, const char *const *opts, PlMiconiInfo *info,
+		char *err, size_t errlen);
+void pl_miconi_task_free(PlMiconiTask *t);
+void pl_miconi_task_sample(const PlMiconiTask *t, PlRng *r, int B, float *x, float *target, float *mask);
+/* Miconi's RMSprop step (optim_rmsprop.c); pl_opt_step calls it when cfg.kind is PL_OPT_RMSPROP_MICONI. */
+void pl_opt_step_rmsprop_miconi(PlOpt *o, float *const *params, float *const *grads);
+
 #endif
 
 /* ---- command-line helpers ---- */

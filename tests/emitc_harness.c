@@ -35,6 +35,7 @@ typedef struct PlStepArgsD {
 	double *work;
 } PlStepArgsD;
 
+EmitcOptions emitc_harness_options;
 static char tmpdir[256];
 static int serial;
 
@@ -80,7 +81,8 @@ static void *build(const Program *p, bool dbl, char *pre, size_t npre)
 	serial++;
 	snprintf(c, sizeof c, "%s/%s_%s%d.c", tmpdir, pre, dbl ? "d" : "f", serial);
 	snprintf(so, sizeof so, "%s/%s_%s%d.so", tmpdir, pre, dbl ? "d" : "f", serial);
-	EmitcOptions o = {.use_double = dbl};
+	EmitcOptions o = emitc_harness_options;
+	o.use_double = dbl;
 	if (emitc_write(p, &o, c, stderr) != 0) {
 		fprintf(stderr, "emitc harness: emit-c failed for %s\n", pre);
 		return NULL;

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "emit_c.h"
 #include "program.h"
 
 /* Largest relative error seen by the last emitc_check_program call, per precision. */
@@ -17,6 +18,9 @@ typedef struct EmitcCheck {
 	double max_err_double, max_err_float;
 	int compared; /* number of output values compared */
 } EmitcCheck;
+
+/* Emitter options for the next checks (default: none, i.e. fusion on); use_double is set per run. */
+extern EmitcOptions emitc_harness_options;
 
 /* Creates the temporary directory; returns 0 or -1. */
 int emitc_harness_init(void);

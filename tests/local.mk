@@ -10,5 +10,7 @@ include $(srcdir)/tests/emitc.mk
 include $(srcdir)/tests/llvm.mk
 include $(srcdir)/tests/e2e.mk
 include $(srcdir)/tests/bench.mk
+include $(srcdir)/tests/miconi.mk
 include $(srcdir)/tests/fsc.mk
+include $(srcdir)/tests/grad.mk
 include $(srcdir)/tests/compare.mk

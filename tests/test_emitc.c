@@ -59,7 +59,7 @@ static void builder_init(Builder *b, const char *name, int in_size, int pred_siz
 	b->p->pred_size = pred_size;
 	b->p->out_size = out_size;
 	b->p->meta_loss = PL_LOSS_MSE;
-	b->cap_p = b->cap_s = 512;
+	b->cap_p = b->cap_s = 1024;
 	b->p->params = calloc((size_t)b->cap_p, sizeof *b->p->params);
 	b->p->state = calloc((size_t)b->cap_s, sizeof *b->p->state);
 	b->f = ir_func_new("step_forward");
@@ -99,7 +99,6 @@ typedef struct Case {
 	IrShape out; /* EXPAND, SUM_TO, RESHAPE */
 	int64_t a[4];
 	int const_in; /* 1 + index of an operand that is a CONST instead of an input */
-	int sel;      /* operand 1 is pool_argmax (window a0, stride a1) of an input of shape in[1] */
 } Case;
 
 #define B2x3 S(true, 2, 2, 3, 0)
@@ -180,38 +179,27 @@ static int zoo_cases(Case *cs)
 	op = IR_OUTER;
 	C2(S(true, 1, 3, 0, 0), S(true, 1, 4, 0, 0), 0, 0);
 	C2(S(true, 1, 1, 0, 0), S(true, 1, 5, 0, 0), 0, 0);
-	/* images [C,H,W] and kernels [Co,C,k*k]; attributes k, stride, padding (pools: k, stride) */
-#define S3(bt, a, b, c) S(bt, 3, a, b, c)
-#define CI(X, Y, O, K, ST, P) cs[n++] = (Case){op, 2, {X, Y}, O, {K, ST, P, 0}, 0, 0}
-	op = IR_CONV2D;
-	CI(S3(true, 2, 5, 5), S3(false, 3, 2, 9), none, 3, 1, 1);
-	CI(S3(true, 2, 7, 6), S3(true, 3, 2, 4), none, 2, 2, 0);  /* per-trial kernel, odd side */
-	CI(S3(false, 2, 5, 5), S3(false, 3, 2, 9), none, 3, 2, 1); /* nothing batched */
-	CI(S3(false, 1, 6, 6), S3(true, 4, 1, 9), none, 3, 1, 2);  /* shared image, batched kernel */
-	op = IR_CONV2D_T;
-	CI(S3(true, 3, 5, 5), S3(false, 3, 2, 9), S3(true, 2, 5, 5), 3, 1, 1);
-	CI(S3(true, 3, 3, 3), S3(true, 3, 2, 4), S3(true, 2, 7, 6), 2, 2, 0);
-	CI(S3(false, 3, 3, 3), S3(false, 3, 2, 9), S3(false, 2, 5, 5), 3, 2, 1);
-	op = IR_CONV2D_W;
-	CI(S3(true, 2, 5, 5), S3(true, 3, 5, 5), none, 3, 1, 1);
-	CI(S3(false, 2, 7, 6), S3(true, 3, 3, 3), none, 2, 2, 0);
-	CI(S3(true, 2, 5, 5), S3(false, 3, 3, 3), none, 3, 2, 1);
-	op = IR_MAXPOOL;
-	C1(S3(true, 2, 4, 4), none, 2, 2);
-	C1(S3(true, 2, 5, 7), none, 3, 2); /* overlapping windows, rows left over */
-	C1(S3(false, 2, 4, 4), none, 2, 2);
-	op = IR_POOL_ARGMAX;
-	C1(S3(true, 2, 5, 5), none, 2, 2);
-	C1(S3(false, 3, 4, 4), none, 3, 1);
-	op = IR_POOL_GATHER;
-	cs[n++] = (Case){op, 2, {S3(true, 2, 4, 4), S3(true, 2, 4, 4)}, none, {2, 2, 0, 0}, 0, 1};
-	cs[n++] = (Case){op, 2, {S3(false, 2, 5, 5), S3(true, 2, 5, 5)}, none, {3, 2, 0, 0}, 0, 1};
-	op = IR_POOL_SCATTER;
-	cs[n++] = (Case){op, 2, {S3(true, 2, 2, 2), S3(true, 2, 4, 4)}, S3(true, 2, 4, 4), {2, 2, 0, 0}, 0, 1};
-	cs[n++] = (Case){op, 2, {S3(false, 2, 2, 2), S3(true, 2, 5, 5)}, S3(true, 2, 5, 5), {3, 2, 0, 0}, 0, 1};
-	cs[n++] = (Case){op, 2, {S3(true, 1, 2, 2), S3(false, 1, 5, 5)}, S3(true, 1, 5, 5), {3, 2, 0, 0}, 0, 1};
-#undef CI
-#undef S3
+	/* images [C,H,W], kernels [Co,C,k*k]; a0 = k, a1 = stride, a2 = padding */
+	int64_t kp[][3] = {{3, 1, 1}, {3, 2, 0}, {2, 1, 0}, {3, 2, 2}};
+	for (size_t q = 0; q < sizeof kp / sizeof *kp; q++) {
+		int64_t k = kp[q][0], st = kp[q][1], pd = kp[q][2], H = 5, W = 6;
+		int64_t Ho = (H + 2 * pd - k) / st + 1, Wo = (W + 2 * pd - k) / st + 1;
+		IrShape img = S(true, 3, 2, H, W), ker = S(q == 2, 3, 3, 2, k * k), og = S(true, 3, 3, Ho, Wo);
+		IrShape img_u = S(false, 3, 2, H, W);
+		cs[n++] = (Case){IR_CONV2D, 2, {q == 1 ? img_u : img, ker}, none, {k, st, pd, 0}, 0};
+		cs[n++] = (Case){IR_CONV2D_T, 2, {og, ker}, img, {k, st, pd, 0}, 0};
+		cs[n++] = (Case){IR_CONV2D_W, 2, {img, og}, none, {k, st, pd, 0}, 0};
+	}
+	int64_t pk[][2] = {{2, 2}, {3, 1}, {2, 3}};
+	for (size_t q = 0; q < sizeof pk / sizeof *pk; q++) {
+		int64_t k = pk[q][0], st = pk[q][1], H = 6, W = 7;
+		IrShape img = S(true, 3, 2, H, W), pooled = S(true, 3, 2, (H - k) / st + 1, (W - k) / st + 1);
+		cs[n++] = (Case){IR_MAXPOOL, 1, {img, none}, none, {k, st, 0, 0}, 0};
+		cs[n++] = (Case){IR_POOL_ARGMAX, 1, {img, none}, none, {k, st, 0, 0}, 0};
+		/* the selector operand is pool_argmax of a fresh image (zoo_operand) */
+		cs[n++] = (Case){IR_POOL_GATHER, 2, {img, pooled}, none, {k, st, 0, 0}, 0};
+		cs[n++] = (Case){IR_POOL_SCATTER, 2, {pooled, pooled}, img, {k, st, 0, 0}, 0};
+	}
 #undef C1
 #undef C2
 	return n;
@@ -225,13 +213,18 @@ static int zoo_operand(Builder *b, const Case *c, int k)
 	int id;
 	if (c->const_in == k + 1)
 		return ir_const(b->f, 0.75, c->in[k], NOLOC);
+	if (k == 1 && (c->op == IR_POOL_GATHER || c->op == IR_POOL_SCATTER)) {
+		/* a valid selector: the argmax of an image of the unpooled shape */
+		IrShape img = c->op == IR_POOL_GATHER ? c->in[0] : c->out;
+		snprintf(name, sizeof name, "c%d.img", b->zoo_case);
+		add_state(b, name, img, &id);
+		return ir_pool(b->f, IR_POOL_ARGMAX, id, -1, c->a[0], c->a[1], NOLOC);
+	}
 	snprintf(name, sizeof name, "c%d.%c", b->zoo_case, "xy"[k]);
 	if (c->in[k].batch)
 		add_state(b, name, c->in[k], &id);
 	else
 		id = add_param(b, name, c->in[k]);
-	if (c->sel && k == 1) /* a selector: the argmax positions of a random image */
-		return ir_pool(b->f, IR_POOL_ARGMAX, id, -1, c->a[0], c->a[1], NOLOC);
 	bool positive = c->op == IR_LOG || c->op == IR_SQRT || (c->op == IR_DIV && k == 1);
 	return positive ? ir_add(b->f, IR_EXP, id, -1, NOLOC) : id;
 }
@@ -239,7 +232,7 @@ static int zoo_operand(Builder *b, const Case *c, int k)
 static Program *build_zoo(bool *covered)
 {
 	Builder b;
-	static Case cs[200];
+	static Case cs[300];
 	int n = zoo_cases(cs);
 	builder_init(&b, "zoo", 2, 2, 2);
 	int x = ir_input(b.f, IR_ROLE_DATA, 0, S(true, 1, 2, 0, 0), "x");
@@ -253,7 +246,8 @@ static Program *build_zoo(bool *covered)
 		b.zoo_case = i;
 		int a0 = zoo_operand(&b, c, 0), a1 = c->nin > 1 ? zoo_operand(&b, c, 1) : -1;
 		int r = ir_add_full(b.f, c->op, a0, a1,
-			ir_op_shape_given(c->op) ? &c->out : NULL, 0.0, c->a,
+			(c->op == IR_EXPAND || c->op == IR_SUM_TO || c->op == IR_RESHAPE || c->op == IR_CONV2D_T ||
+				c->op == IR_POOL_SCATTER) ? &c->out : NULL, 0.0, c->a,
 			NOLOC);
 		covered[c->op] = true;
 		char name[64];
@@ -280,6 +274,8 @@ static Program *build_zoo(bool *covered)
 	return b.p;
 }
 
+static Case zoo_probe[300];
+
 static void test_op_zoo(void **state)
 {
 	bool covered[IR_OP_COUNT] = {false};
@@ -291,8 +287,8 @@ static void test_op_zoo(void **state)
 		}
 	EmitcCheck r;
 	assert_int_equal(emitc_check_program(p, 2e-5, &r), 0);
-	printf("# op zoo: %d nodes fwd, %d vjp; %d values compared; max rel err double %.2g, float %.2g\n",
-		p->fwd->n, p->vjp->n, r.compared, r.max_err_double, r.max_err_float);
+	printf("# op zoo: %d cases, %d nodes fwd, %d vjp; %d values compared; max rel err double %.2g, float %.2g\n",
+		zoo_cases(zoo_probe), p->fwd->n, p->vjp->n, r.compared, r.max_err_double, r.max_err_float);
 	assert_true(r.compared > 1000);
 	program_free(p);
 }
@@ -353,6 +349,11 @@ static void test_plastic_rnn(void **state)
 	assert_int_equal(emitc_check_program(p, 2e-5, &r), 0);
 	printf("# plastic rnn H=8: %d values compared; max rel err double %.2g, float %.2g\n", r.compared,
 		r.max_err_double, r.max_err_float);
+	/* and with one loop per node, every value stored */
+	emitc_harness_options.no_fuse = true;
+	int rc = emitc_check_program(p, 2e-5, &r);
+	emitc_harness_options.no_fuse = false;
+	assert_int_equal(rc, 0);
 	program_free(p);
 }
 
@@ -376,9 +377,9 @@ static void test_text(void **state)
 		"#line 3 \"mini.plast\"",
 		"cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, 4, 3, 1.0f, in0, 3, in1, 4, 0.0f, out, 4);",
 		"cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,",
-		"cell_h_new_b",
+		"cell_w_eff_b",
 		"real *restrict out = a->param_bar[0];",
-		"out[i] += in0[i];",
+		"out[i] += in1[i];",
 		"cell_w_hh_p_out_b",
 		"#pragma omp simd reduction(+:acc)",
 		"const PlModel mini_rnn_model = {",
@@ -405,6 +406,15 @@ static void test_text(void **state)
 		s = nl + 1;
 	}
 	assert_true(back > 0);
+	/* fusion: the Hebbian update hebb + eta * (outer(h, h') - hebb) is one loop writing state_out[1] */
+	const char *fwd = strstr(buf, "static void mini_rnn_step_forward(");
+	const char *vjp = strstr(buf, "static void mini_rnn_step_vjp(");
+	assert_non_null(fwd);
+	assert_non_null(vjp);
+	char *fwd_text = strndup(fwd, (size_t)(vjp - fwd));
+	assert_null(strstr(fwd_text, "= outer "));
+	assert_non_null(strstr(fwd_text, "real *const cell_w_hh_p_new = a->state_out[1]; /* [B,4,4], computed in place */"));
+	free(fwd_text);
 	free(buf);
 
 	/* no main unless asked; the double variant exports its functions */
