@@ -223,6 +223,7 @@ const char *ast_layer_kind_name(AstLayerKind k)
 	case LAYER_LINEAR: return "linear";
 	case LAYER_RNN: return "rnn";
 	case LAYER_LSTM: return "lstm";
+	case LAYER_CONV4: return "conv4";
 	}
 	return "?";
 }
@@ -337,8 +338,19 @@ static void print_item(const AstItem *it, FILE *out)
 		break;
 	case ITEM_LAYER:
 		fprintf(out, "  %s%s %s (", it->plastic ? "plastic " : "", ast_layer_kind_name(it->layer), it->name);
-		for (int i = 0; i < it->nsrcs; i++)
-			fprintf(out, "%s%s", i ? ", " : "", it->srcs[i]->name);
+		for (int i = 0; i < it->nsrcs; i++) {
+			const AstIdent *s = it->srcs[i];
+			fprintf(out, "%s%s", i ? ", " : "", s->name);
+			if (s->sliced) {
+				fputc('[', out);
+				if (s->lo)
+					ast_print_expr(s->lo, out);
+				fputc(':', out);
+				if (s->hi)
+					ast_print_expr(s->hi, out);
+				fputc(']', out);
+			}
+		}
 		fputs(" ->", out);
 		for (int i = 0; i < it->nouts; i++) {
 			fputs(i ? ", " : " ", out);

@@ -90,11 +90,13 @@ typedef enum AstItemKind {
 	ITEM_PLASTICITY,
 } AstItemKind;
 
-typedef enum AstLayerKind { LAYER_LINEAR, LAYER_RNN, LAYER_LSTM } AstLayerKind;
+typedef enum AstLayerKind { LAYER_LINEAR, LAYER_RNN, LAYER_LSTM, LAYER_CONV4 } AstLayerKind;
 
 typedef struct AstIdent {
 	const char *name;
 	SrcSpan span;
+	bool sliced;          /* a layer source written NAME[lo:hi] */
+	AstExpr *lo, *hi;     /* its bounds (NULL when omitted) */
 } AstIdent;
 
 typedef struct AstItem {

@@ -140,7 +140,7 @@ static char *trainer_path(void)
 
 static bool default_goal_max(const char *task)
 {
-	return strncmp(task, "fsc", 3) == 0 || strstr(task, "class") != NULL;
+	return strncmp(task, "fsc", 3) == 0 || strcmp(task, "oneshot") == 0 || strstr(task, "class") != NULL;
 }
 
 static int parse_compare(int argc, char **argv, CmpSpec *s, bool *no_plot)

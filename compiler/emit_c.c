@@ -749,83 +749,24 @@ static void emit_const_fill(Em *e, int id)
 
 /* ---- images ---- */
 
-/* The convolution family, by direct loops over T(g, x, w) = sum g[co,i,j] x[c, s*i+u-p, s*j+v-p]
- * w[co,c,u*k+v] (ops.def), as the interpreter, but ordered so the innermost loop runs over the output
- * column j with the bounds of the zero padding hoisted out of it: for stride 1 it is a contiguous axpy
- * (conv2d, conv2d_t) or a simd-reduction dot product (conv2d_w). Unbatched operands are shared by all
- * trials; the result is batched iff an operand is. */
+/* The convolution family: one call of the im2col + GEMM kernel of runtime/pl_img.h (conv2d y = w @ cols,
+ * conv2d_w dw = g @ cols^T, conv2d_t x = col2im(w^T @ g); docs/oneshot.md section 6). Measured against
+ * direct loops ordered for an axpy over the output row (bench/conv_kernels.c): 20-40x faster on the
+ * Conv-4 blocks, whose rows are 3 to 28 long. Unbatched operands are shared by all trials; the result is
+ * batched iff an operand is; n is B for a batched result, else 1. */
 static void emit_conv(Em *e, int id)
 {
 	const IrNode *nd = &e->f->nodes[id];
-	IrShape sx = *shape(e, nd->in[0]), sy = *shape(e, nd->in[1]), so = nd->shape;
-	const IrShape *si, *sk, *sg;
-	switch (nd->op) {
-	case IR_CONV2D: si = &sx; sk = &sy; sg = &so; break;
-	case IR_CONV2D_T: sg = &sx; sk = &sy; si = &so; break;
-	default: si = &sx; sg = &sy; sk = &so; break;
-	}
-	int64_t k = nd->a[0], s = nd->a[1], p = nd->a[2];
-	int64_t C = si->d[0], H = si->d[1], W = si->d[2], Co = sk->d[0], Ho = sg->d[1], Wo = sg->d[2];
+	IrShape s0 = *shape(e, nd->in[0]), s1 = *shape(e, nd->in[1]);
+	/* the image side: the operand of conv2d and conv2d_w, the result of conv2d_t; Co from the kernel */
+	IrShape img = nd->op == IR_CONV2D_T ? nd->shape : s0;
+	int64_t Co = nd->op == IR_CONV2D_W ? nd->shape.d[0] : s1.d[0];
 	declare_in(e, 0, nd->in[0]);
 	declare_in(e, 1, nd->in[1]);
-	out(e, "\t\t/* k = %" PRId64 ", stride %" PRId64 ", padding %" PRId64 ": image [%" PRId64 ",%" PRId64 ",%" PRId64
-		"], kernel [%" PRId64 ",%" PRId64 ",%" PRId64 "], output side [%" PRId64 ",%" PRId64 ",%" PRId64 "] */\n",
-		k, s, p, C, H, W, Co, C, k * k, Co, Ho, Wo);
-	emit_zero(e, "out", so, 2);
-	out(e, "\t\tfor (long b = 0; b < %s; b++) {\n", so.batch ? "B" : "1");
-	const char *names[3] = {"img", "ker", "og"};
-	const IrShape *shp[3] = {si, sk, sg};
-	const char *src[3];
-	/* which array each of img, ker, og is: in0, in1 or out */
-	for (int t = 0; t < 3; t++) {
-		const IrShape *q = shp[t];
-		src[t] = q == &so ? "out" : q == &sx ? "in0" : "in1";
-		if (q->batch)
-			out(e, "\t\t\t%sreal *restrict %s = %s + b * %" PRId64 ";\n", q == &so ? "" : "const ", names[t],
-				src[t], ir_shape_numel(*q));
-		else
-			out(e, "\t\t\t%sreal *restrict %s = %s;\n", q == &so ? "" : "const ", names[t], src[t]);
-	}
-	out(e, "\t\t\tfor (long co = 0; co < %" PRId64 "; co++)\n", Co);
-	out(e, "\t\t\t\tfor (long c = 0; c < %" PRId64 "; c++)\n", C);
-	out(e, "\t\t\t\t\tfor (long u = 0; u < %" PRId64 "; u++)\n", k);
-	out(e, "\t\t\t\t\t\tfor (long v = 0; v < %" PRId64 "; v++) {\n", k);
-	out(e, "\t\t\t\t\t\t\tconst long ik = (co * %" PRId64 " + c) * %" PRId64 " + u * %" PRId64 " + v;\n", C, k * k, k);
-	/* j with 0 <= s*j + v - p < W */
-	out(e, "\t\t\t\t\t\t\tconst long jlo = v < %" PRId64 " ? (%" PRId64 " - v + %" PRId64 ") / %" PRId64 " : 0;\n", p, p,
-		s - 1, s);
-	out(e, "\t\t\t\t\t\t\tconst long jend = %" PRId64 " - v < 0 ? 0 : (%" PRId64 " - v) / %" PRId64 " + 1;\n", W - 1 + p,
-		W - 1 + p, s);
-	out(e, "\t\t\t\t\t\t\tconst long jhi = jend < %" PRId64 " ? jend : %" PRId64 ";\n", Wo, Wo);
-	if (nd->op == IR_CONV2D_W)
-		out(e, "\t\t\t\t\t\t\treal acc = 0;\n");
-	else
-		out(e, "\t\t\t\t\t\t\tconst real wk = ker[ik];\n");
-	out(e, "\t\t\t\t\t\t\tfor (long i = 0; i < %" PRId64 "; i++) {\n", Ho);
-	out(e, "\t\t\t\t\t\t\t\tconst long h = %" PRId64 " * i + u - %" PRId64 ";\n", s, p);
-	out(e, "\t\t\t\t\t\t\t\tif (h < 0 || h >= %" PRId64 ")\n\t\t\t\t\t\t\t\t\tcontinue;\n", H);
-	/* offsets, not pointers: xo + s*j is in the image only for j in [jlo, jhi) */
-	out(e, "\t\t\t\t\t\t\t\tconst long xo = (c * %" PRId64 " + h) * %" PRId64 " + v - %" PRId64 ";\n", H, W, p);
-	out(e, "\t\t\t\t\t\t\t\tconst long go = (co * %" PRId64 " + i) * %" PRId64 ";\n", Ho, Wo);
-	switch (nd->op) {
-	case IR_CONV2D:
-		out(e, "\t\t\t\t\t\t\t\tfor (long j = jlo; j < jhi; j++)\n");
-		out(e, "\t\t\t\t\t\t\t\t\tog[go + j] += wk * img[xo + %" PRId64 " * j];\n", s);
-		break;
-	case IR_CONV2D_T:
-		out(e, "\t\t\t\t\t\t\t\tfor (long j = jlo; j < jhi; j++)\n");
-		out(e, "\t\t\t\t\t\t\t\t\timg[xo + %" PRId64 " * j] += wk * og[go + j];\n", s);
-		break;
-	default:
-		out(e, "\t\t\t\t\t\t\t\t#pragma omp simd reduction(+:acc)\n");
-		out(e, "\t\t\t\t\t\t\t\tfor (long j = jlo; j < jhi; j++)\n");
-		out(e, "\t\t\t\t\t\t\t\t\tacc += img[xo + %" PRId64 " * j] * og[go + j];\n", s);
-		break;
-	}
-	out(e, "\t\t\t\t\t\t\t}\n");
-	if (nd->op == IR_CONV2D_W)
-		out(e, "\t\t\t\t\t\t\tker[ik] += acc;\n");
-	out(e, "\t\t\t\t\t\t}\n\t\t}\n");
+	out(e, "\t\tpl_img_%s(%s, %d, %d, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+		", %" PRId64 ", in0, in1, out);\n",
+		ir_op_name(nd->op), nd->shape.batch ? "B" : "1", s0.batch, s1.batch, img.d[0], img.d[1], img.d[2], Co,
+		nd->a[0], nd->a[1], nd->a[2]);
 }
 
 /* Pooling over k x k windows with stride s (no padding), as the interpreter: maxpool and pool_argmax
@@ -1550,7 +1491,9 @@ static void emit_prologue(Em *e)
 		p->settings && p->settings[0] ? p->settings : "(defaults)");
 	out(e, " * %s arithmetic; parameters, inputs and state follow runtime/plastrt.h (row-major, batch first).\n */\n",
 		e->real);
-	out(e, "#include <math.h>\n#include <stddef.h>\n\n#include <cblas.h>\n\n#include \"plastrt.h\"\n\n");
+	out(e, "#include <math.h>\n#include <stddef.h>\n\n#include <cblas.h>\n\n#include \"plastrt.h\"\n");
+	/* the convolution kernels (im2col + GEMM, runtime/pl_img.h) in this file's precision */
+	out(e, "%s#include \"pl_img.h\"\n\n", e->o.use_double ? "#define PL_IMG_DOUBLE 1\n" : "");
 	out(e, "typedef %s real;\n\n", e->real);
 	/* ops whose C form names its operand twice: as functions, a fused operand is written once */
 	out(e, "/* elementwise ops of the IR that are not C operators (max/min: ties go to b, as the VJP) */\n");

@@ -391,8 +391,7 @@ static LLVMValueRef l_scalar(LlCtx *c, IrOp op, LLVMValueRef a, LLVMValueRef b)
 	case IR_PARAM: case IR_INPUT: case IR_CONST: case IR_INV_BATCH: case IR_SUM_TO: case IR_RESHAPE:
 	case IR_SLICE: case IR_PAD: case IR_CONCAT: case IR_MATMUL: case IR_BMV: case IR_BMVT: case IR_OUTER:
 	case IR_CONV2D: case IR_CONV2D_T: case IR_CONV2D_W: case IR_MAXPOOL: case IR_POOL_ARGMAX:
-	case IR_POOL_GATHER: case IR_POOL_SCATTER:
-	case IR_OP_COUNT:
+	case IR_POOL_GATHER: case IR_POOL_SCATTER: case IR_OP_COUNT:
 		break;
 	}
 	l_fail(c, "op '%s' has no scalar form", ir_op_info[op].name);
@@ -713,6 +712,60 @@ static void l_emit_matmul(LlCtx *c, int id)
 	l_call(c, c->sgemm, args, 14, "");
 }
 
+/* Convolution and pooling: a call of the runtime's float kernel (plastrt.h pl_k_*, runtime/pl_img.h),
+ * declared on first use; every argument but the pointers is an i64. The image side (the operand, or the
+ * result of conv2d_t and pool_scatter) gives C, H, W; n is B for a batched result, else 1. */
+static void l_emit_image(LlCtx *c, int id)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	IrShape s0 = c->f->nodes[nd->in[0]].shape, s1 = nd->in[1] >= 0 ? c->f->nodes[nd->in[1]].shape : s0;
+	IrShape img = nd->op == IR_CONV2D_T || nd->op == IR_POOL_SCATTER ? nd->shape : s0;
+	LLVMValueRef n = nd->shape.batch ? c->B : l_i64(c, 1);
+	LLVMValueRef a[13];
+	unsigned na = 0, nint;
+	const char *fn;
+	a[na++] = n;
+	switch (nd->op) {
+	case IR_CONV2D: case IR_CONV2D_T: case IR_CONV2D_W:
+		fn = nd->op == IR_CONV2D ? "pl_k_conv2d" : nd->op == IR_CONV2D_T ? "pl_k_conv2d_t" : "pl_k_conv2d_w";
+		a[na++] = l_i64(c, s0.batch);
+		a[na++] = l_i64(c, s1.batch);
+		for (int k = 0; k < 3; k++)
+			a[na++] = l_i64(c, img.d[k]);
+		a[na++] = l_i64(c, nd->op == IR_CONV2D_W ? nd->shape.d[0] : s1.d[0]); /* Co */
+		for (int k = 0; k < 3; k++)
+			a[na++] = l_i64(c, nd->a[k]);
+		break;
+	case IR_MAXPOOL: case IR_POOL_ARGMAX:
+		fn = "pl_k_maxpool";
+		a[na++] = l_i64(c, nd->op == IR_POOL_ARGMAX);
+		for (int k = 0; k < 3; k++)
+			a[na++] = l_i64(c, img.d[k]);
+		a[na++] = l_i64(c, nd->a[0]);
+		a[na++] = l_i64(c, nd->a[1]);
+		break;
+	default:
+		fn = "pl_k_pool_move";
+		a[na++] = l_i64(c, nd->op == IR_POOL_SCATTER);
+		a[na++] = l_i64(c, s0.batch);
+		a[na++] = l_i64(c, s1.batch);
+		for (int k = 0; k < 3; k++)
+			a[na++] = l_i64(c, img.d[k]);
+		a[na++] = l_i64(c, nd->a[0]);
+		a[na++] = l_i64(c, nd->a[1]);
+		break;
+	}
+	nint = na;
+	a[na++] = l_in_memory(c, nd->in[0]);
+	if (nd->in[1] >= 0)
+		a[na++] = l_in_memory(c, nd->in[1]);
+	a[na++] = c->val[id];
+	LLVMTypeRef ty[13];
+	for (unsigned k = 0; k < na; k++)
+		ty[k] = k < nint ? c->t_i64 : c->t_pf;
+	l_call(c, l_extern(c, fn, LLVMFunctionType(c->t_void, ty, na, 0)), a, na, "");
+}
+
 /* BMV  y[b,j] = sum_i x[b,i] W[b,i,j]: space (B, I, J); y has stride 0 on i, so it accumulates an axpy
  *      along the contiguous j (vectorises without a reduction).
  * BMVT y[b,i] = sum_j W[b,i,j] g[b,j]: same space; y has stride 0 on j: a dot-product reduction.
@@ -925,7 +978,7 @@ static void l_emit_node(LlCtx *c, int id)
 	case IR_OUTER: l_emit_outer(c, id); break;
 	case IR_CONV2D: case IR_CONV2D_T: case IR_CONV2D_W: case IR_MAXPOOL: case IR_POOL_ARGMAX:
 	case IR_POOL_GATHER: case IR_POOL_SCATTER:
-		l_fail(c, "no LLVM lowering for %s (node %d)", ir_op_info[nd->op].name, id);
+		l_emit_image(c, id);
 		break;
 	case IR_OP_COUNT: l_fail(c, "bad op in node %d", id); break;
 	}

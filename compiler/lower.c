@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "autodiff.h"
+#include "ir_nn.h"
 #include "lower.h"
 
 typedef struct Lower {
@@ -284,6 +285,30 @@ static const SemaTensor *find_t(const SemaLayer *L, const char *suffix)
 	return NULL;
 }
 
+/* conv4: the source viewed as images [C,side,side] (CHW), then per block
+ *   conv 3x3 (padding 1, no bias) -> batch norm (this call's batch statistics) -> relu -> max-pool 2x2
+ * (ir_nn_conv_block), and the result flattened to [channels * out_side^2] in CHW order. */
+static void lower_conv4(Lower *l, int li, int src)
+{
+	const SemaLayer *L = &l->m->layers[li];
+	SrcSpan at = L->item->span;
+	char nm[512];
+	int64_t d[3] = {L->img_c, L->img_side, L->img_side};
+	int x = ir_reshape(l->f, batched(l, src, at), ir_shape(true, 3, d), at);
+	snprintf(nm, sizeof nm, "%s.image", L->name);
+	ir_set_name(l->f, x, nm);
+	for (int b = 0; b < L->blocks; b++) {
+		int p0 = L->conv_param + 3 * b;
+		x = ir_nn_conv_block(l->f, x, param_node(l, p0), param_node(l, p0 + 1), param_node(l, p0 + 2), NULL, NULL,
+			at);
+		snprintf(nm, sizeof nm, "%s.block%d", L->name, b + 1);
+		ir_set_name(l->f, x, nm);
+	}
+	int y = ir_reshape(l->f, x, ir_shape1(true, L->size), at);
+	ir_set_name(l->f, y, L->name);
+	l->layer_out[li] = l->layer_post[li] = y;
+}
+
 static void lower_layer(Lower *l, int li)
 {
 	const SemaModel *m = l->m;
@@ -294,9 +319,15 @@ static void lower_layer(Lower *l, int li)
 	for (int k = 0; k < L->nsrcs; k++) {
 		const SemaSrc *s = &L->srcs[k];
 		int v = s->kind == SRC_INPUT ? l->x : s->kind == SRC_LAYER ? l->layer_out[s->index] : l->out_node[s->index];
+		if (s->sliced)
+			v = ir_slice(l->f, v, s->offset, s->offset + s->size, s->span);
 		src = src < 0 ? v : concat2(l, src, v, at);
 	}
 	l->layer_src[li] = src;
+	if (L->kind == LAYER_CONV4) {
+		lower_conv4(l, li, src);
+		return;
+	}
 	if (L->kind == LAYER_LINEAR) {
 		int z = linear_part(l, src, find_t(L, "w"), find_t(L, "b"), at);
 		snprintf(nm, sizeof nm, "%s.z", L->name);

@@ -115,7 +115,7 @@ MemPlan *memplan_build_fused(const IrFunc *f, const int *fused_into)
 			if (last[nd->in[k]] < at)
 				last[nd->in[k]] = at;
 			if (ir_op_info[nd->op].flags & IRF_LINALG)
-				linalg_user[nd->in[k]] = true;
+				linalg_user[nd->in[k]] = true; /* BLAS and the convolution kernels read arrays */
 		}
 	}
 	for (int k = 0; k < f->nouts; k++)

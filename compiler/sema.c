@@ -19,6 +19,8 @@
 
 #include "sema.h"
 
+#include "ir_nn.h"
+
 enum { CONST_MAX_CHAIN = AST_MAX_DEPTH, MAX_ERRORS_FOR_HINTS = 20 };
 
 struct SemaProgram {
@@ -1207,10 +1209,15 @@ static SemaAct parse_act(P *p, const AstItem *it)
 {
 	const char *a = it->act;
 	if (!a)
-		return it->layer == LAYER_LINEAR ? ACT_IDENTITY : ACT_RELU;
+		return it->layer == LAYER_LINEAR || it->layer == LAYER_CONV4 ? ACT_IDENTITY : ACT_RELU;
 	if (it->layer == LAYER_LSTM) {
 		diag_emit(p->diag, DIAG_ERROR, it->act_span, NULL, "an lstm's nonlinearities are fixed (sigmoid gates, tanh)",
 			"lstm takes no activation");
+		return ACT_IDENTITY;
+	}
+	if (it->layer == LAYER_CONV4) {
+		diag_emit(p->diag, DIAG_ERROR, it->act_span, NULL, "every block ends with relu and a 2x2 max-pool",
+			"conv4 takes no activation");
 		return ACT_IDENTITY;
 	}
 	static const char *const acts[] = {"identity", "relu", "tanh", "sigmoid"};
@@ -1300,6 +1307,60 @@ static void check_rule_clause(P *p, const SemaLayer *L, const SemaTensor *t, con
 static int const_cmp(const void *a, const void *b)
 {
 	return strcmp((*(const SemaConst *const *)a)->name, (*(const SemaConst *const *)b)->name);
+}
+
+/* The image geometry of a conv4 layer from its source size and attributes `channels` (of the image,
+ * default 1) and `blocks` (default 4): the source must be channels x side x side values (CHW). */
+static void conv4_shape(P *p, SemaLayer *L)
+{
+	const AstItem *it = L->item;
+	int64_t C = 1, blocks = 4;
+	bool ok = true;
+	if (L->plastic) {
+		diag_emit(p->diag, DIAG_ERROR, it->name_span, NULL, "the image encoder is meta-trained, not plastic",
+			"a conv4 layer cannot be plastic");
+		ok = false;
+	}
+	if (it->nsrcs != 1) {
+		diag_emit(p->diag, DIAG_ERROR, it->span, NULL, "give it one image, e.g. conv4 enc (x[0:784] -> 64)",
+			"a conv4 layer reads exactly one source");
+		ok = false;
+	}
+	for (int k = 0; k < it->nattrs; k++) {
+		const AstSetting *s = it->attrs[k];
+		if (strcmp(s->key, "channels") == 0)
+			C = eval_size(p, s->value, "the image's channel count");
+		else if (strcmp(s->key, "blocks") == 0)
+			blocks = eval_size(p, s->value, "the number of blocks");
+		else {
+			static const char *const keys[] = {"channels", "blocks"};
+			unknown_key(p, s, "conv4 attributes", keys, 2);
+			ok = false;
+		}
+	}
+	L->size = -1;
+	if (!ok || C <= 0 || blocks <= 0 || L->in <= 0 || L->channels <= 0)
+		return;
+	int64_t side = (int64_t)llround(sqrt((double)(L->in / C)));
+	if (L->in % C != 0 || side * side * C != L->in) {
+		diag_emit(p->diag, DIAG_ERROR, it->srcs[0]->span, NULL,
+			"the source must hold channels x side x side values in CHW order (set `channels` in { })",
+			"conv4 source of %lld values is not a square image with %lld channel%s", (long long)L->in, (long long)C,
+			C == 1 ? "" : "s");
+		return;
+	}
+	int64_t out = blocks > 30 ? 0 : ir_nn_conv4_side(side, (int)blocks);
+	if (out <= 0) {
+		diag_emit(p->diag, DIAG_ERROR, it->srcs[0]->span, NULL, "use fewer blocks or a larger image",
+			"a %lldx%lld image vanishes after %lld conv4 blocks", (long long)side, (long long)side,
+			(long long)blocks);
+		return;
+	}
+	L->img_c = C;
+	L->img_side = side;
+	L->blocks = (int)blocks;
+	L->out_side = out;
+	L->size = L->post_size = L->channels * out * out;
 }
 
 static void check_model(P *p, const AstDecl *md, int nset, char **sets)
@@ -1498,6 +1559,10 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 				}
 			}
 			L->size = -1;
+		} else if (it->layer == LAYER_CONV4) {
+			/* '->' gives the channels; the size (channels x side x side) follows from the source */
+			L->channels = eval_size(p, it->outs[0], "a channel count");
+			L->size = -1;
 		} else {
 			L->size = eval_size(p, it->outs[0], "a layer size");
 		}
@@ -1543,6 +1608,22 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 				ok = false;
 				continue;
 			}
+			if (src->size > 0 && id->sliced) {
+				/* a view x[lo:hi] of the source */
+				int64_t lo = 0, hi = src->size;
+				if ((id->lo && !slice_bound(p, id->lo, &lo)) || (id->hi && !slice_bound(p, id->hi, &hi))) {
+					ok = false;
+				} else if (lo >= hi || hi > src->size) {
+					diag_emit(p->diag, DIAG_ERROR, id->span, NULL, NULL,
+						"slice [%lld:%lld] of '%s' is out of range (it has %lld values)", (long long)lo,
+						(long long)hi, id->name, (long long)src->size);
+					ok = false;
+				} else {
+					src->sliced = true;
+					src->offset = lo;
+					src->size = hi - lo;
+				}
+			}
 			if (src->size <= 0)
 				ok = false;
 			L->nsrcs++;
@@ -1551,6 +1632,8 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 		for (int k = 0; k < L->nsrcs; k++)
 			in += L->srcs[k].size > 0 ? L->srcs[k].size : 0;
 		L->in = ok && in > 0 ? in : -1;
+		if (L->kind == LAYER_CONV4)
+			conv4_shape(p, L);
 	}
 	/* order and cycles, after every layer knows its sources */
 	for (int li = 0; li < m->nlayers; li++) {
@@ -1597,6 +1680,8 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 
 	/* (7) attributes, plasticity per layer, the tables */
 	int maxt = 8 * m->nlayers;
+	for (int li = 0; li < m->nlayers; li++)
+		maxt += 3 * m->layers[li].blocks; /* conv4 */
 	int maxp = maxt + m->nfparams + 1, maxs = maxt + 1;
 	m->params = ast_alloc(p->arena, (size_t)maxp * sizeof *m->params);
 	m->state = ast_alloc(p->arena, (size_t)maxs * sizeof *m->state);
@@ -1604,6 +1689,33 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 	for (int li = 0; li < m->nlayers; li++) {
 		SemaLayer *L = &m->layers[li];
 		const AstItem *it = L->item;
+		if (L->kind == LAYER_CONV4) {
+			if (L->size <= 0) {
+				tables_ok = false;
+				continue;
+			}
+			/* per block: the 3x3 kernel, U(+-1/sqrt(C*9)) as PyTorch's Conv2d; batch norm's gamma 1, beta 0 */
+			L->conv_param = m->nparams;
+			int64_t cin = L->img_c;
+			for (int b = 1; b <= L->blocks; b++) {
+				char name[512];
+				int64_t d[3] = {L->channels, cin, 9};
+				snprintf(name, sizeof name, "%s.conv%d.w", L->name, b);
+				ProgTensor *pt = add_tensor(p, m->params, &m->nparams, name, ir_shape(false, 3, d), it->name_span);
+				pt->init = PL_INIT_UNIFORM;
+				pt->init_a = 1.0 / sqrt((double)(cin * 9));
+				int64_t g[3] = {L->channels, 1, 1};
+				snprintf(name, sizeof name, "%s.bn%d.gamma", L->name, b);
+				pt = add_tensor(p, m->params, &m->nparams, name, ir_shape(false, 3, g), it->name_span);
+				pt->init = PL_INIT_CONST;
+				pt->init_a = 1;
+				snprintf(name, sizeof name, "%s.bn%d.beta", L->name, b);
+				pt = add_tensor(p, m->params, &m->nparams, name, ir_shape(false, 3, g), it->name_span);
+				pt->init = PL_INIT_ZERO;
+				cin = L->channels;
+			}
+			continue;
+		}
 		Plast pl = model_pl;
 		Plast mine;
 		memset(&mine, 0, sizeof mine);
@@ -1825,7 +1937,7 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 	}
 	for (int li = 0; li < m->nlayers; li++) {
 		SemaLayer *L = &m->layers[li];
-		if (L->kind == LAYER_LINEAR || L->size <= 0)
+		if (L->kind == LAYER_LINEAR || L->kind == LAYER_CONV4 || L->size <= 0)
 			continue;
 		char name[512];
 		snprintf(name, sizeof name, "%s.h", L->name);

@@ -58,6 +58,8 @@ typedef enum SemaSrcKind { SRC_INPUT, SRC_LAYER, SRC_OUTPUT } SemaSrcKind;
 typedef struct SemaSrc {
 	SemaSrcKind kind;
 	int index;            /* layer or output index (SRC_INPUT: 0) */
+	bool sliced;          /* NAME[lo:hi]: the values offset .. offset+size of the source */
+	int64_t offset;
 	int64_t size;
 	SrcSpan span;
 } SemaSrc;
@@ -82,6 +84,12 @@ typedef struct SemaLayer {
 	const AstDecl *rule;
 	const AstExpr *rate, *decay; /* decay NULL: 0 */
 	int h_state, c_state; /* rnn/lstm state indices (-1 when absent) */
+	/* conv4 (docs/oneshot.md): the source is an image [img_c, img_side, img_side]; `blocks` blocks of
+	 * conv (channels out) + batch norm + relu + pool leave channels x out_side x out_side = size values.
+	 * Parameters from conv_param on, per block: convK.w [Co,C,9], bnK.gamma, bnK.beta [Co,1,1]. */
+	int64_t channels, img_c, img_side, out_side;
+	int blocks;
+	int conv_param;
 } SemaLayer;
 
 typedef struct SemaOutput {

@@ -132,7 +132,7 @@ static AstList *list1(void *x)
 %destructor { ast_list_free($$); } <list>
 
 %token IMPORT "import" CONST "const" MODEL "model" INPUT "input" OUTPUT "output" EXTRA "extra"
-%token MODULATOR "modulator" PLASTIC "plastic" LINEAR "linear" RNN "rnn" LSTM "lstm" PARAM "param"
+%token MODULATOR "modulator" PLASTIC "plastic" LINEAR "linear" RNN "rnn" LSTM "lstm" CONV4 "conv4" PARAM "param"
 %token INTERNAL_LOSS "internal_loss" PLASTICITY "plasticity" RULE "rule" WEIGHT "weight" BIAS "bias"
 %token META_LOSS "meta_loss"
 %token ARROW "->"
@@ -344,7 +344,8 @@ item:
 
 opt_plastic: %empty { $$ = false; } | PLASTIC { $$ = true; } ;
 
-layer_kind: LINEAR { $$ = LAYER_LINEAR; } | RNN { $$ = LAYER_RNN; } | LSTM { $$ = LAYER_LSTM; } ;
+layer_kind: LINEAR { $$ = LAYER_LINEAR; } | RNN { $$ = LAYER_RNN; } | LSTM { $$ = LAYER_LSTM; }
+	| CONV4 { $$ = LAYER_CONV4; } ;
 
 opt_act: %empty { $$ = NULL; } | IDENT ;
 
@@ -388,6 +389,15 @@ src:
 		$$ = ast_alloc(ctx->arena, sizeof *$$);
 		$$->name = $1;
 		$$->span = @1;
+	}
+	| name '[' opt_expr ':' opt_expr ']' {
+		/* a view of part of a source: x[0:784] */
+		$$ = ast_alloc(ctx->arena, sizeof *$$);
+		$$->name = $1;
+		$$->span = @$;
+		$$->sliced = true;
+		$$->lo = $3;
+		$$->hi = $5;
 	}
 	;
 
@@ -515,6 +525,7 @@ static const char *parse_stmt_hint(int tok, bool top)
 	case LINEAR:
 	case RNN:
 	case LSTM:
+	case CONV4:
 	case PLASTIC:
 		return top ? "layers are declared inside model NAME { ... }" :
 			"write the layer as: [plastic] linear NAME (SRC, ... -> SIZE or OUTPUTS) [ACT] [{ KEY = VALUE; ... }]";

@@ -199,7 +199,7 @@ static void vjp_step(const Run *r, int t, float *const *sin, float *const *sout_
 
 /* Loss of step t from b->y, and its adjoint into ybar[t] if wanted. */
 static void step_loss(const Run *r, int t, const float *target, const float *mask, int want_bar,
-		double *loss, double *hits, double *wsum)
+		double *loss, double *hits, double *wsum, double *first)
 {
 	PlBptt *b = r->b;
 	int Oy = b->m->pred_size;
@@ -214,6 +214,8 @@ static void step_loss(const Run *r, int t, const float *target, const float *mas
 		mask[t], want_bar ? ybar : NULL, &correct);
 	*loss += mask[t] * l;
 	*hits += mask[t] * (double)correct / b->B;
+	if (*wsum == 0.0)
+		*first = (double)correct / b->B;
 	*wsum += mask[t];
 }
 
@@ -252,21 +254,21 @@ PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const f
 		set_rows(b, rows < 1 || rows > b->Bcap ? b->Bcap : rows);
 	int T = b->T, ns = m->n_state;
 	Run r = {b, params, x, ld, B_global};
-	double loss = 0.0, hits = 0.0, wsum = 0.0;
-	PlBpttResult res = {0.0, 0.0, 1};
+	double loss = 0.0, hits = 0.0, wsum = 0.0, first = 0.0;
+	PlBpttResult res = {0.0, 0.0, 0.0, 1};
 
 	if (!grads) {
 		/* Forward only: two state sets, ping-pong. */
 		zero_set(b, set_at(b, 0));
 		for (int t = 0; t < T; t++) {
 			forward_step(&r, t, set_at(b, t & 1), set_at(b, (t + 1) & 1));
-			step_loss(&r, t, target, mask, 0, &loss, &hits, &wsum);
+			step_loss(&r, t, target, mask, 0, &loss, &hits, &wsum, &first);
 		}
 	} else if (b->s == PL_BPTT_STORE) {
 		zero_set(b, set_at(b, 0));
 		for (int t = 0; t < T; t++) {
 			forward_step(&r, t, set_at(b, t), set_at(b, t + 1));
-			step_loss(&r, t, target, mask, 1, &loss, &hits, &wsum);
+			step_loss(&r, t, target, mask, 1, &loss, &hits, &wsum, &first);
 		}
 	} else {
 		/* Forward through the segments, keeping only each segment's entering state. */
@@ -278,7 +280,7 @@ PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const f
 			copy_set(b, seg0, set_at(b, c));
 			for (int i = 0; i < len; i++) {
 				forward_step(&r, t0 + i, set_at(b, b->nck + i), set_at(b, b->nck + i + 1));
-				step_loss(&r, t0 + i, target, mask, 1, &loss, &hits, &wsum);
+				step_loss(&r, t0 + i, target, mask, 1, &loss, &hits, &wsum, &first);
 			}
 			if (c + 1 < b->nck)
 				copy_set(b, set_at(b, c + 1), set_at(b, b->nck + len));
@@ -286,6 +288,7 @@ PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const f
 	}
 	res.loss = loss;
 	res.metric = m->meta_loss == PL_LOSS_CE ? (wsum > 0 ? hits / wsum : 0.0) : loss;
+	res.metric_first = m->meta_loss == PL_LOSS_CE ? first : loss;
 	res.finite = isfinite(loss);
 	if (!grads)
 		return res;

@@ -332,21 +332,23 @@ static int eval_main(const PlModel *m, int argc, char **argv)
 	PlRng r;
 	pl_rng_seed2(&r, seed, 0x74657374ULL);
 	long nb = (trials + B - 1) / B;
-	double loss = 0.0, metric = 0.0;
+	double loss = 0.0, metric = 0.0, first = 0.0;
 	int finite = 1;
 	for (long i = 0; i < nb; i++) {
 		pl_task_sample(task, &r, B, x, target, mask);
 		PlBpttResult b = pl_engine_run(eng, params, x, target, mask, NULL);
 		loss += b.loss;
 		metric += b.metric;
+		first += b.metric_first;
 		finite &= b.finite;
 	}
 	loss /= (double)nb;
 	metric /= (double)nb;
+	first /= (double)nb;
 	if (pl_dist_rank() == 0) {
 		if (m->meta_loss == PL_LOSS_CE)
-			printf("%s: eval: %s on %s, %ld trials: loss %.6f accuracy %.4f\n", pl_progname(), ckpt,
-				pl_task_describe(task), nb * B, loss, metric);
+			printf("%s: eval: %s on %s, %ld trials: loss %.6f accuracy %.4f (first weighted step %.4f)\n",
+				pl_progname(), ckpt, pl_task_describe(task), nb * B, loss, metric, first);
 		else
 			printf("%s: eval: %s on %s, %ld trials: MSE %.6f\n", pl_progname(), ckpt, pl_task_describe(task),
 				nb * B, loss);

@@ -121,13 +121,14 @@ static void *job_run(void *arg)
 	Job *j = arg;
 	const PlModel *m = j->m;
 	float *const *g = j->out_grads ? (j->grads ? j->grads : j->out_grads) : NULL;
-	PlBpttResult r = {0.0, 0.0, 1};
+	PlBpttResult r = {.finite = 1};
 	for (int r0 = 0; r0 < j->rows; r0 += j->block) {
 		int n = j->rows - r0 < j->block ? j->rows - r0 : j->block;
 		PlBpttResult q = pl_bptt_run_rows(j->bp, n, j->params, j->x + (size_t)r0 * m->in_size,
 			j->target + (size_t)r0 * m->pred_size, j->mask, j->B, j->B, g, r0 > 0);
 		r.loss += q.loss;
 		r.metric += m->meta_loss == PL_LOSS_CE ? q.metric * n / j->rows : q.metric;
+		r.metric_first += m->meta_loss == PL_LOSS_CE ? q.metric_first * n / j->rows : q.metric_first;
 		r.finite &= q.finite;
 	}
 	j->res = r;
@@ -178,11 +179,13 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 		else
 			job_run(&e->job[i]);
 	}
-	PlBpttResult r = {0.0, 0.0, 1};
+	PlBpttResult r = {.finite = 1};
 	for (int i = 0; i < e->n; i++) {
 		r.loss += e->job[i].res.loss;
 		r.metric += m->meta_loss == PL_LOSS_CE ? e->job[i].res.metric * e->job[i].rows / e->B
 						       : e->job[i].res.metric;
+		r.metric_first += m->meta_loss == PL_LOSS_CE ? e->job[i].res.metric_first * e->job[i].rows / e->B
+							     : e->job[i].res.metric_first;
 		r.finite &= e->job[i].res.finite;
 	}
 	if (grads)
@@ -197,12 +200,13 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 	if (e->nranks > 1) {
 		/* Over the ranks: the loss, metric and a non-finite count, then the gradients. A failure here
 		 * (out of memory) shows as a non-finite result; a lost rank aborts the run inside dist.c. */
-		double s[3] = {r.loss, r.metric, r.finite ? 0.0 : 1.0};
-		if (pl_dist_sum_f64(s, 3, grads ? "loss of a training batch" : "loss of an evaluation batch") < 0)
+		double s[4] = {r.loss, r.metric, r.finite ? 0.0 : 1.0, r.metric_first};
+		if (pl_dist_sum_f64(s, 4, grads ? "loss of a training batch" : "loss of an evaluation batch") < 0)
 			s[2] = 1.0;
 		r.loss = s[0];
 		r.metric = s[1];
 		r.finite = s[2] == 0.0;
+		r.metric_first = s[3];
 		if (grads && pl_dist_sum_f32(grads, e->numel, m->n_params, "gradient sum over ranks") < 0)
 			r.finite = 0;
 	}

@@ -222,6 +222,8 @@ void pl_bptt_free(PlBptt *b);
 typedef struct PlBpttResult {
 	double loss;     /* sum_t mask[t] * l_t */
 	double metric;   /* loss for MSE/SSE; accuracy over weighted steps for CE */
+	double metric_first; /* CE: accuracy at the first weighted step only (a oneshot episode's first query,
+	                      * the reference's FSC metric); MSE/SSE: the loss */
 	int finite;      /* 0 if a NaN/Inf appeared in the loss */
 } PlBpttResult;
 /* Runs B trials forward over T steps and, if grads is not NULL, back: grads[i] (numel of param i)
@@ -302,6 +304,22 @@ int pl_dist_local_size(void);  /* ranks of this run on this node (1 when not dis
 /* Removes the launcher's variables (OMPI_*, PMIX_*, PMI_*) from the environment: a subprocess of a rank
  * (a run of `plastc compare`) must not believe it is that rank. */
 void pl_dist_scrub_env(void);
+/* Float kernels of the image ops for generated code (runtime/kernels_img.c over runtime/pl_img.h; the
+ * LLVM backend calls them, the C backend inlines the same header). n: number of results (B if the
+ * result is batched, else 1); xb/wb/gb/vb/ib: is that operand batched (else shared by all n). Shapes and
+ * attributes as compiler/ops.def: image [C,H,W], kernel [Co,C,k*k], k, stride s, padding p. */
+void pl_k_conv2d(int64_t n, int64_t xb, int64_t wb, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t k,
+		int64_t s, int64_t p, const float *x, const float *w, float *y);
+void pl_k_conv2d_t(int64_t n, int64_t gb, int64_t wb, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t k,
+		int64_t s, int64_t p, const float *g, const float *w, float *x);
+void pl_k_conv2d_w(int64_t n, int64_t xb, int64_t gb, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t k,
+		int64_t s, int64_t p, const float *x, const float *g, float *dw);
+/* sel = 0: maxpool; sel = 1: pool_argmax (window position u*k+v as a float). */
+void pl_k_maxpool(int64_t n, int64_t sel, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s, const float *x,
+		float *y);
+/* scatter = 0: pool_gather (v is the image, y pooled); 1: pool_scatter (v pooled, y the image). */
+void pl_k_pool_move(int64_t n, int64_t scatter, int64_t vb, int64_t ib, int64_t C, int64_t H, int64_t W,
+		int64_t k, int64_t s, const float *v, const float *idx, float *y);
 
 /* Per-subcommand entry points of pl_main (argv[0] is the subcommand); return the exit code. */
 int pl_cmd_train(const PlModel *m, int argc, char **argv);

@@ -15,3 +15,13 @@ TESTS += tests/test_fsc_trial
 tests_test_fsc_trial_SOURCES = tests/test_fsc_trial.c
 tests_test_fsc_trial_CFLAGS = $(TEST_CFLAGS)
 tests_test_fsc_trial_LDADD = $(TEST_LIBS)
+# image kernels and the oneshot models in generated C (tests/emitc.mk defines EMITC_TEST_DEFS)
+check_PROGRAMS += tests/test_fsc_backends
+TESTS += tests/test_fsc_backends
+tests_test_fsc_backends_SOURCES = tests/test_fsc_backends.c tests/emitc_harness.c tests/emitc_harness.h
+tests_test_fsc_backends_CFLAGS = $(TEST_CFLAGS) $(EMITC_TEST_DEFS)
+tests_test_fsc_backends_LDADD = $(TEST_LIBS) -ldl
+# few steps of `plastc train` on the oneshot task (C and LLVM backends); skips without Fashion-MNIST
+TESTS += tests/test_fsc_train.sh
+EXTRA_DIST += tests/test_fsc_train.sh
+EXTRA_DIST += bench/conv_kernels.c

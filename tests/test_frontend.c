@@ -214,7 +214,7 @@ static void test_parse_recovers_per_statement(void **state)
 	assert_int_equal(diag_error_count(d), 3);
 	const char *t = out_text(&o);
 	assert_non_null(strstr(t, "t.plast:1:14: error: unexpected end of line"));
-	assert_non_null(strstr(t, "t.plast:4:15: error: unexpected name 'hidden', expected '->', ')' or ','"));
+	assert_non_null(strstr(t, "t.plast:4:15: error: unexpected name 'hidden', expected '->', ')', '[' or ','"));
 	assert_non_null(strstr(t, "hint: write the layer as"));
 	assert_non_null(strstr(t, "t.plast:6:10: error: unexpected '='"));
 	/* the good statements survive: ok1, the model (with its input), ok2 */

@@ -52,7 +52,14 @@ check() {
 }
 
 for f in $(find "$top_srcdir/models" -name '*.plast' ! -path '*/lib/*' | sort); do
-	check "$(basename "$(dirname "$f")")/$(basename "$f")" "$f"
+	case $f in
+	*/oneshot/*) # 16x16 images and 4 filters: the interpreter's convolutions stay quick. The encoder's
+		# relus and max-pools are piecewise linear, and at seed 0 a central difference (h = 1e-4) of enc.conv1.w
+		# straddles a kink (order 2: 2e-3; with h = 1e-6 it is 2e-9, but then rounding costs order 1 its
+		# margin); seed 1 has no kink within h of its samples.
+		check "$(basename "$(dirname "$f")")/$(basename "$f")" "$f" --set pixels=256 --set filters=4 --seed 1 ;;
+	*) check "$(basename "$(dirname "$f")")/$(basename "$f")" "$f" ;;
+	esac
 done
 check "rules/per_layer_modulator.plast (gradient)" "$top_srcdir/models/rules/per_layer_modulator.plast" --set rule=gradient
 

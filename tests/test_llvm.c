@@ -459,6 +459,41 @@ static void test_autodiff_vjp(void **state)
 	check_autodiff(gradient_rule_program("grad_rule_opt", 7, 20, 4), true);
 }
 
+/* ---- images: convolution and pooling (runtime kernels pl_k_*), forward and autodiff's VJP ----
+ * The forward has conv2d with a shared and with a per-trial kernel, maxpool, pool_argmax and pool_gather;
+ * the VJP adds conv2d_t, conv2d_w and pool_scatter, so all seven image ops run through the JIT. */
+static Program *image_program(const char *name)
+{
+	Program *p = prog_new(name);
+	IrFunc *f = p->fwd;
+	p->in_size = 2 * 7 * 6;
+	p->pred_size = 16;
+	int x = ir_input(f, IR_ROLE_DATA, 0, ir_shape1(true, p->in_size), "x");
+	int img = ir_reshape(f, x, ir_shape(true, 3, (int64_t[]){2, 7, 6}), NOLOC);
+	IrShape sw = ir_shape(false, 3, (int64_t[]){3, 2, 9}), sk = ir_shape(true, 3, (int64_t[]){4, 3, 4});
+	int w = ir_param(f, add_param(p, "enc.w1", sw), sw, "enc.w1");
+	int kb = add_state(p, f, "enc.k~", sk);
+	int c1 = ir_add(f, IR_RELU, ir_conv2d(f, img, w, 3, 1, 1, NOLOC), -1, NOLOC); /* [B,3,7,6] */
+	int pooled = ir_pool(f, IR_MAXPOOL, c1, -1, 2, 2, NOLOC);                        /* [B,3,3,3] */
+	int c2 = ir_conv2d(f, pooled, kb, 2, 1, 0, NOLOC);                               /* [B,4,2,2] */
+	int sel = ir_pool(f, IR_POOL_ARGMAX, c1, -1, 3, 2, NOLOC);                      /* [B,3,3,2] */
+	int gat = ir_pool(f, IR_POOL_GATHER, c1, sel, 3, 2, NOLOC);
+	int y = ir_add(f, IR_TANH, ir_reshape(f, c2, ir_shape1(true, 16), NOLOC), -1, NOLOC);
+	ir_output(f, IR_ROLE_PRED, 0, y, "y");
+	ir_output(f, IR_ROLE_STATE, 0, ir_add(f, IR_MUL, kb, ir_const(f, 0.5, ir_shape0(false), NOLOC), NOLOC), "enc.k~");
+	int gs = add_state(p, f, "gathered", f->nodes[gat].shape);
+	(void)gs;
+	ir_output(f, IR_ROLE_STATE, 1, ir_add(f, IR_SQUARE, gat, -1, NOLOC), "gathered");
+	return p;
+}
+
+static void test_image_ops(void **state)
+{
+	(void)state;
+	check_autodiff(image_program("img"), false);
+	check_autodiff(image_program("img_opt"), true);
+}
+
 /* ---- every shipped model at a small size: front end -> JIT vs interpreter ---- */
 
 static void test_shipped_models(void **state)
@@ -479,10 +514,12 @@ static void test_shipped_models(void **state)
 			const char *path = g.gl_pathv[i];
 			if (strstr(path, "/lib/"))
 				continue; /* rule libraries hold no model */
-			static char set_hidden[] = "hidden=8";
-			char *sets[] = {set_hidden};
+			static char set_hidden[] = "hidden=8", set_pixels[] = "pixels=256", set_filters[] = "filters=4";
+			char *sets[] = {set_hidden, set_pixels, set_filters};
+			/* oneshot models: 16x16 images and 4 filters keep the interpreter's convolutions quick */
+			int nsets = strstr(path, "/oneshot/") ? 3 : 1;
 			DiagCtx *d = diag_ctx_new(stderr);
-			Program *p = frontend_load_program(path, 1, sets, d);
+			Program *p = frontend_load_program(path, nsets, sets, d);
 			diag_ctx_free(d);
 			if (!p) {
 				/* a front-end rejection is the front end's test to catch; say which, and go on */
@@ -672,6 +709,7 @@ int main(void)
 		cmocka_unit_test(test_shape_ops),
 		cmocka_unit_test(test_linalg),
 		cmocka_unit_test(test_autodiff_vjp),
+		cmocka_unit_test(test_image_ops),
 		cmocka_unit_test(test_shipped_models),
 		cmocka_unit_test(test_golden_functions),
 		cmocka_unit_test(test_jit_train),

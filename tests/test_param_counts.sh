@@ -48,6 +48,18 @@ regression_linear  273938 303756 269586 300492
 regression_mlp     270866 301452 268050 299340
 TABLE
 
+# One-shot classification (models/oneshot, models/README.md): with a 32x32x3 image these are the
+# reference's CIFAR-FS models, whose counts spec A.3 gives; the defaults are Fashion-MNIST 28x28x1.
+for m in rnn_hebbian rnn_gradient; do expect models/oneshot/$m.plast 1304025 --set pixels=3072 --set channels=3; done
+for m in lstm_hebbian lstm_gradient; do expect models/oneshot/$m.plast 1235161 --set pixels=3072 --set channels=3; done
+expect models/oneshot/rnn_none.plast  1497807 --set pixels=3072 --set channels=3
+expect models/oneshot/lstm_none.plast 1396815 --set pixels=3072 --set channels=3
+expect models/oneshot/rnn_hebbian.plast  1205529
+expect models/oneshot/rnn_gradient.plast 1205529
+expect models/oneshot/rnn_none.plast     1350159
+expect models/oneshot/lstm_hebbian.plast 1185817
+expect models/oneshot/lstm_none.plast    1322895
+
 # --set switches the rule (same count) and the size (count follows the formula 2(S)+6 at H=64:
 # enc 16*64+64 = 1088, cell 2(64*64+64) = 8320, head 64*6+6 = 390; S = 9798; total 19602).
 expect models/cue_reward/rnn_hebbian.plast  274962 --set rule=gradient
