@@ -520,8 +520,8 @@ static void test_shipped_models(void **state)
 			int nsets = strstr(path, "/oneshot/") ? 3 : 1;
 			DiagCtx *d = diag_ctx_new(stderr);
 			Program *p = frontend_load_program(path, nsets, sets, d);
-			diag_ctx_free(d);
 			if (!p) {
+				diag_ctx_free(d);
 				/* a front-end rejection is the front end's test to catch; say which, and go on */
 				print_message("(front end rejects %s: not compared)\n", path);
 				rejected++;
@@ -529,6 +529,7 @@ static void test_shipped_models(void **state)
 			}
 			print_message("%s\n", path);
 			check_program(p);
+			diag_ctx_free(d); /* after the program: its node locations point into d */
 			loaded++;
 		}
 		globfree(&g);
@@ -554,7 +555,6 @@ static void test_golden_functions(void **state)
 	char *sets[] = {set_hidden};
 	DiagCtx *d = diag_ctx_new(stderr);
 	Program *p = frontend_load_program(model, 1, sets, d);
-	diag_ctx_free(d);
 	assert_non_null(p);
 	char path[] = "/tmp/plastc-test-llvm-XXXXXX";
 	int fd = mkstemp(path);
@@ -588,6 +588,7 @@ static void test_golden_functions(void **state)
 	fclose(want);
 	remove(path);
 	program_free(p);
+	diag_ctx_free(d);
 }
 
 /* ---- plastc train --backend llvm: the runtime's pl_main driving JIT'd code ---- */
