@@ -12,7 +12,8 @@
 # Per model and configuration it trains the same run (same seed, same data) and reads the time per step
 # from the `seconds` column of metrics.csv between the 2nd and the last train row (start-up, compilation
 # and validation excluded): 1 rank with 1 thread; 1 rank with --threads N; N ranks with 1 thread each
-# (OpenBLAS on one thread everywhere, so the cores are not oversubscribed). Then mpi_allreduce times
+# (OpenBLAS on one thread everywhere, so the cores are not oversubscribed); 1 rank at batch/N for
+# N = 2..64 (what each of N ranks computes, measured where there are not N cores). Then mpi_allreduce times
 # MPI_Allreduce and the runtime's deterministic sum of a gradient of the model's size over N ranks.
 # Every line carries the 1-minute load average read just after it: the machine may be shared.
 set -eu
@@ -82,12 +83,22 @@ for model in "$@"; do
 		printf '  %-24s %8s ms/step  speed-up %s  (load %s)\n' "$n ranks, 1 thread each" "$tm" "$(ratio "$t1" "$tm")" "$(load)"
 		n=$((n + 1))
 	done
+	# the compute of one rank of N: 1 rank on its share batch/N of the global batch (the per-step work
+	# that does not shrink with the rows -- optimiser, small GEMMs -- shows as the excess over t1/N)
+	for n in 2 4 8 16 32 64; do
+		[ $((batch % n)) -eq 0 ] || continue
+		b=$((batch / n))
+		"$tmp/bin" $RUN --batch $b --out "$tmp/b$n" >/dev/null
+		tb=$(ms_per_step "$tmp/b$n/metrics.csv")
+		printf '  %-24s %8s ms/step  t1/N %6.1f  (load %s)\n' "1 rank, batch $b (1/$n)" "$tb" \
+			"$(awk -v a="$t1" -v n=$n 'BEGIN { print a / n }')" "$(load)"
+	done
 	n=2
 	while [ $n -le "$maxn" ]; do
 		mpi $n "$tmp/mpi_allreduce" "$params" 200 | sed 's/^/  /'
 		n=$((n + 1))
 	done
-	rm -rf "$tmp"/r1 "$tmp"/t* "$tmp"/m[0-9]*
+	rm -rf "$tmp"/r1 "$tmp"/t[0-9]* "$tmp"/m[0-9]* "$tmp"/b[0-9]*
 done
 echo
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
