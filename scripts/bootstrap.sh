@@ -63,6 +63,7 @@ demo)
 	_build/plastc dump models/cue_reward/rnn_hebbian.plast --stage params | tail -n 3
 	if _build/plastc train --help >/dev/null 2>&1; then
 		step "meta-training the plastic RNN (Hebbian) on cue-reward"
+		mkdir -p runs # train creates --out itself but not its parents (a fresh clone has no runs/)
 		_build/plastc train models/cue_reward/rnn_hebbian.plast --task cue_reward --steps "${STEPS:-300}" \
 			--val-every 100 --val-trials 1280 --test-trials 6400 --out runs/demo
 		echo "metrics: runs/demo/metrics.csv (step,split,loss,metric,seconds); parameters: runs/demo/best.safetensors"
