@@ -26,7 +26,7 @@ while getopts s:b:n: opt; do
 	s) steps=$OPTARG ;;
 	b) batch=$OPTARG ;;
 	n) maxn=$OPTARG ;;
-	*) sed -n '2,17p' "$0"; exit 1 ;;
+	*) sed -n '2,10p' "$0"; exit 1 ;;
 	esac
 done
 shift $((OPTIND - 1))
