@@ -11,7 +11,7 @@ set -u
 : "${PLASTC:?}" "${top_srcdir:?}"
 MPIRUN=$(command -v mpirun) || { echo "SKIP: no mpirun"; exit 77; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-mpi() { np=$1; shift; timeout 300 "$MPIRUN" --oversubscribe -np "$np" "$@"; }
+mpi() { np=$1; shift; timeout -k 10 120 "$MPIRUN" --oversubscribe -np "$np" "$@"; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/plastc-mpi-compare.XXXXXX") || exit 1
 bg=""
 cleanup() { for p in $bg; do kill -TERM "$p" 2>/dev/null; done; rm -rf "$tmp"; }
@@ -44,7 +44,7 @@ ok "2-rank compare: same summary as 1 rank, runs on both ranks, each run once"
 
 # ---- 2. a rank killed mid-grid, then the same command again ----
 export FAKE_TRAINER_SLEEP=0.3
-PLASTC_COMPARE_TRAINER="$top_srcdir/tests/fake_trainer.sh" timeout 300 "$MPIRUN" --oversubscribe -np 2 "$PLASTC" \
+PLASTC_COMPARE_TRAINER="$top_srcdir/tests/fake_trainer.sh" timeout -k 10 120 "$MPIRUN" --oversubscribe -np 2 "$PLASTC" \
 	compare rnn_hebbian.plast --task cue_reward --seeds 3 --steps 100 --vary eta0=0.1,0.4 --jobs 1 --no-plot \
 	--out K >K1.log 2>&1 &
 tp=$!

@@ -7,7 +7,8 @@
 #      collective times out after --mpi-timeout 3 s, names the collective, and aborts the job (status 4);
 #   3. rank 0 failing alone (its output folder cannot be created) ends the job instead of leaving rank 1
 #      waiting (the exit-status agreement aborts).
-# Each mpirun runs under `timeout 120`: a hang fails the test (status 124) instead of blocking it.
+# Each mpirun runs under `timeout -k 10 120` (KILL 10 s after TERM): a hang fails the test (status 124
+# or 137) instead of blocking it.
 set -u
 : "${PLASTC:?}" "${top_srcdir:?}" "${top_builddir:?}"
 MPIRUN=$(command -v mpirun) || { echo "SKIP: no mpirun"; exit 77; }
@@ -53,7 +54,7 @@ now() { date +%s; }
 RUN="train --task copy --n 3 --m 4 --batch 8 --val-every 500 --val-trials 16 --test-trials 16 --ckpt-every 500 --seed 1"
 
 # 1. SIGKILL of rank 1
-timeout 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" $RUN --steps 100000000 --out "$tmp/k" --quiet >"$tmp/k.log" 2>&1 &
+timeout -k 10 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" $RUN --steps 100000000 --out "$tmp/k" --quiet >"$tmp/k.log" 2>&1 &
 mp=$!
 bg=$mp
 wait_rows "$tmp/k/metrics.csv" 1500 || fail "the 2-rank run did not get going"
@@ -71,10 +72,10 @@ ok "SIGKILL of rank 1 ends the job in ${dt} s (status $rc) naming the rank"
 
 step=$(grep ',train,' "$tmp/k/metrics.csv" | tail -1 | cut -d, -f1)
 last=$(( (step / 500) * 500 + 1000 ))
-timeout 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" train --resume "$tmp/k" --steps $last >"$tmp/kr.log" 2>&1 \
+timeout -k 10 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" train --resume "$tmp/k" --steps $last >"$tmp/kr.log" 2>&1 \
 	|| fail "resume after the kill"
 grep -q "resuming .* at step" "$tmp/kr.log" || fail "resume did not start from the checkpoint"
-timeout 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" $RUN --steps $last --out "$tmp/u" --quiet >"$tmp/u.log" 2>&1 \
+timeout -k 10 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" $RUN --steps $last --out "$tmp/u" --quiet >"$tmp/u.log" 2>&1 \
 	|| fail "uninterrupted 2-rank run"
 cut -d, -f1-4 "$tmp/k/metrics.csv" >"$tmp/k.rows"
 cut -d, -f1-4 "$tmp/u/metrics.csv" >"$tmp/u.rows"
@@ -84,7 +85,7 @@ cmp -s "$tmp/k.rows" "$tmp/u.rows" || fail "killed + resumed rows differ from th
 ok "--resume after the kill (step $step) finishes at step $last identical to an uninterrupted run"
 
 # 2. SIGSTOP of rank 1: only our deadline can end this
-timeout 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" $RUN --steps 100000000 --mpi-timeout 3 --out "$tmp/s" --quiet \
+timeout -k 10 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" $RUN --steps 100000000 --mpi-timeout 3 --out "$tmp/s" --quiet \
 	>"$tmp/s.log" 2>&1 &
 mp=$!
 bg=$mp
@@ -106,7 +107,7 @@ ok "a frozen rank 1 is reported after --mpi-timeout 3 and the job ends in ${dt} 
 # 3. rank 0 fails alone: --out under a regular file cannot be created
 : >"$tmp/file"
 t0=$(now)
-timeout 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" $RUN --steps 10 --out "$tmp/file/run" --quiet >"$tmp/o.log" 2>&1
+timeout -k 10 120 "$MPIRUN" --oversubscribe -np 2 "$BIN" $RUN --steps 10 --out "$tmp/file/run" --quiet >"$tmp/o.log" 2>&1
 rc=$?
 dt=$(($(now) - t0))
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "rank 0 failing alone: status $rc"

@@ -15,7 +15,7 @@ set -u
 TOOL=$top_builddir/tests/mpi_tool
 MPIRUN=$(command -v mpirun) || { echo "SKIP: no mpirun"; exit 77; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-mpi() { np=$1; shift; timeout 300 "$MPIRUN" --oversubscribe -np "$np" "$@"; }
+mpi() { np=$1; shift; timeout -k 10 120 "$MPIRUN" --oversubscribe -np "$np" "$@"; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/plastc-mpi-train.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 export XDG_CACHE_HOME=$tmp/cache
