@@ -854,7 +854,7 @@ static int train_main(const PlModel *m, int argc, char **argv)
 			pl_err("train: --batch %ld is smaller than the number of MPI ranks (%d)", c->batch, nranks);
 		goto done;
 	}
-	if (tr.io && mkdir(c->out, 0777) < 0 && errno != EEXIST) {
+	if (tr.io && pl_mkdir_p(c->out) < 0) {
 		pl_err("%s: cannot create the output folder: %s", c->out, strerror(errno));
 		goto done;
 	}

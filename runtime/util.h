@@ -15,6 +15,8 @@
 void pl_err(const char *fmt, ...) PL_PRINTF(1, 2);
 const char *pl_progname(void);
 double pl_now(void); /* monotonic seconds */
+/* mkdir -p: creates PATH and its missing parents (mode 0777 & umask); 0, or -1 with errno set. */
+int pl_mkdir_p(const char *path);
 
 /* Parameter buffers: one pl_alloc per tensor. Ownership: the caller frees with pl_params_free. */
 float **pl_params_alloc(const PlModel *m);

@@ -29,6 +29,15 @@ for key in '"hostname"' '"cpu"' '"nproc"' '"plastc_version"' '"flags"' '"hash": 
 done
 check "metrics.csv header" sh -c "head -1 '$D/full/metrics.csv' | grep -qx 'step,split,loss,metric,seconds'"
 
+# 1b. --out creates missing parent folders (a fresh clone has no runs/); a file in the way is an error
+$BIN train --task cue_reward --steps 2 --batch 4 --val-every 2 --val-trials 4 --test-trials 4 --quiet \
+	--out "$D/deep/er/run" >/dev/null 2>&1
+check "--out creates parent folders" test -s "$D/deep/er/run/metrics.csv"
+: >"$D/afile"
+$BIN train --task cue_reward --steps 2 --batch 4 --quiet --out "$D/afile/run" >/dev/null 2>"$D/afile.err"
+check "--out under a file exits 1" test $? -eq 1
+check "--out under a file names the folder" grep -q "afile/run: cannot create the output folder" "$D/afile.err"
+
 # 2. the same run, slowed down, killed with SIGKILL mid-way, then resumed
 RT_MODEL_SLEEP_US=3000 $BIN $RUN --out "$D/killed" --quiet >/dev/null 2>&1 &
 pid=$!
