@@ -1773,16 +1773,11 @@ int emitll_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, FILE *err)
 	return 0;
 }
 
-size_t emitll_code_size(LLVMModuleRef m, LLVMTargetMachineRef tm)
+size_t emitll_text_bytes(LLVMMemoryBufferRef obj)
 {
 	char *msg = NULL;
-	LLVMMemoryBufferRef buf = NULL;
-	if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &buf)) {
-		LLVMDisposeMessage(msg);
-		return 0;
-	}
 	size_t total = 0;
-	LLVMBinaryRef bin = LLVMCreateBinary(buf, NULL, &msg);
+	LLVMBinaryRef bin = LLVMCreateBinary(obj, NULL, &msg);
 	if (bin) {
 		LLVMSectionIteratorRef it = LLVMObjectFileCopySectionIterator(bin);
 		for (; !LLVMObjectFileIsSectionIteratorAtEnd(bin, it); LLVMMoveToNextSection(it)) {
@@ -1794,6 +1789,18 @@ size_t emitll_code_size(LLVMModuleRef m, LLVMTargetMachineRef tm)
 		LLVMDisposeBinary(bin);
 	}
 	LLVMDisposeMessage(msg);
+	return total;
+}
+
+size_t emitll_code_size(LLVMModuleRef m, LLVMTargetMachineRef tm)
+{
+	char *msg = NULL;
+	LLVMMemoryBufferRef buf = NULL;
+	if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &buf)) {
+		LLVMDisposeMessage(msg);
+		return 0;
+	}
+	size_t total = emitll_text_bytes(buf);
 	LLVMDisposeMemoryBuffer(buf);
 	return total;
 }
