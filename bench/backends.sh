@@ -115,7 +115,7 @@ for m in "$@"; do
 	ratio=$(echo "$lc $cc" | awk '$2 > 0 {printf "%.2f", $1 / $2}')
 	cb=$(cat "$tmp/$m.cbuild") lb=$(cat "$tmp/$m.lbuild") j1=$(cat "$tmp/$m.jit1")
 	jc=$( (cat "$tmp/$m.jitc" 2>/dev/null || true) | med)
-	printf '| %s | %.0f [%.0f] | %.0f [%.0f] | %s | %s s [%s] | %s s [%s] | %s | %s ms | %s / %s / %s |\n' \
+	printf '| %s | %.1f [%.1f] | %.1f [%.1f] | %s | %s s [%s] | %s s [%s] | %s | %s ms | %s / %s / %s |\n' \
 		"$m" "$cc" "$cw" "$lc" "$lw" "$ratio" "${cb% *}" "${cb#* }" "${lb% *}" "${lb#* }" \
 		"$(echo "$j1" | awk '{printf "%.2f s [%.2f]", $1 / 1000, $2 / 1000}')" "$jc" \
 		"$(cat "$tmp/$m.csize")" "$(cat "$tmp/$m.lsize")" "$(cat "$tmp/$m.jsize")"

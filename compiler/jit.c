@@ -330,15 +330,33 @@ JitModel *jit_compile(const Program *p, EmitllTimes *times, FILE *err)
 	return jit_compile_cached(p, NULL, times, err);
 }
 
+static JitModel *compile_link(const Program *p, const JitCache *cache, EmitllTimes *times, bool *hit, FILE *err);
+
 JitModel *jit_compile_cached(const Program *p, const JitCache *cache, EmitllTimes *times, FILE *err)
+{
+	bool hit = false;
+	JitModel *j = compile_link(p, cache, times, &hit, err);
+	if (!j && hit) {
+		/* the cached object passed its checks but does not link (e.g. a symbol this plastc no longer
+		 * provides): compile it again, replacing the file */
+		fprintf(err, "plastc: warning: the cached JIT object does not link (above); compiling it again\n");
+		JitCache again = *cache;
+		again.rebuild = true;
+		if (times)
+			memset(times, 0, sizeof *times);
+		j = compile_link(p, &again, times, &hit, err);
+	}
+	return j;
+}
+
+static JitModel *compile_link(const Program *p, const JitCache *cache, EmitllTimes *times, bool *hit, FILE *err)
 {
 	JitModel *j = calloc(1, sizeof *j);
 	if (!j) {
 		fprintf(err, "plastc: internal error: out of memory\n");
 		return NULL;
 	}
-	bool hit = false;
-	LLVMMemoryBufferRef obj = compile_object(p, cache, times, &hit, err); /* ours until handed to the JIT */
+	LLVMMemoryBufferRef obj = compile_object(p, cache, times, hit, err); /* ours until handed to the JIT */
 	if (!obj) {
 		free(j);
 		return NULL;
