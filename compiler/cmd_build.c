@@ -36,8 +36,11 @@
 /* The LLVM backend (branch llvm) plugs in when it is built; without it --backend llvm is a user error. */
 #if defined(HAVE_LLVM) && defined(__has_include)
 #if __has_include("cmd_llvm.h") && __has_include("emit_llvm.h")
+#include "autodiff.h"
 #include "cmd_llvm.h"
 #include "emit_llvm.h"
+#include "lower.h"
+#include "opt.h"
 #define CMD_HAVE_LLVM 1
 #endif
 #endif
@@ -335,6 +338,48 @@ static Program *load(const char *file, int nset, char **sets, DiagCtx *d)
 		fprintf(stderr, "plastc: internal error: %s: the front end returned no program\n", file);
 	return p;
 }
+
+#ifdef CMD_HAVE_LLVM
+/* frontend_load_program with the time of each stage (for the LLVM backend's --time-passes): the same
+ * sequence as frontend_load_program_ex(..., FE_VJP | FE_OPT). */
+static Program *load_timed(const char *file, int nset, char **sets, DiagCtx *d, LlvmFrontTimes *ft)
+{
+	double t0 = emitll_now();
+	Frontend *fe = frontend_parse(file, d);
+	if (!fe)
+		return NULL;
+	Program *p = NULL;
+	SemaModel *m = diag_error_count(d) == 0 ? frontend_check(fe, nset, sets, d) : NULL;
+	double t1 = emitll_now();
+	if (m) {
+		p = lower_model(m, file, d);
+		if (p)
+			frontend_hash(fe, p->settings, p->hash);
+	} else if (diag_error_count(d) == 0) {
+		SrcSpan none = {0};
+		diag_emit(d, DIAG_ERROR, none, NULL, "this command needs a file with a `model NAME { ... }`",
+			"%s: no model in this file", file);
+	}
+	double t2 = emitll_now();
+	if (p && ad_step_vjp(p, stderr) != 0)
+		ir_fatal("autodiff failed on model '%s'", p->name);
+	double t3 = emitll_now();
+	if (p) {
+		opt_run(p->fwd, NULL);
+		if (p->vjp)
+			opt_run(p->vjp, NULL);
+	}
+	double t4 = emitll_now();
+	frontend_free(fe);
+	ft->parse = t1 - t0;
+	ft->lower = t2 - t1;
+	ft->autodiff = t3 - t2;
+	ft->opt = t4 - t3;
+	if (!p && diag_error_count(d) == 0)
+		fprintf(stderr, "plastc: internal error: %s: the front end returned no program\n", file);
+	return p;
+}
+#endif
 
 /* Options shared by the commands of this file. Unknown arguments are kept in rest (train/eval pass
  * them on to the binary; the others reject them). */
@@ -729,16 +774,23 @@ static int run_model(const char *sub, int argc, char **argv)
 	}
 	if (strcmp(o.backend, "llvm") == 0) {
 #ifdef CMD_HAVE_LLVM
-		if (strcmp(sub, "train") != 0) {
+		/* the JIT runs the runtime in this process (cmd_llvm.c); no binary; the object code is cached
+		 * (jit.h) in the same cache directory as the C backend's binaries */
+		char root[PATH_MAX];
+		if (cache_root(&o, root, sizeof root) != 0) {
 			opts_free(&o);
-			fprintf(stderr, "plastc: error: %s: --backend llvm runs only `train` in process\n"
-					"hint: use --backend c\n", sub);
 			return 1;
 		}
-		/* the JIT runs the runtime in this process (cmd_llvm.c); no binary, no cache */
+		if (make_dirs(root) != 0) {
+			fprintf(stderr, "plastc: error: cannot create the cache directory %s: %s\n", root, strerror(errno));
+			opts_free(&o);
+			return 1;
+		}
+		JitCache jc = {.dir = root, .rebuild = o.rebuild};
 		DiagCtx *d = diag_ctx_new(stderr);
-		Program *p = load(o.file, o.nset, o.sets, d);
-		rc = p ? cmd_llvm_train(p, NULL, o.rest.n, o.rest.v) : (diag_error_count(d) ? 1 : 2);
+		LlvmFrontTimes ft;
+		Program *p = load_timed(o.file, o.nset, o.sets, d, &ft);
+		rc = p ? cmd_llvm_run(p, &ft, &jc, sub, o.rest.n, o.rest.v) : (diag_error_count(d) ? 1 : 2);
 		program_free(p);
 		diag_ctx_free(d);
 		opts_free(&o);
@@ -807,8 +859,9 @@ int cmd_emit_llvm(int argc, char **argv)
 		return rc;
 	}
 	DiagCtx *d = diag_ctx_new(stderr);
-	Program *p = load(o.file, o.nset, o.sets, d);
-	rc = p ? cmd_llvm_emit(p, NULL, o.rest.n, o.rest.v) : (diag_error_count(d) ? 1 : 2);
+	LlvmFrontTimes ft;
+	Program *p = load_timed(o.file, o.nset, o.sets, d, &ft);
+	rc = p ? cmd_llvm_emit(p, &ft, o.rest.n, o.rest.v) : (diag_error_count(d) ? 1 : 2);
 	program_free(p);
 	diag_ctx_free(d);
 	opts_free(&o);

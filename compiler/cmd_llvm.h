@@ -9,6 +9,7 @@
 #ifndef PLASTC_CMD_LLVM_H
 #define PLASTC_CMD_LLVM_H
 
+#include "jit.h"
 #include "program.h"
 
 /* Seconds spent in the front-end stages, printed by --time-passes; a negative field (or ft == NULL) means
@@ -25,5 +26,10 @@ int cmd_llvm_emit(const Program *p, const LlvmFrontTimes *ft, int argc, char **a
  * `train ARGS...` (pl_main) on the JIT'd model in this process. argv: ARGS, without FILE, --set and
  * --backend. */
 int cmd_llvm_train(const Program *p, const LlvmFrontTimes *ft, int argc, char **argv);
+
+/* The same for any subcommand of pl_main (sub = "train", "eval", "bench", ...), with the JIT's object
+ * cache (cache may be NULL: compile every time). */
+int cmd_llvm_run(const Program *p, const LlvmFrontTimes *ft, const JitCache *cache, const char *sub, int argc,
+	char **argv);
 
 #endif

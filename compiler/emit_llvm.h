@@ -33,7 +33,10 @@ enum {
 typedef struct EmitllTimes {
 	double ir_build; /* Program -> verified LLVM module */
 	double opt;      /* default<O3> */
-	double codegen;  /* object emission, or JIT materialisation of the entry points */
+	double codegen;  /* object emission (to a file, or to memory for the JIT) */
+	double link;     /* the JIT's linking of that object and lookup of the entry points */
+	double cache;    /* the JIT's object cache: reading a hit, or writing after a miss */
+	bool cache_hit;  /* the JIT's object came from its cache (no pass pipeline, no codegen ran) */
 	size_t code_bytes; /* size of the .text sections of the object code (0 if not measured) */
 } EmitllTimes;
 
@@ -52,6 +55,9 @@ LLVMModuleRef emitll_module(const Program *p, LLVMContextRef ctx, LLVMTargetMach
 
 /* Runs LLVM's default<O3> pipeline (loop and SLP vectorisation on) for tm. Returns 0, or -1 after printing. */
 int emitll_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, FILE *err);
+
+/* Size in bytes of the .text sections of an object file in memory (0 if it cannot be read). */
+size_t emitll_text_bytes(LLVMMemoryBufferRef obj);
 
 /* Size in bytes of the .text sections when m is compiled by tm (compiles to memory; m is unchanged). */
 size_t emitll_code_size(LLVMModuleRef m, LLVMTargetMachineRef tm);

@@ -18,9 +18,19 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/Support.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include <llvm-c/BitWriter.h>
+#include <llvm/Config/llvm-config.h>
 
 #include <cblas.h>
+#include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,80 +121,277 @@ static LLVMErrorRef lookup(LLVMOrcLLJITRef jit, const char *prefix, const char *
 	return LLVMOrcLLJITLookup(jit, addr, name);
 }
 
+/* The JIT's pass pipeline (see jit.h for why it is not default<O3>); PLASTC_JIT_PASSES replaces it, for
+ * measuring others without rebuilding. */
+const char *jit_passes(void)
+{
+	const char *env = getenv("PLASTC_JIT_PASSES");
+	return env && *env ? env : JIT_DEFAULT_PASSES;
+}
+
+/* LLVM's global command-line options for the JIT's code generator, parsed once per process (LLVM allows
+ * only one parse); PLASTC_JIT_LLVM_ARGS replaces JIT_DEFAULT_LLVM_ARGS. Blank-separated. */
+const char *jit_llvm_args(void)
+{
+	const char *env = getenv("PLASTC_JIT_LLVM_ARGS");
+	return env ? env : JIT_DEFAULT_LLVM_ARGS;
+}
+
+static void set_llvm_options(void)
+{
+	static bool done;
+	if (done)
+		return;
+	done = true;
+	char *copy = strdup(jit_llvm_args());
+	if (!copy)
+		return;
+	const char *argv[16];
+	int argc = 0;
+	argv[argc++] = "plastc";
+	for (char *tok = strtok(copy, " \t"); tok && argc < 15; tok = strtok(NULL, " \t"))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	if (argc > 1)
+		LLVMParseCommandLineOptions(argc, argv, "plastc JIT options");
+	free(copy); /* LLVM copies option values it keeps */
+}
+
+static int run_passes(LLVMModuleRef mod, LLVMTargetMachineRef tm, FILE *err)
+{
+	LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+	LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
+	LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
+	LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
+	LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0); /* as emitll_optimize: no measured gain, twice the code */
+	LLVMErrorRef e = LLVMRunPasses(mod, jit_passes(), tm, opts);
+	LLVMDisposePassBuilderOptions(opts);
+	if (e) {
+		jit_error(err, "pass pipeline failed", e);
+		return -1;
+	}
+	return 0;
+}
+
+/* 64-bit FNV-1a, continued from h (the cache key and the object checksum). */
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *b = data;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+	return fnv(h, s ? s : "", strlen(s ? s : "") + 1); /* the NUL separates fields */
+}
+
+/* The cache key: everything the object depends on. The unoptimised module's bitcode stands for the
+ * Program and the emitter (any change of either changes it); then the LLVM version, the host (triple,
+ * CPU, features: the code uses the host's vector units), the pass pipeline and the LLVM options. */
+static uint64_t cache_key(LLVMModuleRef mod)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	h = fnv_str(h, "plastc-jit-object-1");
+	h = fnv_str(h, LLVM_VERSION_STRING);
+	char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+	h = fnv_str(h, triple);
+	h = fnv_str(h, cpu);
+	h = fnv_str(h, feat);
+	LLVMDisposeMessage(triple);
+	LLVMDisposeMessage(cpu);
+	LLVMDisposeMessage(feat);
+	h = fnv_str(h, jit_passes());
+	h = fnv_str(h, jit_llvm_args());
+	LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
+	h = fnv(h, LLVMGetBufferStart(bc), LLVMGetBufferSize(bc));
+	LLVMDisposeMemoryBuffer(bc);
+	return h;
+}
+
+/* A cache file: this header, then the object file. A hit is used only if the magic, the key, the size
+ * and the checksum of the object all match (a truncated, foreign or corrupted file is a miss, and is
+ * replaced). */
+typedef struct CacheHeader {
+	char magic[16]; /* "plastc-jit-obj1" */
+	uint64_t key, size, sum;
+} CacheHeader;
+
+static const char cache_magic[16] = "plastc-jit-obj1";
+
+static LLVMMemoryBufferRef cache_read(const char *path, uint64_t key)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	CacheHeader hd;
+	char *data = NULL;
+	LLVMMemoryBufferRef obj = NULL;
+	if (fread(&hd, sizeof hd, 1, f) == 1 && memcmp(hd.magic, cache_magic, sizeof cache_magic) == 0 &&
+		hd.key == key && hd.size > 0 && hd.size < ((uint64_t)1 << 30) && (data = malloc(hd.size)) &&
+		fread(data, 1, hd.size, f) == hd.size && fgetc(f) == EOF &&
+		fnv(0xcbf29ce484222325ull, data, hd.size) == hd.sum)
+		obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, hd.size, "plastc-jit-cached");
+	free(data);
+	fclose(f);
+	return obj;
+}
+
+/* Written to a temporary name in the same directory, then renamed: readers see no file or a whole one. */
+static void cache_write(const char *dir, const char *path, uint64_t key, LLVMMemoryBufferRef obj, FILE *err)
+{
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+		fprintf(err, "plastc: warning: %s: cannot create the JIT cache: %s\n", dir, strerror(errno));
+		return;
+	}
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	CacheHeader hd;
+	memset(&hd, 0, sizeof hd);
+	memcpy(hd.magic, cache_magic, sizeof cache_magic);
+	hd.key = key;
+	hd.size = LLVMGetBufferSize(obj);
+	hd.sum = fnv(0xcbf29ce484222325ull, LLVMGetBufferStart(obj), hd.size);
+	FILE *f = fopen(tmp, "wb");
+	bool ok = f && fwrite(&hd, sizeof hd, 1, f) == 1 && fwrite(LLVMGetBufferStart(obj), 1, hd.size, f) == hd.size;
+	if (f)
+		ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		fprintf(err, "plastc: warning: %s: cannot write the JIT cache: %s\n", path, strerror(errno));
+		unlink(tmp);
+	}
+}
+
+/* Program -> optimised module -> object file in memory, by our own target machine, or the same object
+ * from the cache (cache_dir may be NULL: no cache). *hit tells which. NULL after printing. */
+static LLVMMemoryBufferRef compile_object(const Program *p, const JitCache *cache, EmitllTimes *times, bool *hit,
+	FILE *err)
+{
+	*hit = false;
+	set_llvm_options();
+	LLVMTargetMachineRef tm = emitll_host_machine(err); /* ours */
+	if (!tm)
+		return NULL;
+	LLVMContextRef ctx = LLVMContextCreate(); /* ours; the object outlives it */
+	double t0 = emitll_now();
+	LLVMModuleRef mod = emitll_module(p, ctx, tm, 0, err); /* ours */
+	double t1 = emitll_now();
+	if (times)
+		times->ir_build = t1 - t0;
+	LLVMMemoryBufferRef obj = NULL;
+	char path[PATH_MAX] = "";
+	uint64_t key = 0;
+	if (mod && cache && cache->dir) {
+		key = cache_key(mod);
+		char pre[128];
+		emitll_symbol_prefix(p, pre, sizeof pre);
+		if (snprintf(path, sizeof path, "%s/%s-%016llx.jit.o", cache->dir, pre, (unsigned long long)key) >=
+			(int)sizeof path)
+			path[0] = 0;
+		if (path[0] && !cache->rebuild && (obj = cache_read(path, key)) != NULL) {
+			*hit = true;
+			if (times) {
+				times->cache = emitll_now() - t1;
+				times->cache_hit = true;
+			}
+			fprintf(err, "plastc: using cached JIT object %s\n", path);
+		}
+		t1 = emitll_now();
+	}
+	if (mod && !obj && run_passes(mod, tm, err) == 0) {
+		double t2 = emitll_now();
+		char *msg = NULL;
+		if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &obj)) {
+			fprintf(err, "plastc: internal error: JIT: code generation failed: %s\n", msg ? msg : "");
+			obj = NULL;
+		}
+		LLVMDisposeMessage(msg);
+		if (times) {
+			times->opt = t2 - t1;
+			times->codegen = emitll_now() - t2;
+		}
+		if (obj && path[0]) {
+			double t3 = emitll_now();
+			cache_write(cache->dir, path, key, obj, err);
+			if (times)
+				times->cache = emitll_now() - t3;
+		}
+	}
+	if (mod)
+		LLVMDisposeModule(mod);
+	LLVMContextDispose(ctx);
+	LLVMDisposeTargetMachine(tm);
+	return obj;
+}
+
 JitModel *jit_compile(const Program *p, EmitllTimes *times, FILE *err)
+{
+	return jit_compile_cached(p, NULL, times, err);
+}
+
+static JitModel *compile_link(const Program *p, const JitCache *cache, EmitllTimes *times, bool *hit, FILE *err);
+
+JitModel *jit_compile_cached(const Program *p, const JitCache *cache, EmitllTimes *times, FILE *err)
+{
+	bool hit = false;
+	JitModel *j = compile_link(p, cache, times, &hit, err);
+	if (!j && hit) {
+		/* the cached object passed its checks but does not link (e.g. a symbol this plastc no longer
+		 * provides): compile it again, replacing the file */
+		fprintf(err, "plastc: warning: the cached JIT object does not link (above); compiling it again\n");
+		JitCache again = *cache;
+		again.rebuild = true;
+		if (times)
+			memset(times, 0, sizeof *times);
+		j = compile_link(p, &again, times, &hit, err);
+	}
+	return j;
+}
+
+static JitModel *compile_link(const Program *p, const JitCache *cache, EmitllTimes *times, bool *hit, FILE *err)
 {
 	JitModel *j = calloc(1, sizeof *j);
 	if (!j) {
 		fprintf(err, "plastc: internal error: out of memory\n");
 		return NULL;
 	}
-	LLVMTargetMachineRef tm = emitll_host_machine(err); /* ours: used for O3, then disposed */
-	if (!tm) {
+	LLVMMemoryBufferRef obj = compile_object(p, cache, times, hit, err); /* ours until handed to the JIT */
+	if (!obj) {
 		free(j);
 		return NULL;
 	}
-	LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext(); /* our reference */
-	LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);    /* borrowed from tsc */
-	double t0 = emitll_now();
-	LLVMModuleRef mod = emitll_module(p, ctx, tm, 0, err); /* ours */
-	double t1 = emitll_now();
 	if (times)
-		times->ir_build = t1 - t0;
-	if (!mod || emitll_optimize(mod, tm, err) != 0) {
-		if (mod)
-			LLVMDisposeModule(mod);
-		LLVMOrcDisposeThreadSafeContext(tsc);
-		LLVMDisposeTargetMachine(tm);
-		free(j);
-		return NULL;
-	}
-	double t2 = emitll_now();
-	if (times) {
-		times->opt = t2 - t1;
-		times->code_bytes = emitll_code_size(mod, tm); /* extra compilation, outside the timed stages */
-	}
-	LLVMDisposeTargetMachine(tm);
-	t2 = emitll_now();
+		times->code_bytes = emitll_text_bytes(obj);
+	double t3 = emitll_now();
 
-	/* A second machine with the same settings becomes the JIT's code generator. */
-	LLVMTargetMachineRef tm2 = emitll_host_machine(err);
-	if (!tm2) {
-		LLVMDisposeModule(mod);
-		LLVMOrcDisposeThreadSafeContext(tsc);
-		free(j);
-		return NULL;
-	}
-	LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm2); /* tm2 consumed */
-	LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
-	LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* jtmb consumed by the builder */
-	LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, builder);        /* builder consumed, even on error */
+	/* The JIT only links: the object is already machine code for this host, so the default (host)
+	 * target machine builder is enough. */
+	LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, NULL);
 	if (e) {
 		jit_error(err, "cannot create LLJIT", e);
 		j->jit = NULL;
-		goto fail_mod;
+		LLVMDisposeMemoryBuffer(obj);
+		goto fail;
 	}
 	LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit); /* owned by the JIT */
 	e = define_runtime_symbols(j->jit, jd);
 	if (e) {
 		jit_error(err, "cannot define the BLAS and libm symbols", e);
-		goto fail_mod;
+		LLVMDisposeMemoryBuffer(obj);
+		goto fail;
 	}
 	LLVMOrcDefinitionGeneratorRef gen = NULL;
 	e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL);
 	if (e) {
 		jit_error(err, "cannot create the process-symbol generator", e);
-		goto fail_mod;
+		LLVMDisposeMemoryBuffer(obj);
+		goto fail;
 	}
 	LLVMOrcJITDylibAddGenerator(jd, gen); /* gen now owned by the dylib */
-
-	LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc); /* mod consumed */
-	LLVMOrcDisposeThreadSafeContext(tsc); /* drop our reference; tsm keeps the context alive */
-	tsc = NULL;
-	mod = NULL;
-	e = LLVMOrcLLJITAddLLVMIRModule(j->jit, jd, tsm); /* tsm consumed on success only */
+	e = LLVMOrcLLJITAddObjectFile(j->jit, jd, obj); /* obj consumed, on success and on error */
 	if (e) {
-		LLVMOrcDisposeThreadSafeModule(tsm);
-		jit_error(err, "cannot add the module", e);
+		jit_error(err, "cannot add the object file", e);
 		goto fail;
 	}
 
@@ -197,7 +404,7 @@ JitModel *jit_compile(const Program *p, EmitllTimes *times, FILE *err)
 		goto fail;
 	}
 	if (times)
-		times->codegen = emitll_now() - t2;
+		times->link = emitll_now() - t3;
 
 	/* The descriptor: tables and strings are our copies, so the Program may be freed first. */
 	j->name = dup_or_null(p->name);
@@ -244,10 +451,6 @@ JitModel *jit_compile(const Program *p, EmitllTimes *times, FILE *err)
 
 oom:
 	fprintf(err, "plastc: internal error: out of memory\n");
-	goto fail;
-fail_mod:
-	LLVMDisposeModule(mod);
-	LLVMOrcDisposeThreadSafeContext(tsc);
 fail:
 	jit_free(j);
 	return NULL;

@@ -61,7 +61,8 @@ const PlastcCommand commands[] = {
 		"                    [--rebuild] [--verbose] [RUNTIME OPTIONS]...\n"
 		"Builds FILE into the cache ($XDG_CACHE_HOME/plastc, else ~/.cache/plastc) unless an identical\n"
 		"build is there, then runs `BIN train --task T RUNTIME OPTIONS` (see `BIN train --help`:\n"
-		"--steps, --seed, --out, ...). --backend llvm JIT-compiles and trains in this process.\n"
+		"--steps, --seed, --out, ...). --backend llvm JIT-compiles and trains in this process (the object\n"
+		"code is cached in the same directory; --time-passes prints the time of each compiler stage).\n"
 		"options:\n" CMD_SET_USAGE
 		"  --cache DIR        model cache directory\n"
 		"  --rebuild          build even if the cache has the binary\n",
@@ -108,9 +109,11 @@ const PlastcCommand commands[] = {
 		"  --h H              finite-difference step (default 1e-4, extrapolated with H/2)\n",
 		cmd_gradcheck},
 	{"bench", "time meta-training steps of a model (built into the model cache, then run)",
-		"usage: plastc bench FILE --task T [--set NAME=VALUE]... [--cache DIR] [RUNTIME OPTIONS]...\n"
+		"usage: plastc bench FILE --task T [--set NAME=VALUE]... [--backend c|llvm] [--cache DIR]\n"
+		"                    [RUNTIME OPTIONS]...\n"
 		"Like train, but runs `BIN bench ...`: median_ms=, min_ms=, peak_rss_mb= of N steps (forward over\n"
 		"the trial, BPTT, clip, AdamW); see `BIN bench --help` (--steps, --threads, --block, --profile).\n"
+		"--backend llvm runs the bench on JIT'd code in this process (--time-passes as for train).\n"
 		"options:\n" CMD_SET_USAGE,
 		cmd_bench},
 	{"compare", "train a grid of models x --vary values x seeds; summary statistics and plots",

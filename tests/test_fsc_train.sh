@@ -66,7 +66,7 @@ else
 fi
 
 if "$PLASTC" emit-llvm "$model" $sets >/dev/null 2>&1; then
-	if "$PLASTC" train "$model" $sets --backend llvm $common --steps 2 --out "$tmp/l" >"$tmp/l.log" 2>&1; then
+	if "$PLASTC" train "$model" $sets --backend llvm --cache "$tmp/cache" $common --steps 2 --out "$tmp/l" >"$tmp/l.log" 2>&1; then
 		ok "plastc train --backend llvm exits 0"
 		check_run "$tmp/l" 2
 	else

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <glob.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -696,11 +698,93 @@ static void test_emitted_ir(void **state)
 	JitModel *jm = jit_compile(p, &t, stderr);
 	double t1 = emitll_now();
 	assert_non_null(jm);
-	print_message("JIT start-up of a 4x8 RNN step: %.1f ms total (IR build %.2f ms, O3 %.1f ms, codegen %.1f ms); "
+	print_message("JIT start-up of a 4x8 RNN step: %.1f ms total (IR build %.2f ms, pass pipeline %.1f ms, codegen %.1f ms); "
 		"code %zu bytes; object file: codegen %.1f ms\n", 1e3 * (t1 - t0), 1e3 * t.ir_build, 1e3 * t.opt,
 		1e3 * t.codegen, t.code_bytes, 1e3 * to.codegen);
 	jit_free(jm);
 	program_free(p);
+}
+
+/* ---- the JIT's object cache: miss writes, hit reads and runs the same code, a damaged file is a miss ---- */
+
+static int count_cache_files(const char *dir, char *last, size_t n)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int k = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		size_t len = strlen(e->d_name);
+		if (len > 6 && strcmp(e->d_name + len - 6, ".jit.o") == 0) {
+			k++;
+			snprintf(last, n, "%s/%s", dir, e->d_name);
+		}
+	}
+	closedir(d);
+	return k;
+}
+
+static JitModel *compile_through(Program *p, const JitCache *c, bool want_hit)
+{
+	EmitllTimes t = {0};
+	JitModel *jm = jit_compile_cached(p, c, &t, stderr);
+	assert_non_null(jm);
+	if (t.cache_hit != want_hit)
+		fail_msg("JIT cache: got a %s, want a %s", t.cache_hit ? "hit" : "miss", want_hit ? "hit" : "miss");
+	assert_true(t.code_bytes > 0);
+	return jm;
+}
+
+static void test_jit_cache(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/plastc-test-jitcache-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char file[PATH_MAX];
+	Program *p = rnn_program("cached", 4, 8);
+	JitCache c = {.dir = dir, .rebuild = false};
+
+	JitModel *jm = compile_through(p, &c, false); /* empty cache */
+	jit_free(jm);
+	assert_int_equal(count_cache_files(dir, file, sizeof file), 1);
+	jm = compile_through(p, &c, true); /* the cached object must compute what the interpreter does */
+	compare(p, jm, p->fwd, 3, 5, 301, false);
+	compare(p, jm, p->vjp, 3, 3, 302, false);
+	jit_free(jm);
+
+	/* one flipped byte in the object: the checksum rejects it, the object is compiled and rewritten */
+	FILE *f = fopen(file, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, -100, SEEK_END), 0);
+	int ch = fgetc(f);
+	assert_int_equal(fseek(f, -100, SEEK_END), 0);
+	fputc(ch ^ 0x5a, f);
+	assert_int_equal(fclose(f), 0);
+	jit_free(compile_through(p, &c, false));
+	jit_free(compile_through(p, &c, true));
+	/* a truncated file is a miss too */
+	assert_int_equal(truncate(file, 40), 0);
+	jit_free(compile_through(p, &c, false));
+	/* rebuild compiles even on a hit; another model is another file */
+	c.rebuild = true;
+	jit_free(compile_through(p, &c, false));
+	c.rebuild = false;
+	Program *q = rnn_program("cached", 4, 6);
+	jit_free(compile_through(q, &c, false));
+	jit_free(compile_through(q, &c, true));
+	assert_int_equal(count_cache_files(dir, file, sizeof file), 2);
+	program_free(q);
+	program_free(p);
+
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+		remove(file);
+	}
+	closedir(d);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 int main(void)
@@ -715,6 +799,7 @@ int main(void)
 		cmocka_unit_test(test_golden_functions),
 		cmocka_unit_test(test_jit_train),
 		cmocka_unit_test(test_emitted_ir),
+		cmocka_unit_test(test_jit_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
