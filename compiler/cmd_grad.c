@@ -210,6 +210,7 @@ static void prog_model(const Program *p, ProgModel *pm)
 	m->pred_size = p->pred_size;
 	m->out_size = p->out_size;
 	m->meta_loss = p->meta_loss;
+	m->couples_rows = p->couples_rows;
 	m->n_params = p->n_params;
 	m->params = pm->params;
 	m->n_state = p->n_state;

@@ -1553,7 +1553,8 @@ static void emit_descriptor(Em *e, MemPlan *pf, MemPlan *pv)
 	else
 		out(e, "\t.n_state = 0,\n\t.state = NULL,\n");
 	out(e, "\t.work_floats = %s_work_floats,\n\t.step_forward = %s_step_forward,\n", e->pre, e->pre);
-	out(e, "\t.step_vjp = %s%s,\n};\n", p->vjp ? e->pre : "NULL", p->vjp ? "_step_vjp" : "");
+	out(e, "\t.step_vjp = %s%s,\n", p->vjp ? e->pre : "NULL", p->vjp ? "_step_vjp" : "");
+	out(e, "\t.couples_rows = %d,\n};\n", p->couples_rows ? 1 : 0);
 	if (e->o.main)
 		out(e, "\nint main(int argc, char **argv)\n{\n\treturn pl_main(&%s_model, argc, argv);\n}\n", e->pre);
 }

@@ -1547,9 +1547,9 @@ static LLVMTypeRef l_desc_type(LlCtx *c)
 static LLVMTypeRef l_model_type(LlCtx *c, LLVMTypeRef tdesc)
 {
 	LLVMTypeRef pd = l_ptr(c, tdesc);
-	LLVMTypeRef f[16] = {c->t_i32, c->t_pi8, c->t_pi8, c->t_pi8, c->t_pi8, c->t_i32, c->t_i32, c->t_i32, c->t_i32,
-		c->t_i32, pd, c->t_i32, pd, l_ptr(c, c->t_wf), l_ptr(c, c->t_step), l_ptr(c, c->t_step)};
-	return LLVMStructTypeInContext(c->ctx, f, 16, 0);
+	LLVMTypeRef f[17] = {c->t_i32, c->t_pi8, c->t_pi8, c->t_pi8, c->t_pi8, c->t_i32, c->t_i32, c->t_i32, c->t_i32,
+		c->t_i32, pd, c->t_i32, pd, l_ptr(c, c->t_wf), l_ptr(c, c->t_step), l_ptr(c, c->t_step), c->t_i32};
+	return LLVMStructTypeInContext(c->ctx, f, 17, 0);
 }
 
 static LLVMValueRef l_desc_table(LlCtx *c, LLVMTypeRef tdesc, const ProgTensor *t, int n, const char *what)
@@ -1599,16 +1599,16 @@ static void l_emit_descriptor(LlCtx *c, bool with_main)
 		l_fail(c, "%s", "descriptor requested before the entry points exist");
 		return;
 	}
-	LLVMValueRef f[16] = {
+	LLVMValueRef f[17] = {
 		l_i32(c, PL_ABI_VERSION), l_cstring(c, p->name, ".name"), l_cstring(c, p->hash, ".hash"),
 		l_cstring(c, p->source, ".source"), l_cstring(c, p->settings, ".settings"), l_i32(c, p->in_size),
 		l_i32(c, p->pred_size), l_i32(c, p->out_size), l_i32(c, (int)p->meta_loss), l_i32(c, p->n_params),
 		l_desc_table(c, tdesc, p->params, p->n_params, "params"), l_i32(c, p->n_state),
-		l_desc_table(c, tdesc, p->state, p->n_state, "state"), wf, fwd, vjp,
+		l_desc_table(c, tdesc, p->state, p->n_state, "state"), wf, fwd, vjp, l_i32(c, p->couples_rows ? 1 : 0),
 	};
 	snprintf(nm, sizeof nm, "%s_model", c->prefix);
 	LLVMValueRef g = LLVMAddGlobal(c->mod, tmodel, nm);
-	LLVMSetInitializer(g, LLVMConstNamedStruct(tmodel, f, 16));
+	LLVMSetInitializer(g, LLVMConstNamedStruct(tmodel, f, 17));
 	LLVMSetGlobalConstant(g, 1);
 	if (!with_main)
 		return;
@@ -1648,13 +1648,13 @@ static void l_check_layouts(LlCtx *c)
 			l_fail(c, "PlTensorDesc layout differs from the C compiler's (%s)", "field offsets");
 	if (LLVMABISizeOfType(td, tdesc) != sizeof(PlTensorDesc))
 		l_fail(c, "PlTensorDesc size differs from the C compiler's (%s)", "sizeof");
-	static const size_t model_off[16] = {offsetof(PlModel, abi_version), offsetof(PlModel, name),
+	static const size_t model_off[17] = {offsetof(PlModel, abi_version), offsetof(PlModel, name),
 		offsetof(PlModel, hash), offsetof(PlModel, source), offsetof(PlModel, settings),
 		offsetof(PlModel, in_size), offsetof(PlModel, pred_size), offsetof(PlModel, out_size),
 		offsetof(PlModel, meta_loss), offsetof(PlModel, n_params), offsetof(PlModel, params),
 		offsetof(PlModel, n_state), offsetof(PlModel, state), offsetof(PlModel, work_floats),
-		offsetof(PlModel, step_forward), offsetof(PlModel, step_vjp)};
-	for (unsigned i = 0; i < 16; i++)
+		offsetof(PlModel, step_forward), offsetof(PlModel, step_vjp), offsetof(PlModel, couples_rows)};
+	for (unsigned i = 0; i < 17; i++)
 		if (LLVMOffsetOfElement(td, tmodel, i) != model_off[i])
 			l_fail(c, "PlModel layout differs from the C compiler's (%s)", "field offsets");
 }

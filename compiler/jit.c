@@ -447,6 +447,7 @@ static JitModel *compile_link(const Program *p, const JitCache *cache, EmitllTim
 	m->work_floats = (size_t(*)(int))(uintptr_t)a_wf;
 	m->step_forward = (void (*)(const PlStepArgs *))(uintptr_t)a_fwd;
 	m->step_vjp = (void (*)(const PlStepArgs *))(uintptr_t)a_vjp;
+	m->couples_rows = p->couples_rows;
 	return j;
 
 oom:

@@ -550,6 +550,8 @@ Program *lower_model(const SemaModel *m, const char *source, DiagCtx *d)
 	p->n_params = m->nparams;
 	p->state = copy_tensors(m->state, m->nstate);
 	p->n_state = m->nstate;
+	for (int i = 0; i < m->nlayers; i++)
+		p->couples_rows |= m->layers[i].kind == LAYER_CONV4; /* its batch norm */
 
 	Lower l;
 	memset(&l, 0, sizeof l);

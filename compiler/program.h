@@ -28,6 +28,9 @@ typedef struct Program {
 	char hash[17];   /* 64-bit FNV-1a of the source texts and settings, hex */
 	int in_size, pred_size, out_size;
 	PlLoss meta_loss;
+	/* true when a step's result for one trial depends on the other trials of the call (batch norm's
+	 * batch statistics): the runtime must then give every call all of a thread's rows (no row blocks) */
+	bool couples_rows;
 	ProgTensor *params;
 	int n_params;
 	ProgTensor *state;

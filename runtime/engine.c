@@ -79,6 +79,10 @@ PlEngine *pl_engine_new_block(const PlModel *m, int B, int T, PlBpttStrategy s, 
 	}
 	if (threads < 1)
 		threads = 1;
+	/* A model whose step couples the trials of a call (batch norm) sees different statistics in a block
+	 * of R rows than in the whole thread's rows: blocks would change what it computes, not just its speed. */
+	if (m->couples_rows)
+		block = 0;
 	if (threads > gB)
 		threads = gB;
 	if (threads > ENGINE_MAX_THREADS)
@@ -234,6 +238,8 @@ PlBpttStrategy pl_auto_bptt(const PlModel *m, int rows, int T, int k, int thread
  * their cost is the static-weight GEMMs, which want many rows. PLASTC_BLOCK overrides (tests). */
 int pl_auto_block(const PlModel *m, int rows)
 {
+	if (m->couples_rows)
+		return 0; /* see pl_engine_new_block */
 	const char *env = getenv("PLASTC_BLOCK");
 	if (env && *env)
 		return atoi(env) < 0 ? 0 : atoi(env);

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define PL_ABI_VERSION 1
+#define PL_ABI_VERSION 2
 #define PL_MAX_RANK 3
 
 typedef enum PlInit {
@@ -90,6 +90,9 @@ typedef struct PlModel {
 	size_t (*work_floats)(int B); /* enough for both entry points */
 	void (*step_forward)(const PlStepArgs *a);
 	void (*step_vjp)(const PlStepArgs *a);
+	/* nonzero when a step couples the trials of a call (batch norm's batch statistics): the runtime never
+	 * splits a thread's rows into sequential blocks for such a model (engine.c). Added at the end in ABI 2. */
+	int couples_rows;
 } PlModel;
 
 /* Returns 0 if the descriptor is usable by this runtime, else prints why and returns -1. */

@@ -868,6 +868,12 @@ static int train_main(const PlModel *m, int argc, char **argv)
 	int threads = (int)(c->threads < Br ? c->threads : Br);
 	int Bt = (Br + threads - 1) / threads;
 	int block = c->block >= 0 ? (int)c->block : pl_auto_block(m, Bt);
+	if (m->couples_rows && block > 0) {
+		if (!c->quiet && tr.io)
+			fprintf(stderr, "%s: note: --block %d ignored: the model's batch norm needs all of a thread's rows in "
+					"one call\n", pl_progname(), block);
+		block = 0;
+	}
 	if (block > 0 && block < Bt)
 		Bt = block;
 	int ksq = (int)ceil(sqrt((double)tr.T));
