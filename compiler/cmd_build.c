@@ -387,7 +387,7 @@ typedef struct Opts {
 	const char *file, *out, *backend, *cache;
 	char **sets;
 	int nset;
-	bool rebuild, verbose, dbl, main, no_line, no_fuse, keep_c;
+	bool rebuild, verbose, dbl, main, no_line, no_fuse, no_loop_fuse, keep_c;
 	Argv rest;
 } Opts;
 
@@ -441,6 +441,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, Opts *o, bool pass
 			o->no_line = true;
 		} else if (!pass_rest && strcmp(a, "--no-fuse") == 0) {
 			o->no_fuse = true;
+		} else if (!pass_rest && strcmp(a, "--no-loop-fuse") == 0) {
+			o->no_loop_fuse = true;
 		} else if (!pass_rest && strcmp(a, "--keep-c") == 0) {
 			o->keep_c = true;
 		} else if (!o->file && a[0] != '-' && (!pass_rest || i == 1 || is_plast(a))) {
@@ -479,7 +481,8 @@ int cmd_emit_c(int argc, char **argv)
 	if (!p) {
 		rc = diag_error_count(d) ? 1 : 2;
 	} else {
-		EmitcOptions eo = {.main = o.main, .use_double = o.dbl, .no_line = o.no_line, .no_fuse = o.no_fuse};
+		EmitcOptions eo = {.main = o.main, .use_double = o.dbl, .no_line = o.no_line, .no_fuse = o.no_fuse,
+			.no_loop_fuse = o.no_loop_fuse};
 		rc = emitc_write(p, &eo, o.out ? o.out : "-", stderr);
 	}
 	program_free(p);

@@ -37,6 +37,8 @@
 #define EM_MAX_OPS 3 /* destination + two sources */
 #define EM_PART 48   /* IR nodes per part function (see emit_function) */
 #define EM_MAX_LEAVES 8 /* arrays read by one loop nest (fusion stops there) */
+#define EM_GROUP_MAX 4  /* loop nests merged into one by plan_groups */
+#define EM_NEST_CAP (EM_GROUP_MAX * (EM_MAX_LEAVES + 1)) /* arrays (outputs and inputs) of one merged nest */
 
 static const char part_attr[] = "#if defined(__GNUC__)\n__attribute__((noinline))\n#endif\nstatic void ";
 
@@ -57,6 +59,8 @@ typedef struct Em {
 	int *direct;      /* [n] output port the value is computed into in place, or -1 */
 	bool *acc_direct; /* [n] ... and that port is a parameter gradient the value is added to (+=) */
 	int *fuse;        /* [n] the node whose loop computes this value inline, or -1 (stored) */
+	int *grp;         /* [n] next node whose loop nest is merged with this one's (plan_groups), or -1 */
+	bool *in_grp;     /* [n] a later member of a merged group (emitted with the group's first node) */
 	bool in_src;      /* the last #line points into the .plast file */
 	char **used;      /* names taken in this function */
 	int nused;
@@ -278,8 +282,9 @@ typedef struct Nest {
 	int64_t ext[EM_MAX_DIMS];
 	bool batch[EM_MAX_DIMS];
 	int nleaf;
-	int64_t st[EM_MAX_LEAVES + 1][EM_MAX_DIMS];
-	int leaf_node[EM_MAX_LEAVES + 1];
+	int64_t st[EM_NEST_CAP][EM_MAX_DIMS];
+	int leaf_node[EM_NEST_CAP];
+	bool is_out[EM_NEST_CAP]; /* leaf written by the nest (a merged group has several) */
 } Nest;
 
 /* The expression computed at each point of a nest: a tree of elementwise ops over leaves (arrays of
@@ -293,7 +298,7 @@ typedef struct ExNode {
 } ExNode;
 
 typedef struct Tree {
-	ExNode n[4 * EM_MAX_LEAVES + 8];
+	ExNode n[EM_GROUP_MAX * (4 * EM_MAX_LEAVES + 8)];
 	int nn;
 } Tree;
 
@@ -413,7 +418,7 @@ static int tree_value(Em *e, Nest *n, Tree *t, int id, int pad)
 		t->n[k].node = id;
 		return k;
 	}
-	if (n->nleaf > EM_MAX_LEAVES)
+	if (n->nleaf >= EM_NEST_CAP)
 		ir_fatal("emit-c: %s: too many arrays in one loop nest", e->f->name);
 	int q = n->nleaf++;
 	n->leaf_node[q] = id;
@@ -502,13 +507,27 @@ static void indent(Em *e, int depth)
 		fputc('\t', e->out);
 }
 
-/* Emits the loops of n computing tree t (root) into leaf 0, whose array is `out`. The leaves' arrays
- * are in1, in2, ... (declared here, restrict: the memory plan keeps them apart from out). */
-static void emit_nest(Em *e, Nest *n, const Tree *t, int root, NestKind kind, int depth)
+/* Emits the loops of n computing m trees (root[k], kind[k]) into the output leaves outl[k]. One output
+ * (leaf 0) is named `out`, as emit_node declares it; the outputs of a merged group (plan_groups) are
+ * o0, o1, ... The other leaves' arrays are in1, in2, ... (declared here, restrict: the memory plan keeps
+ * them apart from the outputs, and plan_groups checks that for merged nests). In the inner loop a
+ * reduction (an output that does not move along it) sums in a local so the loop vectorises (see the file
+ * comment); the other outputs are stored at each point. */
+static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, const NestKind *kind,
+	const int *outl, int m, int depth)
 {
-	char idx[EM_MAX_LEAVES + 1][200], ext[64], var[16];
-	char *leaf[EM_MAX_LEAVES + 1] = {NULL};
-	for (int q = 1; q < n->nleaf; q++) {
+	char idx[EM_NEST_CAP][200], ext[64], var[16];
+	char *leaf[EM_NEST_CAP] = {NULL};
+	char oname[EM_GROUP_MAX][16];
+	for (int k = 0; k < m; k++) {
+		if (m == 1)
+			snprintf(oname[k], sizeof oname[k], "out");
+		else
+			snprintf(oname[k], sizeof oname[k], "o%d", k);
+	}
+	for (int q = 0; q < n->nleaf; q++) {
+		if (n->is_out[q])
+			continue;
 		indent(e, depth);
 		out(e, "const real *restrict in%d = %s;\n", q, e->var[n->leaf_node[q]]);
 	}
@@ -527,46 +546,68 @@ static void emit_nest(Em *e, Nest *n, const Tree *t, int root, NestKind kind, in
 	int dd = depth + inner;
 	fmt_extent(ext, sizeof ext, n->ext[inner], n->batch[inner]);
 	/* leaves that do not move in the inner loop become scalars read once */
-	for (int q = 1; q < n->nleaf; q++) {
+	for (int q = 0; q < n->nleaf; q++) {
+		if (n->is_out[q])
+			continue;
 		if (n->st[q][inner] == 0) {
 			indent(e, dd);
 			out(e, "const real s%d = in%d[%s];\n", q, q, idx[q][0] ? idx[q] : "0");
 			leaf[q] = xprintf("s%d", q);
 		} else {
 			char ix[240];
-			snprintf(ix, sizeof ix, "%s", idx[q]);
+			snprintf(ix, sizeof ix, "%.200s", idx[q]);
 			add_term(ix, sizeof ix, "i", n->st[q][inner]);
 			leaf[q] = xprintf("in%d[%s]", q, ix);
 		}
 	}
-	char *ex = tree_str(e, t, root, leaf, true);
-	char dix[240];
-	snprintf(dix, sizeof dix, "%s", idx[0]);
-	if (kind == NEST_ACCUM && n->st[0][inner] == 0) {
-		/* a reduction: sum in a local so the loop vectorises (see the file comment) */
+	char *ex[EM_GROUP_MAX];
+	bool red[EM_GROUP_MAX];
+	char accs[200] = "";
+	for (int k = 0; k < m; k++) {
+		ex[k] = tree_str(e, t, root[k], leaf, true);
+		red[k] = kind[k] == NEST_ACCUM && n->st[outl[k]][inner] == 0;
+		if (red[k]) {
+			char a1[24];
+			snprintf(a1, sizeof a1, "%sacc%s", accs[0] ? "," : "", m == 1 ? "" : oname[k] + 1);
+			strncat(accs, a1, sizeof accs - strlen(accs) - 1);
+			indent(e, dd);
+			out(e, "real acc%s = 0;\n", m == 1 ? "" : oname[k] + 1);
+		}
+	}
+	if (accs[0]) {
 		indent(e, dd);
-		out(e, "real acc = 0;\n");
-		indent(e, dd);
-		out(e, "#pragma omp simd reduction(+:acc)\n");
-		indent(e, dd);
-		out(e, "for (long i = 0; i < %s; i++)\n", ext);
+		out(e, "#pragma omp simd reduction(+:%s)\n", accs);
+	}
+	indent(e, dd);
+	out(e, "for (long i = 0; i < %s; i++)%s\n", ext, m == 1 ? "" : " {");
+	for (int k = 0; k < m; k++) {
 		indent(e, dd + 1);
-		out(e, "acc += %s;\n", ex);
+		if (red[k]) {
+			out(e, "acc%s += %s;\n", m == 1 ? "" : oname[k] + 1, ex[k]);
+		} else {
+			char dix[240];
+			snprintf(dix, sizeof dix, "%.200s", idx[outl[k]]);
+			add_term(dix, sizeof dix, "i", n->st[outl[k]][inner]);
+			out(e, "%s[%s] %s= %s;\n", oname[k], dix[0] ? dix : "0", kind[k] == NEST_ACCUM ? "+" : "", ex[k]);
+		}
+	}
+	if (m > 1) {
 		indent(e, dd);
-		out(e, "out[%s] += acc;\n", dix[0] ? dix : "0");
-	} else {
-		add_term(dix, sizeof dix, "i", n->st[0][inner]);
+		out(e, "}\n");
+	}
+	for (int k = 0; k < m; k++) {
+		if (!red[k])
+			continue;
 		indent(e, dd);
-		out(e, "for (long i = 0; i < %s; i++)\n", ext);
-		indent(e, dd + 1);
-		out(e, "out[%s] %s= %s;\n", dix[0] ? dix : "0", kind == NEST_ACCUM ? "+" : "", ex);
+		out(e, "%s[%s] += acc%s;\n", oname[k], idx[outl[k]][0] ? idx[outl[k]] : "0", m == 1 ? "" : oname[k] + 1);
 	}
 	if (inner > 0) {
 		indent(e, depth + inner - 1);
 		out(e, "}\n");
 	}
-	free(ex);
-	for (int q = 1; q < n->nleaf; q++)
+	for (int k = 0; k < m; k++)
+		free(ex[k]);
+	for (int q = 0; q < n->nleaf; q++)
 		free(leaf[q]);
 }
 
@@ -607,49 +648,95 @@ static void emit_zero(Em *e, const char *dst, IrShape s, int depth)
  *   bmv   y[b,j] = sum_i x[b,i] W[b,i,j]    space [B,I,J], x read as [B,I,1], y as [B,1,J]
  *   bmvt  y[b,i] = sum_j W[b,i,j] g[b,j]    space [B,I,J], y read as [B,I,1] (a reduction over j)
  * so bmv's inner loop is an axpy along the contiguous j and bmvt's a dot product (simd reduction). */
+/* The shape of the index space node id's loop nest runs over (see emit_nest_op) */
+static IrShape nest_space_shape(const IrFunc *f, int id)
+{
+	const IrNode *nd = &f->nodes[id];
+	if (nd->op == IR_SUM_TO || nd->op == IR_BMVT)
+		return f->nodes[nd->in[0]].shape;
+	if (nd->op == IR_BMV)
+		return f->nodes[nd->in[1]].shape;
+	return nd->shape;
+}
+
+/* Adds node id's output leaf and expression tree to n (whose space is nest_space_shape(id)); returns
+ * the tree's root and sets *kind and *outl (the output's leaf). */
+static int nest_add(Em *e, Nest *n, Tree *t, int id, NestKind *kind, int *outl)
+{
+	const IrNode *nd = &e->f->nodes[id];
+	int o = n->nleaf++;
+	if (o >= EM_NEST_CAP)
+		ir_fatal("emit-c: %s: too many arrays in one loop nest", e->f->name);
+	n->leaf_node[o] = id;
+	n->is_out[o] = true;
+	*outl = o;
+	*kind = NEST_ACCUM;
+	switch (nd->op) {
+	case IR_SUM_TO:
+		nest_strides(n, nd->shape, n->st[o]);
+		return tree_value(e, n, t, nd->in[0], 0);
+	case IR_BMV:
+		nest_strides(n, nd->shape, n->st[o]);
+		return tree_op(t, IR_MUL, tree_value(e, n, t, nd->in[0], 1), tree_value(e, n, t, nd->in[1], 0));
+	case IR_BMVT:
+		nest_strides_pad(n, nd->shape, 1, n->st[o]);
+		return tree_op(t, IR_MUL, tree_value(e, n, t, nd->in[0], 0), tree_value(e, n, t, nd->in[1], 0));
+	default:
+		*kind = NEST_ASSIGN;
+		nest_strides(n, nd->shape, n->st[o]);
+		return tree_of_op(e, n, t, id, 0);
+	}
+}
+
+/* Every op computed by a loop nest (elementwise, expand, outer, sum_to, bmv, bmvt), with the values
+ * fused into it (e->fuse) inlined into its expression:
+ *   elementwise, expand, outer   out = tree over the value's space
+ *   sum_to                       out = 0; out += operand over the operand's space (0 strides on summed dims)
+ *   bmv   y[b,j] = sum_i x[b,i] W[b,i,j]    space [B,I,J], x read as [B,I,1], y as [B,1,J]
+ *   bmvt  y[b,i] = sum_j W[b,i,j] g[b,j]    space [B,I,J], y read as [B,I,1] (a reduction over j)
+ * so bmv's inner loop is an axpy along the contiguous j and bmvt's a dot product (simd reduction). */
 static void emit_nest_op(Em *e, int id)
 {
 	const IrNode *nd = &e->f->nodes[id];
 	Nest n;
 	Tree t;
 	t.nn = 0;
-	int root;
-	NestKind kind = NEST_ASSIGN;
-	switch (nd->op) {
-	case IR_SUM_TO:
-		nest_space(&n, *shape(e, nd->in[0]));
-		n.nleaf = 1;
-		nest_strides(&n, nd->shape, n.st[0]);
-		root = tree_value(e, &n, &t, nd->in[0], 0);
-		kind = NEST_ACCUM;
-		break;
-	case IR_BMV:
-		nest_space(&n, *shape(e, nd->in[1]));
-		n.nleaf = 1;
-		nest_strides(&n, nd->shape, n.st[0]);
+	nest_space(&n, nest_space_shape(e->f, id));
+	if (nd->op == IR_BMV)
 		out(e, "\t\t/* out[b,j] = sum_i x[b,i] W[b,i,j] */\n");
-		root = tree_op(&t, IR_MUL, tree_value(e, &n, &t, nd->in[0], 1), tree_value(e, &n, &t, nd->in[1], 0));
-		kind = NEST_ACCUM;
-		break;
-	case IR_BMVT:
-		nest_space(&n, *shape(e, nd->in[0]));
-		n.nleaf = 1;
-		nest_strides_pad(&n, nd->shape, 1, n.st[0]);
+	else if (nd->op == IR_BMVT)
 		out(e, "\t\t/* out[b,i] = sum_j W[b,i,j] g[b,j] */\n");
-		root = tree_op(&t, IR_MUL, tree_value(e, &n, &t, nd->in[0], 0), tree_value(e, &n, &t, nd->in[1], 0));
-		kind = NEST_ACCUM;
-		break;
-	default:
-		nest_space(&n, nd->shape);
-		n.nleaf = 1;
-		nest_strides(&n, nd->shape, n.st[0]);
-		root = tree_of_op(e, &n, &t, id, 0);
-		break;
-	}
-	n.leaf_node[0] = id;
+	NestKind kind;
+	int outl;
+	int root = nest_add(e, &n, &t, id, &kind, &outl);
 	if (kind == NEST_ACCUM && !e->acc_direct[id])
 		emit_zero(e, "out", nd->shape, 2);
-	emit_nest(e, &n, &t, root, kind, 2);
+	emit_nest_multi(e, &n, &t, &root, &kind, &outl, 1, 2);
+}
+
+/* A merged group (plan_groups): the loop nests of first and the nodes chained by e->grp after it, all
+ * over the same index space, as one nest that computes every output at each point. */
+static void emit_group(Em *e, int first)
+{
+	Nest n;
+	Tree t;
+	t.nn = 0;
+	nest_space(&n, nest_space_shape(e->f, first));
+	int root[EM_GROUP_MAX], outl[EM_GROUP_MAX], m = 0;
+	NestKind kind[EM_GROUP_MAX];
+	for (int id = first; id >= 0; id = e->grp[id]) {
+		out(e, "\t\treal *restrict o%d = %s;\n", m, e->var[id]);
+		if (m >= EM_GROUP_MAX)
+			ir_fatal("emit-c: loop group too large");
+		root[m] = nest_add(e, &n, &t, id, &kind[m], &outl[m]);
+		if (kind[m] == NEST_ACCUM && !e->acc_direct[id]) {
+			char nm[16];
+			snprintf(nm, sizeof nm, "o%d", m);
+			emit_zero(e, nm, e->f->nodes[id].shape, 2);
+		}
+		m++;
+	}
+	emit_nest_multi(e, &n, &t, root, kind, outl, m, 2);
 }
 
 /* rows of a value when its last axis (length last) is taken as the row length */
@@ -914,11 +1001,24 @@ static void emit_node(Em *e, int id)
 		fail(e, "node %%%d (%s) has no memory slot", id, ir_op_name(nd->op));
 		return;
 	}
+	if (e->in_grp[id])
+		return; /* emitted with its group's first node */
 	node_comment(e, id);
+	for (int g = e->grp[id]; g >= 0; g = e->grp[g])
+		node_comment(e, g);
 	if (nd->loc.file && !e->o.no_line)
 		line_to_src(e, nd);
 	else
 		line_to_c(e);
+	if (e->grp[id] >= 0) {
+		int m = 0;
+		for (int g = id; g >= 0; g = e->grp[g])
+			m++;
+		out(e, "\t{ /* one loop nest for the %d nodes above (plan_groups) */\n", m);
+		emit_group(e, id);
+		out(e, "\t}\n");
+		return;
+	}
 	out(e, "\t{\n\t\treal *restrict out = %s;\n", e->var[id]);
 	if (flags & IRF_EW) {
 		emit_nest_op(e, id);
@@ -1004,9 +1104,12 @@ static void emit_output(Em *e, const IrPort *pt)
 	nest_space(&n, nd->shape);
 	n.nleaf = 1;
 	n.leaf_node[0] = -1;
+	n.is_out[0] = true;
 	nest_strides(&n, nd->shape, n.st[0]);
 	int root = tree_value(e, &n, &t, id, 0);
-	emit_nest(e, &n, &t, root, acc ? NEST_ACCUM : NEST_ASSIGN, 2);
+	NestKind kind = acc ? NEST_ACCUM : NEST_ASSIGN;
+	int outl = 0;
+	emit_nest_multi(e, &n, &t, &root, &kind, &outl, 1, 2);
 	out(e, "\t}\n");
 }
 
@@ -1279,6 +1382,108 @@ static void plan_fusion(Em *e)
 	free(reject);
 }
 
+/* Whether the storage of values a and b (slots of the memory plan, offsets affine in B) can overlap
+ * for some B >= 1. Values without a slot (parameters, inputs) are caller buffers apart from the block. */
+static bool slots_overlap(Em *e, int a, int b)
+{
+	const MemPlan *mp = e->mp;
+	if (!mp->has_slot[a] || !mp->has_slot[b])
+		return false;
+	IrShape sa = e->f->nodes[a].shape, sb = e->f->nodes[b].shape;
+	if (sa.batch != sb.batch)
+		return false; /* batched values come first, unbatched ones after total_b * B */
+	int64_t a0 = sa.batch ? mp->off_b[a] : mp->off_c[a], b0 = sb.batch ? mp->off_b[b] : mp->off_c[b];
+	int64_t a1 = a0 + ir_shape_numel(sa), b1 = b0 + ir_shape_numel(sb);
+	return a0 < b1 && b0 < a1;
+}
+
+/* Horizontal loop fusion (e->grp): consecutive loop nests over the same index space run as one nest.
+ * At block 1 a per-trial [H,H] tensor does not stay in cache between two nests, so each nest over it
+ * streams it from memory again; merged, the tensors they share are read once per point.
+ *
+ * Rule (kept simple so it is safe by construction): nodes order[k], order[k+1], ... (consecutive in
+ * emission order, in one part function) join a group while each
+ *   - is a loop nest (elementwise, expand, outer, sum_to, bmv, bmvt) whose space equals the first's
+ *     (nest_space_shape: same batch flag and dims), of rank >= 2 (a matrix per trial, where it pays);
+ *   - is computed into its own slot or accumulated into a parameter gradient (not into another output
+ *     port, which may be a caller buffer we cannot check);
+ *   - reads no array written by an earlier member (no dependence inside a group at all, so the order of
+ *     the points does not matter), and its output's slot overlaps no array read or written by any other
+ *     member (the memory plan may have reused a slot freed by an earlier member);
+ * and the group has at most EM_GROUP_MAX members. Each output keeps its own expression and summation
+ * (a reduction gets its own accumulator), so only the loop order of sums changes, never what is summed. */
+static void plan_groups(Em *e, const int *order, int nemit)
+{
+	const IrFunc *f = e->f;
+	for (int k = 0; k < nemit;) {
+		int first = order[k];
+		const IrNode *fn = &f->nodes[first];
+		IrShape sp = nest_space_shape(f, first);
+		bool ok0 = nest_reader(fn->op) && sp.rank >= 2 && (e->direct[first] < 0 || e->acc_direct[first]);
+		if (!ok0) {
+			k++;
+			continue;
+		}
+		/* the arrays each member reads, from a trial build of its nest */
+		int mem[EM_GROUP_MAX], m = 1;
+		mem[0] = first;
+		Nest n;
+		Tree t;
+		t.nn = 0;
+		nest_space(&n, sp);
+		NestKind kind;
+		int outl;
+		nest_add(e, &n, &t, first, &kind, &outl);
+		int j = k + 1;
+		for (; j < nemit && m < EM_GROUP_MAX; j++) {
+			if (EM_PART < nemit && j / EM_PART != k / EM_PART)
+				break; /* another part function */
+			int id = order[j];
+			const IrNode *nd = &f->nodes[id];
+			IrShape s2 = nest_space_shape(f, id);
+			if (!nest_reader(nd->op) || (e->direct[id] >= 0 && !e->acc_direct[id]) || s2.batch != sp.batch ||
+				s2.rank != sp.rank)
+				break;
+			bool same = true;
+			for (int d = 0; d < sp.rank; d++)
+				same = same && s2.d[d] == sp.d[d];
+			if (!same)
+				break;
+			Nest n2 = n;
+			Tree t2 = t;
+			/* trial: does it fit, and what does it read */
+			int before = n2.nleaf;
+			if (before + EM_MAX_LEAVES + 1 > EM_NEST_CAP)
+				break;
+			nest_add(e, &n2, &t2, id, &kind, &outl);
+			bool safe = true;
+			for (int q = before; q < n2.nleaf && safe; q++) {
+				int x = n2.leaf_node[q];
+				for (int r = 0; r < m && safe; r++) {
+					if (x == mem[r] || slots_overlap(e, id, mem[r]))
+						safe = false;
+					if (q != outl && slots_overlap(e, x, mem[r]))
+						safe = false;
+				}
+			}
+			/* the new output against every array the earlier members read */
+			for (int q = 0; q < before && safe; q++)
+				if (!n.is_out[q] && (n.leaf_node[q] == id || slots_overlap(e, n.leaf_node[q], id)))
+					safe = false;
+			if (!safe)
+				break;
+			n = n2;
+			t = t2;
+			mem[m++] = id;
+		}
+		for (int r = 0; r + 1 < m; r++) {
+			e->grp[mem[r]] = mem[r + 1];
+			e->in_grp[mem[r + 1]] = true;
+		}
+		k += m;
+	}
+}
+
 /* need[] gets id and, through fused values, every array its loop reads */
 static void mark_need(Em *e, bool *need, int id, bool root)
 {
@@ -1300,11 +1505,13 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	e->direct = em_alloc(sizeof *e->direct * (size_t)(n ? n : 1));
 	e->acc_direct = em_alloc(sizeof *e->acc_direct * (size_t)(n ? n : 1));
 	e->fuse = em_alloc(sizeof *e->fuse * (size_t)(n ? n : 1));
+	e->grp = em_alloc(sizeof *e->grp * (size_t)(n ? n : 1));
+	e->in_grp = em_alloc(sizeof *e->in_grp * (size_t)(n ? n : 1));
 	e->nused = 0;
 	e->in_src = false;
 	for (int i = 0; i < n; i++) {
-		e->last[i] = e->direct[i] = e->fuse[i] = -1;
-		e->acc_direct[i] = false;
+		e->last[i] = e->direct[i] = e->fuse[i] = e->grp[i] = -1;
+		e->acc_direct[i] = e->in_grp[i] = false;
 	}
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++)
@@ -1382,6 +1589,8 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	 * nodes in one function takes minutes at -O3. Steps longer than EM_PART nodes are cut into parts,
 	 * one noinline function each, called in order. */
 	int nparts = nemit > EM_PART ? (nemit + EM_PART - 1) / EM_PART : 0;
+	if (!e->o.no_fuse && !e->o.no_loop_fuse)
+		plan_groups(e, order, nemit);
 	for (int part = 0; part < nparts; part++) {
 		int lo = part * EM_PART, hi = lo + EM_PART < nemit ? lo + EM_PART : nemit;
 		memset(need, 0, sizeof *need * (size_t)n);
@@ -1429,7 +1638,10 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	free(e->direct);
 	free(e->acc_direct);
 	free(e->fuse);
-	e->direct = e->fuse = NULL;
+	free(e->grp);
+	free(e->in_grp);
+	e->in_grp = NULL;
+	e->direct = e->fuse = e->grp = NULL;
 	e->acc_direct = NULL;
 	e->var = NULL;
 	e->last = NULL;
@@ -1585,6 +1797,10 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 	e.p = p;
 	if (o)
 		e.o = *o;
+	/* for A/B timing through commands that compile internally (train, bench; see docs/PERFORMANCE.md) */
+	const char *nlf = getenv("PLASTC_NO_LOOP_FUSE");
+	if (nlf && nlf[0] && strcmp(nlf, "0") != 0)
+		e.o.no_loop_fuse = true;
 	e.err = err ? err : stderr;
 	e.real = e.o.use_double ? "double" : "float";
 	e.fsuf = e.o.use_double ? "" : "f";

@@ -32,14 +32,16 @@ const PlastcCommand commands[] = {
 		cmd_dump},
 	{"emit-c", "print the generated C of a model",
 		"usage: plastc emit-c FILE [-o out.c] [--set NAME=VALUE]... [--main] [--double] [--no-line]\n"
-		"                     [--no-fuse]\n"
+		"                     [--no-fuse] [--no-loop-fuse]\n"
 		"Writes the model's step functions and PlModel descriptor as one C file (default: stdout).\n"
 		"options:\n" CMD_SET_USAGE
 		"  -o FILE            write to FILE\n"
 		"  --main             also define main() calling pl_main (a standalone program)\n"
 		"  --double           compute in double (derivative checks; PlStepArgsD, no descriptor)\n"
 		"  --no-line          omit the #line directives that map the code to the .plast file\n"
-		"  --no-fuse          one loop per IR node, every value stored (for reading and comparing)\n",
+		"  --no-fuse          one loop per IR node, every value stored (for reading and comparing)\n"
+		"  --no-loop-fuse     keep one loop nest per stored value: do not merge consecutive nests over the\n"
+		"                     same index space (also PLASTC_NO_LOOP_FUSE=1, which train and bench see)\n",
 		cmd_emit_c},
 	{"emit-llvm", "print the generated LLVM IR of a model",
 		"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--set NAME=VALUE]...\n"

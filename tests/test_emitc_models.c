@@ -13,11 +13,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "diag.h"
+#include "emit_c.h"
 #include "emitc_harness.h"
 #include "frontend.h"
 
@@ -34,7 +36,7 @@ static const char *const models[] = {
 	"models/rules/per_layer_modulator.plast",
 };
 
-static void test_models(void **state)
+static void run_models(void)
 {
 	const char *top = getenv("top_srcdir");
 	int checked = 0, skipped = 0, failed = 0;
@@ -71,12 +73,64 @@ static void test_models(void **state)
 	assert_true(checked > 0);
 }
 
+static void test_models(void **state)
+{
+	(void)state;
+	run_models();
+}
+
+/* The same with consecutive loop nests over one index space kept apart (--no-loop-fuse): both codes
+ * agree with the interpreter within the float tolerance, hence with each other. The merged code must
+ * really differ: the plastic models' step_vjp has merged nests (the alpha gradient and the two
+ * reductions over the adjoint of the plastic matrix), the unmerged code none. */
+static void test_models_no_loop_fuse(void **state)
+{
+	(void)state;
+	const char *top = getenv("top_srcdir");
+	int grouped = 0;
+	for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", top ? top : ".", models[k]);
+		char set0[] = "hidden=8";
+		char *sets[] = {set0};
+		FILE *sink = tmpfile();
+		DiagCtx *d = diag_ctx_new(sink ? sink : stderr);
+		Program *p = frontend_load_program(path, 1, sets, d);
+		for (int nf = 0; p && nf < 2; nf++) {
+			char *buf = NULL;
+			size_t len = 0;
+			FILE *m = open_memstream(&buf, &len);
+			assert_non_null(m);
+			EmitcOptions o = {.no_loop_fuse = nf == 1, .c_name = "m.c"};
+			assert_int_equal(emitc_program(p, &o, m, stderr), 0);
+			fclose(m);
+			bool has = strstr(buf, "(plan_groups)") != NULL;
+			if (nf == 1)
+				assert_false(has);
+			else if (has)
+				grouped++;
+			free(buf);
+		}
+		if (p)
+			program_free(p);
+		diag_ctx_free(d);
+		if (sink)
+			fclose(sink);
+	}
+	printf("# %d models have merged loop nests\n", grouped);
+	assert_true(grouped >= 2);
+	emitc_harness_options.no_loop_fuse = true;
+	run_models();
+	emitc_harness_options.no_loop_fuse = false;
+}
+
 int main(void)
 {
 	if (emitc_harness_init() != 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_models),
+		cmocka_unit_test(test_models_no_loop_fuse),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	emitc_harness_done();
