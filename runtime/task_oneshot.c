@@ -29,6 +29,7 @@ enum { PAD = 4 };
 struct PlOneshot {
 	int data;
 	int ways, T, I, C, H, W, side, augment;
+	int same;                    /* sanity option: the query image is its class's support image */
 	PlImageSet *own[3];          /* loaded sets (fashion: train file, test file) */
 	const PlImageSet *src[3];    /* per split: the set its indices point into */
 	PlClassIndex *ci[3];         /* per split: images of each class */
@@ -163,9 +164,11 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 			bad = parse_int(v, 2, 100, &o->ways);
 		else if (strcmp(key, "augment") == 0)
 			bad = parse_int(v, 0, 1, &o->augment);
+		else if (strcmp(key, "same") == 0)
+			bad = parse_int(v, 0, 1, &o->same);
 		else {
 			seterr(err, errlen, "task oneshot has no option '%s' (options: data (fashion|cifar_fs|mini), dir, "
-					    "classes, side, ways, augment)", key);
+					    "classes, side, ways, augment, same)", key);
 			goto fail;
 		}
 		if (bad) {
@@ -334,6 +337,8 @@ void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float
 			int c = cls[j], n = ci->start[c + 1] - ci->start[c];
 			int a = (int)pl_rng_below(r, (uint64_t)n), q = (int)pl_rng_below(r, (uint64_t)n - 1);
 			q += q >= a; /* a distinct query image */
+			if (o->same)
+				q = a;
 			sup[j] = ci->idx[ci->start[c] + a];
 			qry[j] = ci->idx[ci->start[c] + q];
 		}

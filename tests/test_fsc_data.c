@@ -545,8 +545,14 @@ static void test_oneshot_splits(void **state)
 				if (cls_of_label[lab] < 0)
 					cls_of_label[lab] = cls;
 				assert_int_equal(cls_of_label[lab], cls);
+				/* the label input is the target at support steps and 0 at query steps */
+				for (int k = 0; k < 5; k++)
+					assert_true(xs[I - 5 + k] == (s < 5 ? ys[k] : 0.0f));
 			}
 		}
+		/* the loss covers the query steps only, averaged over them */
+		for (int s = 0; s < T; s++)
+			assert_true(mask[s] == (s < 5 ? 0.0f : 0.2f));
 	}
 	/* accuracy: predicting the target scores 1, a constant prediction scores 1/5 on average */
 	double first, all;
