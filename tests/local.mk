@@ -2,7 +2,8 @@
 TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) -Wno-unused-parameter
 TEST_LIBS = $(PLASTC_LIBS) $(CMOCKA_LIBS)
 TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
-	PLASTC='$(abs_top_builddir)/plastc'; export top_srcdir top_builddir PLASTC;
+	PLASTC='$(abs_top_builddir)/plastc' PLASTC_SAN_CFLAGS='$(SAN_CFLAGS)'; \
+	export top_srcdir top_builddir PLASTC PLASTC_SAN_CFLAGS;
 include $(srcdir)/tests/frontend.mk
 include $(srcdir)/tests/ir.mk
 include $(srcdir)/tests/runtime.mk
