@@ -30,6 +30,7 @@ struct PlOneshot {
 	int data;
 	int ways, T, I, C, H, W, side, augment;
 	int same;                    /* sanity option: the query image is its class's support image */
+	int rotate;                  /* meta-training classes x 4 rotations (square images only) */
 	PlImageSet *own[3];          /* loaded sets (fashion: train file, test file) */
 	const PlImageSet *src[3];    /* per split: the set its indices point into */
 	PlClassIndex *ci[3];         /* per split: images of each class */
@@ -166,9 +167,11 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 			bad = parse_int(v, 0, 1, &o->augment);
 		else if (strcmp(key, "same") == 0)
 			bad = parse_int(v, 0, 1, &o->same);
+		else if (strcmp(key, "rotate") == 0)
+			bad = parse_int(v, 0, 1, &o->rotate);
 		else {
 			seterr(err, errlen, "task oneshot has no option '%s' (options: data (fashion|cifar_fs|mini), dir, "
-					    "classes, side, ways, augment, same)", key);
+					    "classes, side, ways, augment, rotate, same)", key);
 			goto fail;
 		}
 		if (bad) {
@@ -243,17 +246,22 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 	o->W = t->W;
 	o->T = 2 * o->ways;
 	o->I = o->C * o->H * o->W + o->ways;
+	if (o->rotate && o->H != o->W) {
+		seterr(err, errlen, "task oneshot: rotate=1 needs square images, the data set's are %dx%d", o->H, o->W);
+		goto fail;
+	}
 	int kmax = 0;
 	for (int s = 0; s < 3; s++)
 		kmax = o->ci[s]->n_classes > kmax ? o->ci[s]->n_classes : kmax;
-	if (!(o->scratch = pl_alloc((size_t)(kmax + 4 * o->ways) * sizeof *o->scratch))) {
+	kmax *= o->rotate ? 4 : 1; /* the meta-training split's rotated classes */
+	if (!(o->scratch = pl_alloc((size_t)(kmax + 5 * o->ways) * sizeof *o->scratch))) {
 		seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	measure_norm(o);
 	static const char *const dname[3] = {"fashion", "cifar_fs", "mini"};
-	snprintf(o->desc, sizeof o->desc, "oneshot data=%s ways=%d shots=1 image=%dx%dx%d augment=%d", dname[o->data],
-		o->ways, o->C, o->H, o->W, o->augment);
+	snprintf(o->desc, sizeof o->desc, "oneshot data=%s ways=%d shots=1 image=%dx%dx%d augment=%d rotate=%d",
+		dname[o->data], o->ways, o->C, o->H, o->W, o->augment, o->rotate);
 	return o;
 fail:
 	pl_oneshot_free(o);
@@ -300,10 +308,12 @@ static void shuffle(PlRng *r, int *p, int n)
 	}
 }
 
-/* Writes image `img` of s, normalised, into out (C*H*W floats). With augmentation: the output pixel
- * (y, x) is pixel (y + oy - PAD, x' + ox - PAD) of the original, x' = W-1-x when flipped, and 0 (black,
- * normalised) outside: a crop at (oy, ox) of the image padded by PAD, then the flip. */
-static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int aug, PlRng *r, float *out)
+/* Writes image `img` of s, rotated by rot quarter turns counter-clockwise, normalised, into out (C*H*W
+ * floats). With augmentation: the output pixel (y, x) is pixel (y + oy - PAD, x' + ox - PAD) of the rotated
+ * image, x' = W-1-x when flipped, and 0 (black, normalised) outside: a crop at (oy, ox) of the rotated image
+ * padded by PAD, then the flip. Pixel (y, x) of the image turned by a quarter (square, side S) is pixel
+ * (x, S-1-y) of the original; the other turns repeat that. */
+static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int rot, int aug, PlRng *r, float *out)
 {
 	int oy = PAD, ox = PAD, flip = 0;
 	if (aug) {
@@ -317,6 +327,11 @@ static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int aug,
 		for (int y = 0; y < o->H; y++)
 			for (int x = 0; x < o->W; x++) {
 				int sy = y + oy - PAD, sx = (flip ? o->W - 1 - x : x) + ox - PAD;
+				for (int k = 0; k < rot; k++) {
+					int ty = sx;
+					sx = o->W - 1 - sy;
+					sy = ty;
+				}
 				double v = sy >= 0 && sy < o->H && sx >= 0 && sx < o->W ? p[c * plane + (size_t)sy * o->W + sx] / 255.0 : 0.0;
 				out[c * plane + (size_t)y * o->W + x] = (float)((v - o->mean[c]) * o->inv_std[c]);
 			}
@@ -327,14 +342,17 @@ void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float
 	int N = o->ways, T = o->T, I = o->I, npix = I - N;
 	const PlClassIndex *ci = o->ci[split];
 	const PlImageSet *s = o->src[split];
-	int K = ci->n_classes;
-	int *cls = o->scratch, *ord_s = cls + K, *ord_q = ord_s + N, *sup = ord_q + N, *qry = sup + N;
+	/* with rotate=1, meta-training class c of the episode is class c / 4 of the data turned (c % 4) quarters */
+	int nrot = o->rotate && split == PL_SPLIT_TRAIN ? 4 : 1;
+	int K = ci->n_classes * nrot;
+	int *cls = o->scratch, *ord_s = cls + K, *ord_q = ord_s + N, *sup = ord_q + N, *qry = sup + N, *rot = qry + N;
 	int aug = o->augment && split == PL_SPLIT_TRAIN;
 	for (int b = 0; b < B; b++) {
 		/* the episode's classes: the first N of a random permutation; episode label j = cls[j] */
 		shuffle(r, cls, K);
 		for (int j = 0; j < N; j++) {
-			int c = cls[j], n = ci->start[c + 1] - ci->start[c];
+			int c = cls[j] / nrot, n = ci->start[c + 1] - ci->start[c];
+			rot[j] = cls[j] % nrot;
 			int a = (int)pl_rng_below(r, (uint64_t)n), q = (int)pl_rng_below(r, (uint64_t)n - 1);
 			q += q >= a; /* a distinct query image */
 			if (o->same)
@@ -347,7 +365,7 @@ void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float
 		for (int t = 0; t < T; t++) {
 			int query = t >= N, j = query ? ord_q[t - N] : ord_s[t];
 			float *xs = x + ((size_t)t * B + b) * I, *ys = target + ((size_t)t * B + b) * N;
-			put_image(o, s, query ? qry[j] : sup[j], aug, r, xs);
+			put_image(o, s, query ? qry[j] : sup[j], rot[j], aug, r, xs);
 			for (int k = 0; k < N; k++) {
 				xs[npix + k] = !query && k == j ? 1.0f : 0.0f;
 				ys[k] = k == j ? 1.0f : 0.0f;

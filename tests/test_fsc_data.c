@@ -621,6 +621,107 @@ static void test_oneshot_augment(void **state)
 	remove_fashion_dir("fm3");
 }
 
+/* rotate=1: a meta-training class of an episode is a data class turned by 0-3 quarters; the support and
+ * the query of a label show the same class with the same turn; other splits are untouched. Each step's
+ * image is identified by fitting the normalisation's affine map (increasing) against every turned image. */
+static void turn_quarter(const unsigned char *in, unsigned char *out)
+{
+	/* counter-clockwise: out(y, x) = in(x, S-1-y) */
+	for (int y = 0; y < SIDE; y++)
+		for (int x = 0; x < SIDE; x++)
+			out[y * SIDE + x] = in[x * SIDE + (SIDE - 1 - y)];
+}
+
+static int identify_turned(const float *xs, int *turn)
+{
+	/* the task's normalisation: mean and population std of the meta-training images (classes 0-4) */
+	double sum = 0, sum2 = 0, cnt = 0;
+	for (int i = 0; i < NCLS * PER; i++)
+		for (int p = 0; p < SIDE * SIDE && i % NCLS < 5; p++) {
+			double v = ((i * 7 + p * 13) % 256) / 255.0;
+			sum += v;
+			sum2 += v * v;
+			cnt++;
+		}
+	double mean = sum / cnt, inv_std = 1 / sqrt(sum2 / cnt - mean * mean);
+	for (int i = 0; i < NCLS * PER; i++) {
+		unsigned char r[SIDE * SIDE], t[SIDE * SIDE];
+		for (int p = 0; p < SIDE * SIDE; p++)
+			r[p] = (unsigned char)((i * 7 + p * 13) % 256); /* idx_images, pattern 1 */
+		for (int k = 0; k < 4; k++) {
+			int ok = 1;
+			for (int p = 0; p < SIDE * SIDE && ok; p++)
+				ok = fabs(xs[p] - (r[p] / 255.0 - mean) * inv_std) < 1e-4;
+			if (ok) {
+				*turn = k;
+				return i;
+			}
+			turn_quarter(r, t);
+			memcpy(r, t, sizeof r);
+		}
+	}
+	return -1;
+}
+
+static void test_oneshot_rotate(void **state)
+{
+	(void)state;
+	make_fashion_dir("fm5", 1);
+	char o1[600];
+	snprintf(o1, sizeof o1, "dir=%s/fm5", tmpdir);
+	const char *on[2] = {o1, "rotate=1"}, *off[1] = {o1};
+	PlOneshot *a = pl_oneshot_new(2, on, errbuf, sizeof errbuf), *p = pl_oneshot_new(1, off, errbuf, sizeof errbuf);
+	assert_non_null(a);
+	assert_non_null(p);
+	enum { B = 16 };
+	int T = pl_oneshot_T(a), I = pl_oneshot_in_size(a);
+	float *xa = malloc(sizeof(float) * T * B * I), *xp = malloc(sizeof(float) * T * B * I);
+	float *y = malloc(sizeof(float) * T * B * 5), mask[10];
+	PlRng r;
+	for (int split = PL_SPLIT_VAL; split <= PL_SPLIT_TEST; split++) {
+		pl_rng_seed(&r, 5);
+		pl_oneshot_sample(a, (PlSplit)split, &r, B, xa, y, mask);
+		pl_rng_seed(&r, 5);
+		pl_oneshot_sample(p, (PlSplit)split, &r, B, xp, y, mask);
+		assert_memory_equal(xa, xp, sizeof(float) * T * B * I); /* held-out classes are not turned */
+	}
+	pl_rng_seed(&r, 5);
+	pl_oneshot_sample(a, PL_SPLIT_TRAIN, &r, B, xa, y, mask);
+	int turns_seen[4] = {0}, repeated_class = 0;
+	for (int b = 0; b < B; b++) {
+		int cls_of[5] = {0}, turn_of[5] = {0}, base_count[NCLS] = {0};
+		for (int s = 0; s < T; s++) {
+			const float *xs = xa + ((size_t)s * B + b) * I, *ys = y + ((size_t)s * B + b) * 5;
+			int lab = 0;
+			while (ys[lab] != 1.0f)
+				lab++;
+			int k = -1, i = identify_turned(xs, &k);
+			assert_true(i >= 0);
+			assert_true(i % NCLS < 5); /* a meta-training class */
+			if (s < 5) {
+				cls_of[lab] = i % NCLS;
+				turn_of[lab] = k;
+				base_count[i % NCLS]++;
+				turns_seen[k]++;
+			} else {
+				assert_int_equal(i % NCLS, cls_of[lab]);
+				assert_int_equal(k, turn_of[lab]);
+			}
+		}
+		for (int c = 0; c < NCLS; c++)
+			repeated_class += base_count[c] > 1; /* two turns of one class in an episode: distinct classes */
+	}
+	for (int k = 0; k < 4; k++)
+		assert_true(turns_seen[k] > 0);
+	assert_true(repeated_class > 0);
+	free(xa);
+	free(xp);
+	free(y);
+	pl_oneshot_free(a);
+	pl_oneshot_free(p);
+	remove_fashion_dir("fm5");
+}
+
 static void test_oneshot_errors(void **state)
 {
 	(void)state;
@@ -858,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_oneshot_episodes),
 		cmocka_unit_test(test_oneshot_splits),
 		cmocka_unit_test(test_oneshot_augment),
+		cmocka_unit_test(test_oneshot_rotate),
 		cmocka_unit_test(test_oneshot_errors),
 		cmocka_unit_test(test_cifar_fs_lists),
 		cmocka_unit_test(test_mutations),
