@@ -366,6 +366,8 @@ static Program *load_timed(const char *file, int nset, char **sets, DiagCtx *d, 
 	double t3 = emitll_now();
 	if (p) {
 		opt_run(p->fwd, NULL);
+		if (p->fwd_eval)
+			opt_run(p->fwd_eval, NULL);
 		if (p->vjp)
 			opt_run(p->vjp, NULL);
 	}

@@ -33,18 +33,25 @@ static void init_str(const ProgTensor *t, char *buf, size_t n)
 
 static void print_tensors(const ProgTensor *t, int n, bool with_init, FILE *out)
 {
-	long long total = 0;
+	long long total = 0, running = 0;
 	for (int i = 0; i < n; i++) {
 		char shape[64], init[128];
 		ir_shape_str(t[i].shape, shape, sizeof shape);
 		if (with_init) {
 			init_str(&t[i], init, sizeof init);
-			fprintf(out, "%s  %s  %s%s\n", t[i].name, shape, init, t[i].trainable ? "" : "  fixed");
+			fprintf(out, "%s  %s  %s%s\n", t[i].name, shape, init,
+				t[i].running ? "  running" : t[i].trainable ? "" : "  fixed");
 		} else {
 			fprintf(out, "%s  %s\n", t[i].name, shape);
 		}
-		total += (long long)ir_shape_numel(t[i].shape);
+		/* PyTorch counts batch norm's running statistics as buffers, not parameters (sum(p.numel())) */
+		if (t[i].running)
+			running += (long long)ir_shape_numel(t[i].shape);
+		else
+			total += (long long)ir_shape_numel(t[i].shape);
 	}
+	if (running)
+		fprintf(out, "buffers %lld (batch-norm running statistics, not in the total)\n", running);
 	fprintf(out, "total %lld\n", total);
 }
 
@@ -101,6 +108,8 @@ int cmd_dump(int argc, char **argv)
 		if (p) {
 			if (st != 4)
 				ir_print(p->fwd, stdout);
+			if (st != 4 && p->fwd_eval)
+				ir_print(p->fwd_eval, stdout);
 			if (st != 3)
 				ir_print(p->vjp, stdout);
 		}

@@ -190,6 +190,7 @@ static void desc_fill(PlTensorDesc *d, const ProgTensor *t, int n)
 		d[i].init_a = t[i].init_a;
 		d[i].init_b = t[i].init_b;
 		d[i].trainable = t[i].trainable ? 1 : 0;
+		d[i].running = t[i].running ? 1 : 0;
 	}
 }
 

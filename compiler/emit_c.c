@@ -1679,7 +1679,8 @@ static void emit_tensor_table(Em *e, const char *what, const ProgTensor *t, int 
 		out(e, ", %d, {", t[i].shape.rank);
 		for (int k = 0; k < PL_MAX_RANK; k++)
 			out(e, "%s%" PRId64, k ? ", " : "", k < t[i].shape.rank ? t[i].shape.d[k] : 0);
-		out(e, "}, %s, %s, %s, %d},\n", init_name(t[i].init), a, b, t[i].trainable ? 1 : 0);
+		out(e, "}, %s, %s, %s, %d, %d},\n", init_name(t[i].init), a, b, t[i].trainable ? 1 : 0,
+			t[i].running ? 1 : 0);
 	}
 	out(e, "};\n\n");
 }
@@ -1723,12 +1724,15 @@ static void emit_prologue(Em *e)
 		       "\tdouble *o;\n\tconst double *y_bar;\n\tdouble *const *state_out_bar;\n"
 		       "\tdouble *const *state_in_bar;\n\tdouble *const *param_bar;\n\tdouble *work;\n} PlStepArgsD;\n\n");
 		out(e, "void %s_step_forward(const PlStepArgsD *a);\nvoid %s_step_vjp(const PlStepArgsD *a);\n"
-		       "size_t %s_work_floats(int B);\n\n",
+		       "size_t %s_work_floats(int B);\n",
 			e->pre, e->pre, e->pre);
+		if (e->p->fwd_eval)
+			out(e, "void %s_step_forward_eval(const PlStepArgsD *a);\n", e->pre);
+		out(e, "\n");
 	}
 }
 
-static void emit_descriptor(Em *e, MemPlan *pf, MemPlan *pv)
+static void emit_descriptor(Em *e, MemPlan *pf, MemPlan *pv, MemPlan *pe)
 {
 	const Program *p = e->p;
 	bool dbl = e->o.use_double;
@@ -1740,6 +1744,10 @@ static void emit_descriptor(Em *e, MemPlan *pf, MemPlan *pv)
 		out(e, "\tsize_t vjp = (size_t)%" PRId64 " * (size_t)B + %" PRId64 ";\n", pv->total_b, pv->total_c);
 	else
 		out(e, "\tsize_t vjp = 0;\n");
+	if (pe) {
+		out(e, "\tsize_t eval = (size_t)%" PRId64 " * (size_t)B + %" PRId64 ";\n", pe->total_b, pe->total_c);
+		out(e, "\tif (eval > fwd)\n\t\tfwd = eval;\n");
+	}
 	out(e, "\treturn fwd > vjp ? fwd : vjp;\n}\n\n");
 	if (dbl)
 		return;
@@ -1766,7 +1774,9 @@ static void emit_descriptor(Em *e, MemPlan *pf, MemPlan *pv)
 		out(e, "\t.n_state = 0,\n\t.state = NULL,\n");
 	out(e, "\t.work_floats = %s_work_floats,\n\t.step_forward = %s_step_forward,\n", e->pre, e->pre);
 	out(e, "\t.step_vjp = %s%s,\n", p->vjp ? e->pre : "NULL", p->vjp ? "_step_vjp" : "");
-	out(e, "\t.couples_rows = %d,\n};\n", p->couples_rows ? 1 : 0);
+	out(e, "\t.couples_rows = %d,\n", p->couples_rows ? 1 : 0);
+	out(e, "\t.step_forward_eval = %s%s,\n};\n", p->fwd_eval ? e->pre : "NULL",
+		p->fwd_eval ? "_step_forward_eval" : "");
 	if (e->o.main)
 		out(e, "\nint main(int argc, char **argv)\n{\n\treturn pl_main(&%s_model, argc, argv);\n}\n", e->pre);
 }
@@ -1813,8 +1823,8 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 		fprintf(e.err, "plastc: internal error: emit-c: model %s has no step function\n", e.pre);
 		return 2;
 	}
-	const IrFunc *fs[2] = {p->fwd, p->vjp};
-	for (int k = 0; k < 2; k++)
+	const IrFunc *fs[3] = {p->fwd, p->vjp, p->fwd_eval};
+	for (int k = 0; k < 3; k++)
 		if (fs[k] && ir_verify(fs[k], e.err) != 0)
 			return 2;
 
@@ -1838,10 +1848,18 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 			" * The forward step is recomputed first from params, x and state_in.");
 		pv = e.mp;
 	}
-	emit_descriptor(&e, pf, pv);
+	MemPlan *pe = NULL;
+	if (p->fwd_eval) {
+		emit_function(&e, p->fwd_eval, "step_forward_eval",
+			"step_forward for evaluation: batch norm normalises with the running statistics (parameters)\n"
+			" * instead of the batch's, and nothing is written to param_bar.");
+		pe = e.mp;
+	}
+	emit_descriptor(&e, pf, pv, pe);
 	fclose(e.out);
 	memplan_free(pf);
 	memplan_free(pv);
+	memplan_free(pe);
 	if (e.failed) {
 		free(text);
 		return 2;

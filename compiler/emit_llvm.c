@@ -1539,17 +1539,18 @@ static LLVMValueRef l_cstring(LlCtx *c, const char *s, const char *name)
 
 static LLVMTypeRef l_desc_type(LlCtx *c)
 {
-	LLVMTypeRef f[7] = {c->t_pi8, c->t_i32, LLVMArrayType(c->t_i64, PL_MAX_RANK), c->t_i32, c->t_f64, c->t_f64,
-		c->t_i32};
-	return LLVMStructTypeInContext(c->ctx, f, 7, 0);
+	LLVMTypeRef f[8] = {c->t_pi8, c->t_i32, LLVMArrayType(c->t_i64, PL_MAX_RANK), c->t_i32, c->t_f64, c->t_f64,
+		c->t_i32, c->t_i32};
+	return LLVMStructTypeInContext(c->ctx, f, 8, 0);
 }
 
 static LLVMTypeRef l_model_type(LlCtx *c, LLVMTypeRef tdesc)
 {
 	LLVMTypeRef pd = l_ptr(c, tdesc);
-	LLVMTypeRef f[17] = {c->t_i32, c->t_pi8, c->t_pi8, c->t_pi8, c->t_pi8, c->t_i32, c->t_i32, c->t_i32, c->t_i32,
-		c->t_i32, pd, c->t_i32, pd, l_ptr(c, c->t_wf), l_ptr(c, c->t_step), l_ptr(c, c->t_step), c->t_i32};
-	return LLVMStructTypeInContext(c->ctx, f, 17, 0);
+	LLVMTypeRef f[18] = {c->t_i32, c->t_pi8, c->t_pi8, c->t_pi8, c->t_pi8, c->t_i32, c->t_i32, c->t_i32, c->t_i32,
+		c->t_i32, pd, c->t_i32, pd, l_ptr(c, c->t_wf), l_ptr(c, c->t_step), l_ptr(c, c->t_step), c->t_i32,
+		l_ptr(c, c->t_step)};
+	return LLVMStructTypeInContext(c->ctx, f, 18, 0);
 }
 
 static LLVMValueRef l_desc_table(LlCtx *c, LLVMTypeRef tdesc, const ProgTensor *t, int n, const char *what)
@@ -1567,11 +1568,11 @@ static LLVMValueRef l_desc_table(LlCtx *c, LLVMTypeRef tdesc, const ProgTensor *
 			dims[k] = l_i64(c, k < t[i].shape.rank ? t[i].shape.d[k] : 0);
 		char nm[64];
 		snprintf(nm, sizeof nm, ".%s.name", what);
-		LLVMValueRef f[7] = {l_cstring(c, t[i].name, nm), l_i32(c, t[i].shape.rank),
+		LLVMValueRef f[8] = {l_cstring(c, t[i].name, nm), l_i32(c, t[i].shape.rank),
 			LLVMConstArray(c->t_i64, dims, PL_MAX_RANK), l_i32(c, (int)t[i].init),
 			LLVMConstReal(c->t_f64, t[i].init_a), LLVMConstReal(c->t_f64, t[i].init_b),
-			l_i32(c, t[i].trainable ? 1 : 0)};
-		elems[i] = LLVMConstNamedStruct(tdesc, f, 7);
+			l_i32(c, t[i].trainable ? 1 : 0), l_i32(c, t[i].running ? 1 : 0)};
+		elems[i] = LLVMConstNamedStruct(tdesc, f, 8);
 	}
 	LLVMValueRef init = LLVMConstArray(tdesc, elems, (unsigned)n);
 	free(elems);
@@ -1595,20 +1596,23 @@ static void l_emit_descriptor(LlCtx *c, bool with_main)
 	LLVMValueRef vjp = LLVMGetNamedFunction(c->mod, nm);
 	snprintf(nm, sizeof nm, "%s_work_floats", c->prefix);
 	LLVMValueRef wf = LLVMGetNamedFunction(c->mod, nm);
-	if (!fwd || !vjp || !wf) {
+	snprintf(nm, sizeof nm, "%s_step_forward_eval", c->prefix);
+	LLVMValueRef fev = p->fwd_eval ? LLVMGetNamedFunction(c->mod, nm) : LLVMConstNull(l_ptr(c, c->t_step));
+	if (!fwd || !vjp || !wf || !fev) {
 		l_fail(c, "%s", "descriptor requested before the entry points exist");
 		return;
 	}
-	LLVMValueRef f[17] = {
+	LLVMValueRef f[18] = {
 		l_i32(c, PL_ABI_VERSION), l_cstring(c, p->name, ".name"), l_cstring(c, p->hash, ".hash"),
 		l_cstring(c, p->source, ".source"), l_cstring(c, p->settings, ".settings"), l_i32(c, p->in_size),
 		l_i32(c, p->pred_size), l_i32(c, p->out_size), l_i32(c, (int)p->meta_loss), l_i32(c, p->n_params),
 		l_desc_table(c, tdesc, p->params, p->n_params, "params"), l_i32(c, p->n_state),
 		l_desc_table(c, tdesc, p->state, p->n_state, "state"), wf, fwd, vjp, l_i32(c, p->couples_rows ? 1 : 0),
+		fev,
 	};
 	snprintf(nm, sizeof nm, "%s_model", c->prefix);
 	LLVMValueRef g = LLVMAddGlobal(c->mod, tmodel, nm);
-	LLVMSetInitializer(g, LLVMConstNamedStruct(tmodel, f, 17));
+	LLVMSetInitializer(g, LLVMConstNamedStruct(tmodel, f, 18));
 	LLVMSetGlobalConstant(g, 1);
 	if (!with_main)
 		return;
@@ -1640,21 +1644,22 @@ static void l_check_layouts(LlCtx *c)
 		if (LLVMOffsetOfElement(td, c->t_args, i) != args_off[i])
 			l_fail(c, "PlStepArgs layout differs from the C compiler's (%s)", "field offsets");
 	LLVMTypeRef tdesc = l_desc_type(c), tmodel = l_model_type(c, tdesc);
-	static const size_t desc_off[7] = {offsetof(PlTensorDesc, name), offsetof(PlTensorDesc, rank),
+	static const size_t desc_off[8] = {offsetof(PlTensorDesc, name), offsetof(PlTensorDesc, rank),
 		offsetof(PlTensorDesc, dims), offsetof(PlTensorDesc, init), offsetof(PlTensorDesc, init_a),
-		offsetof(PlTensorDesc, init_b), offsetof(PlTensorDesc, trainable)};
-	for (unsigned i = 0; i < 7; i++)
+		offsetof(PlTensorDesc, init_b), offsetof(PlTensorDesc, trainable), offsetof(PlTensorDesc, running)};
+	for (unsigned i = 0; i < 8; i++)
 		if (LLVMOffsetOfElement(td, tdesc, i) != desc_off[i])
 			l_fail(c, "PlTensorDesc layout differs from the C compiler's (%s)", "field offsets");
 	if (LLVMABISizeOfType(td, tdesc) != sizeof(PlTensorDesc))
 		l_fail(c, "PlTensorDesc size differs from the C compiler's (%s)", "sizeof");
-	static const size_t model_off[17] = {offsetof(PlModel, abi_version), offsetof(PlModel, name),
+	static const size_t model_off[18] = {offsetof(PlModel, abi_version), offsetof(PlModel, name),
 		offsetof(PlModel, hash), offsetof(PlModel, source), offsetof(PlModel, settings),
 		offsetof(PlModel, in_size), offsetof(PlModel, pred_size), offsetof(PlModel, out_size),
 		offsetof(PlModel, meta_loss), offsetof(PlModel, n_params), offsetof(PlModel, params),
 		offsetof(PlModel, n_state), offsetof(PlModel, state), offsetof(PlModel, work_floats),
-		offsetof(PlModel, step_forward), offsetof(PlModel, step_vjp), offsetof(PlModel, couples_rows)};
-	for (unsigned i = 0; i < 17; i++)
+		offsetof(PlModel, step_forward), offsetof(PlModel, step_vjp), offsetof(PlModel, couples_rows),
+		offsetof(PlModel, step_forward_eval)};
+	for (unsigned i = 0; i < 18; i++)
 		if (LLVMOffsetOfElement(td, tmodel, i) != model_off[i])
 			l_fail(c, "PlModel layout differs from the C compiler's (%s)", "field offsets");
 }
@@ -1739,16 +1744,19 @@ LLVMModuleRef emitll_module(const Program *p, LLVMContextRef ctx, LLVMTargetMach
 	c.md_loop = LLVMGetMDKindIDInContext(ctx, "llvm.loop", 9);
 
 	l_check_layouts(&c);
-	int64_t wb[2] = {0, 0}, wc[2] = {0, 0};
+	int64_t wb[3] = {0, 0, 0}, wc[3] = {0, 0, 0};
 	if (!p->fwd || !p->vjp)
 		l_fail(&c, "%s", "program has no step_forward or step_vjp function");
 	if (!c.failed)
 		l_emit_entry(&c, p->fwd, &wb[0], &wc[0]);
 	if (!c.failed)
 		l_emit_entry(&c, p->vjp, &wb[1], &wc[1]);
+	if (!c.failed && p->fwd_eval)
+		l_emit_entry(&c, p->fwd_eval, &wb[2], &wc[2]);
 	l_plan_free(c.plan);
+	/* both forward entries within one bound: each coefficient's maximum (all are >= 0) */
 	if (!c.failed)
-		l_emit_work_floats(&c, wb[0], wc[0], wb[1], wc[1]);
+		l_emit_work_floats(&c, wb[0] > wb[2] ? wb[0] : wb[2], wc[0] > wc[2] ? wc[0] : wc[2], wb[1], wc[1]);
 	if (!c.failed && (flags & (EMITLL_DESCRIPTOR | EMITLL_MAIN)))
 		l_emit_descriptor(&c, (flags & EMITLL_MAIN) != 0);
 	LLVMDisposeBuilder(c.b);

@@ -221,6 +221,8 @@ Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagC
 				ir_fatal("autodiff failed on model '%s'", p->name);
 			if (p && (flags & FE_OPT)) {
 				opt_run(p->fwd, NULL);
+				if (p->fwd_eval)
+					opt_run(p->fwd_eval, NULL);
 				if (p->vjp)
 					opt_run(p->vjp, NULL);
 			}

@@ -54,6 +54,7 @@ static PlTensorDesc desc_of(const ProgTensor *t)
 	d.init_a = t->init_a;
 	d.init_b = t->init_b;
 	d.trainable = t->trainable;
+	d.running = t->running;
 	return d;
 }
 

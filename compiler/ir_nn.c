@@ -63,10 +63,32 @@ int ir_nn_batchnorm_eval(IrFunc *f, int x, int gamma, int beta, int mean, int va
 	return bn_apply(f, x, gamma, beta, mean, var, eps, loc);
 }
 
+/* The variance for running_var, as PyTorch: the batch variance v (biased, over n = B*H*W values per
+ * channel) times n/(n-1), with n-1 floored at 1 so a single value gives 0, not 0/0. */
+static int unbiased(IrFunc *f, int x, int v, SrcSpan loc)
+{
+	IrShape sx = f->nodes[x].shape;
+	int n = scal(f, (double)(sx.d[1] * sx.d[2]), loc);
+	if (sx.batch)
+		n = ir_add(f, IR_MUL, n, ir_sum_to(f, ir_const(f, 1.0, ir_shape0(true), loc), ir_shape0(false), loc), loc);
+	int nm1 = ir_add(f, IR_MAX, ir_add(f, IR_SUB, n, scal(f, 1.0, loc), loc), scal(f, 1.0, loc), loc);
+	return ir_add(f, IR_MUL, v, ir_add(f, IR_DIV, n, nm1, loc), loc);
+}
+
 int ir_nn_conv_block(IrFunc *f, int x, int w, int gamma, int beta, int *mean, int *var, SrcSpan loc)
 {
 	int c = ir_conv2d(f, x, w, 3, 1, 1, loc);
 	int n = ir_nn_batchnorm(f, c, gamma, beta, IR_NN_BN_EPS, mean, var, loc);
+	if (var)
+		*var = unbiased(f, c, *var, loc);
+	int r = ir_add(f, IR_RELU, n, -1, loc);
+	return ir_pool(f, IR_MAXPOOL, r, -1, 2, 2, loc);
+}
+
+int ir_nn_conv_block_eval(IrFunc *f, int x, int w, int gamma, int beta, int mean, int var, SrcSpan loc)
+{
+	int c = ir_conv2d(f, x, w, 3, 1, 1, loc);
+	int n = ir_nn_batchnorm_eval(f, c, gamma, beta, mean, var, IR_NN_BN_EPS, loc);
 	int r = ir_add(f, IR_RELU, n, -1, loc);
 	return ir_pool(f, IR_MAXPOOL, r, -1, 2, 2, loc);
 }

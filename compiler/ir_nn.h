@@ -26,6 +26,10 @@ int ir_nn_batchnorm_eval(IrFunc *f, int x, int gamma, int beta, int mean, int va
  * (training mode) with gamma, beta [Co,1,1], relu, 2x2 max-pool with stride 2. [B,C,H,W] ->
  * [B,Co,H/2,W/2] (floor). mean/var as in ir_nn_batchnorm (may be NULL). */
 int ir_nn_conv_block(IrFunc *f, int x, int w, int gamma, int beta, int *mean, int *var, SrcSpan loc);
+/* ir_nn_conv_block's *var (when wanted) is the UNBIASED batch variance (x n/(n-1)), the value PyTorch
+ * folds into running_var; the normalisation itself uses the biased one. The evaluation form normalises
+ * with given [C,1,1] statistics (the running ones). */
+int ir_nn_conv_block_eval(IrFunc *f, int x, int w, int gamma, int beta, int mean, int var, SrcSpan loc);
 
 /* Side of the image after n blocks (each keeps the side, then halves it by floor), 0 if it vanishes:
  * 84 -> 42, 21, 10, 5 (embedding 64*5*5 = 1600); 32 -> 2 (256); 28 -> 1 (64). */

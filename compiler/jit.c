@@ -68,6 +68,7 @@ static PlTensorDesc *desc_table(const ProgTensor *t, int n)
 		d[i].init_a = t[i].init_a;
 		d[i].init_b = t[i].init_b;
 		d[i].trainable = t[i].trainable ? 1 : 0;
+		d[i].running = t[i].running ? 1 : 0;
 	}
 	return d;
 }
@@ -397,9 +398,10 @@ static JitModel *compile_link(const Program *p, const JitCache *cache, EmitllTim
 
 	char prefix[128];
 	emitll_symbol_prefix(p, prefix, sizeof prefix);
-	LLVMOrcExecutorAddress a_fwd = 0, a_vjp = 0, a_wf = 0;
+	LLVMOrcExecutorAddress a_fwd = 0, a_vjp = 0, a_wf = 0, a_fev = 0;
 	if ((e = lookup(j->jit, prefix, "step_forward", &a_fwd)) || (e = lookup(j->jit, prefix, "step_vjp", &a_vjp)) ||
-		(e = lookup(j->jit, prefix, "work_floats", &a_wf))) {
+		(e = lookup(j->jit, prefix, "work_floats", &a_wf)) ||
+		(p->fwd_eval && (e = lookup(j->jit, prefix, "step_forward_eval", &a_fev)))) {
 		jit_error(err, "cannot compile the entry points", e);
 		goto fail;
 	}
@@ -448,6 +450,7 @@ static JitModel *compile_link(const Program *p, const JitCache *cache, EmitllTim
 	m->step_forward = (void (*)(const PlStepArgs *))(uintptr_t)a_fwd;
 	m->step_vjp = (void (*)(const PlStepArgs *))(uintptr_t)a_vjp;
 	m->couples_rows = p->couples_rows;
+	m->step_forward_eval = a_fev ? (void (*)(const PlStepArgs *))(uintptr_t)a_fev : NULL;
 	return j;
 
 oom:

@@ -46,6 +46,8 @@ typedef struct Lower {
 	int *new_state;   /* value of each state leaving the step */
 	int *grad_of;     /* per state index: dL/dŵ node, -1 if not requested */
 	int loss;         /* internal loss node, -1 */
+	bool eval;        /* lowering step_forward_eval: batch norm reads the running statistics */
+	int *bn_batch;    /* per param (running statistics only): this call's batch value, -1 */
 	/* rule scope while lowering a rule clause */
 	bool in_rule;
 	int pre, post, w, W;
@@ -287,7 +289,9 @@ static const SemaTensor *find_t(const SemaLayer *L, const char *suffix)
 
 /* conv4: the source viewed as images [C,side,side] (CHW), then per block
  *   conv 3x3 (padding 1, no bias) -> batch norm (this call's batch statistics) -> relu -> max-pool 2x2
- * (ir_nn_conv_block), and the result flattened to [channels * out_side^2] in CHW order. */
+ * (ir_nn_conv_block), and the result flattened to [channels * out_side^2] in CHW order. In the evaluation
+ * step (l->eval) batch norm uses the running statistics instead (ir_nn_conv_block_eval); in the training
+ * step the batch's mean and unbiased variance are kept in l->bn_batch for the PARAM_BAR outputs. */
 static void lower_conv4(Lower *l, int li, int src)
 {
 	const SemaLayer *L = &l->m->layers[li];
@@ -298,9 +302,13 @@ static void lower_conv4(Lower *l, int li, int src)
 	snprintf(nm, sizeof nm, "%s.image", L->name);
 	ir_set_name(l->f, x, nm);
 	for (int b = 0; b < L->blocks; b++) {
-		int p0 = L->conv_param + 3 * b;
-		x = ir_nn_conv_block(l->f, x, param_node(l, p0), param_node(l, p0 + 1), param_node(l, p0 + 2), NULL, NULL,
-			at);
+		int p0 = L->conv_param + 5 * b; /* w, gamma, beta, running_mean, running_var */
+		if (l->eval)
+			x = ir_nn_conv_block_eval(l->f, x, param_node(l, p0), param_node(l, p0 + 1), param_node(l, p0 + 2),
+				param_node(l, p0 + 3), param_node(l, p0 + 4), at);
+		else
+			x = ir_nn_conv_block(l->f, x, param_node(l, p0), param_node(l, p0 + 1), param_node(l, p0 + 2),
+				&l->bn_batch[p0 + 3], &l->bn_batch[p0 + 4], at);
 		snprintf(nm, sizeof nm, "%s.block%d", L->name, b + 1);
 		ir_set_name(l->f, x, nm);
 	}
@@ -534,45 +542,32 @@ static ProgTensor *copy_tensors(const ProgTensor *t, int n)
 	return c;
 }
 
-Program *lower_model(const SemaModel *m, const char *source, DiagCtx *d)
+/* One step function of the model: step_forward, or (eval) step_forward_eval. */
+static IrFunc *lower_step(const SemaModel *m, DiagCtx *d, bool eval)
 {
-	Program *p = calloc(1, sizeof *p);
-	if (!p)
-		ir_fatal("out of memory");
-	p->name = xstrdup(m->name);
-	p->source = xstrdup(source);
-	p->settings = xstrdup(m->settings);
-	p->in_size = (int)m->in_size;
-	p->pred_size = (int)m->pred_size;
-	p->out_size = (int)m->out_size;
-	p->meta_loss = m->meta_loss;
-	p->params = copy_tensors(m->params, m->nparams);
-	p->n_params = m->nparams;
-	p->state = copy_tensors(m->state, m->nstate);
-	p->n_state = m->nstate;
-	for (int i = 0; i < m->nlayers; i++)
-		p->couples_rows |= m->layers[i].kind == LAYER_CONV4; /* its batch norm */
-
 	Lower l;
 	memset(&l, 0, sizeof l);
 	l.m = m;
 	l.diag = d;
-	l.f = p->fwd = ir_func_new("step_forward");
+	l.eval = eval;
+	l.f = ir_func_new(eval ? "step_forward_eval" : "step_forward");
 	int nl = m->nlayers + 1, ns = m->nstate + 1, no = m->nouts + 1;
 	l.state_in = malloc((size_t)ns * sizeof(int));
 	l.new_state = malloc((size_t)ns * sizeof(int));
 	l.grad_of = malloc((size_t)ns * sizeof(int));
 	l.param = malloc((size_t)(m->nparams + 1) * sizeof(int));
+	l.bn_batch = malloc((size_t)(m->nparams + 1) * sizeof(int));
 	l.layer_out = malloc((size_t)nl * sizeof(int));
 	l.layer_post = malloc((size_t)nl * sizeof(int));
 	l.layer_src = malloc((size_t)nl * sizeof(int));
 	l.layer_h_prev = malloc((size_t)nl * sizeof(int));
 	l.out_node = malloc((size_t)no * sizeof(int));
-	if (!l.state_in || !l.new_state || !l.grad_of || !l.param || !l.layer_out || !l.layer_post || !l.layer_src ||
+	if (!l.state_in || !l.bn_batch || !l.new_state || !l.grad_of || !l.param || !l.layer_out || !l.layer_post ||
+		!l.layer_src ||
 		!l.layer_h_prev || !l.out_node)
 		ir_fatal("out of memory");
 	for (int i = 0; i < m->nparams; i++)
-		l.param[i] = -1;
+		l.param[i] = l.bn_batch[i] = -1;
 	for (int i = 0; i < m->nstate; i++)
 		l.new_state[i] = l.grad_of[i] = -1;
 	for (int i = 0; i < m->nlayers; i++)
@@ -596,6 +591,13 @@ Program *lower_model(const SemaModel *m, const char *source, DiagCtx *d)
 			ir_fatal("lower: state '%s' has no new value", m->state[i].name);
 		ir_output(l.f, IR_ROLE_STATE, i, l.new_state[i], m->state[i].name);
 	}
+	for (int i = 0; i < m->nparams && !eval; i++)
+		if (m->params[i].running) {
+			if (l.bn_batch[i] < 0)
+				ir_fatal("lower: running statistic '%s' has no batch value", m->params[i].name);
+			ir_output(l.f, IR_ROLE_PARAM_BAR, i, l.bn_batch[i], m->params[i].name);
+		}
+	free(l.bn_batch);
 	free(l.state_in);
 	free(l.new_state);
 	free(l.grad_of);
@@ -607,5 +609,33 @@ Program *lower_model(const SemaModel *m, const char *source, DiagCtx *d)
 	free(l.out_node);
 	if (ir_verify(l.f, stderr) != 0)
 		ir_fatal("lowering of model '%s' produced an invalid step function", m->name);
+	return l.f;
+}
+
+Program *lower_model(const SemaModel *m, const char *source, DiagCtx *d)
+{
+	Program *p = calloc(1, sizeof *p);
+	if (!p)
+		ir_fatal("out of memory");
+	p->name = xstrdup(m->name);
+	p->source = xstrdup(source);
+	p->settings = xstrdup(m->settings);
+	p->in_size = (int)m->in_size;
+	p->pred_size = (int)m->pred_size;
+	p->out_size = (int)m->out_size;
+	p->meta_loss = m->meta_loss;
+	p->params = copy_tensors(m->params, m->nparams);
+	p->n_params = m->nparams;
+	p->state = copy_tensors(m->state, m->nstate);
+	p->n_state = m->nstate;
+	for (int i = 0; i < m->nlayers; i++)
+		p->couples_rows |= m->layers[i].kind == LAYER_CONV4; /* its batch norm */
+
+	bool running = false;
+	for (int i = 0; i < m->nparams; i++)
+		running |= m->params[i].running;
+	p->fwd = lower_step(m, d, false);
+	if (running)
+		p->fwd_eval = lower_step(m, d, true);
 	return p;
 }

@@ -21,5 +21,6 @@ void program_free(Program *p)
 	free_tensors(p->state, p->n_state);
 	ir_func_free(p->fwd);
 	ir_func_free(p->vjp);
+	ir_func_free(p->fwd_eval);
 	free(p);
 }

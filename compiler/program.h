@@ -19,6 +19,8 @@ typedef struct ProgTensor {
 	double init_a, init_b;
 	bool trainable;  /* false for `fixed` tensors */
 	SrcSpan loc;
+	bool running;    /* params: a batch-norm running statistic (not trained; fwd returns the batch value
+	                  * as its PARAM_BAR output, the runtime folds it in; fwd_eval reads it) */
 } ProgTensor;
 
 typedef struct Program {
@@ -43,6 +45,11 @@ typedef struct Program {
 	 *               leaving the step). outs: STATE_BAR 0..n_state-1 (adjoint of the state entering the
 	 *               step), PARAM_BAR 0..n_params-1 (to be accumulated by the caller). */
 	IrFunc *vjp;
+	/* step_forward_eval: as fwd, for evaluation, or NULL when it would equal fwd. Models with batch norm
+	 * get it: it normalises with the running statistics (params with `running`) where fwd uses the
+	 * batch's, and it has no PARAM_BAR outputs. fwd then also returns, for every running statistic j, the
+	 * value of this call's batch (mean; variance unbiased by n/(n-1)) as output PARAM_BAR j. */
+	IrFunc *fwd_eval;
 } Program;
 
 void program_free(Program *p);

@@ -1681,7 +1681,7 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 	/* (7) attributes, plasticity per layer, the tables */
 	int maxt = 8 * m->nlayers;
 	for (int li = 0; li < m->nlayers; li++)
-		maxt += 3 * m->layers[li].blocks; /* conv4 */
+		maxt += 5 * m->layers[li].blocks; /* conv4 */
 	int maxp = maxt + m->nfparams + 1, maxs = maxt + 1;
 	m->params = ast_alloc(p->arena, (size_t)maxp * sizeof *m->params);
 	m->state = ast_alloc(p->arena, (size_t)maxs * sizeof *m->state);
@@ -1712,6 +1712,20 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 				snprintf(name, sizeof name, "%s.bn%d.beta", L->name, b);
 				pt = add_tensor(p, m->params, &m->nparams, name, ir_shape(false, 3, g), it->name_span);
 				pt->init = PL_INIT_ZERO;
+				/* batch norm's running statistics (PyTorch's buffers running_mean 0, running_var 1): not
+				 * trained; the training forward returns each call's batch values, the runtime folds them in
+				 * (momentum 0.1), and the evaluation forward normalises with them */
+				snprintf(name, sizeof name, "%s.bn%d.running_mean", L->name, b);
+				pt = add_tensor(p, m->params, &m->nparams, name, ir_shape(false, 3, g), it->name_span);
+				pt->init = PL_INIT_ZERO;
+				pt->trainable = false;
+				pt->running = true;
+				snprintf(name, sizeof name, "%s.bn%d.running_var", L->name, b);
+				pt = add_tensor(p, m->params, &m->nparams, name, ir_shape(false, 3, g), it->name_span);
+				pt->init = PL_INIT_CONST;
+				pt->init_a = 1;
+				pt->trainable = false;
+				pt->running = true;
 				cin = L->channels;
 			}
 			continue;

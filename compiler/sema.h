@@ -86,7 +86,8 @@ typedef struct SemaLayer {
 	int h_state, c_state; /* rnn/lstm state indices (-1 when absent) */
 	/* conv4 (docs/oneshot.md): the source is an image [img_c, img_side, img_side]; `blocks` blocks of
 	 * conv (channels out) + batch norm + relu + pool leave channels x out_side x out_side = size values.
-	 * Parameters from conv_param on, per block: convK.w [Co,C,9], bnK.gamma, bnK.beta [Co,1,1]. */
+	 * Parameters from conv_param on, per block: convK.w [Co,C,9], bnK.gamma, bnK.beta,
+	 * bnK.running_mean, bnK.running_var [Co,1,1] (5 parameters per block). */
 	int64_t channels, img_c, img_side, out_side;
 	int blocks;
 	int conv_param;

@@ -33,6 +33,12 @@ struct PlBptt {
 	float *ybar;      /* [T, B, Oy] */
 	float *y;         /* [B, Oy] */
 	float *work;
+	/* batch-norm running statistics (models with PlTensorDesc.running): nrun floats in all, bnbar[i]
+	 * points into bnbuf for those params (NULL for the others) and is step_forward's param_bar; bnhist
+	 * [T, nrun] keeps each step's batch values of the last training run (pl_bptt_bn_stats) */
+	int nrun;
+	float **bnbar;
+	float *bnbuf, *bnhist;
 };
 
 static size_t round64(size_t n)
@@ -85,6 +91,9 @@ void pl_bptt_free(PlBptt *b)
 	pl_free(b->ybar);
 	pl_free(b->y);
 	pl_free(b->work);
+	pl_free(b->bnbar);
+	pl_free(b->bnbuf);
+	pl_free(b->bnhist);
 	pl_free(b);
 }
 
@@ -114,6 +123,20 @@ PlBptt *pl_bptt_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k)
 		goto fail;
 	for (int j = 0; j < ns; j++)
 		b->numel[j] = (size_t)B * (size_t)pl_desc_numel(&m->state[j]);
+	b->nrun = pl_model_running(m);
+	if (b->nrun > 0) {
+		b->bnbar = pl_alloc((size_t)m->n_params * sizeof(float *));
+		b->bnbuf = pl_alloc((size_t)b->nrun * sizeof(float));
+		b->bnhist = pl_alloc((size_t)T * b->nrun * sizeof(float));
+		if (!b->bnbar || !b->bnbuf || !b->bnhist)
+			goto fail;
+		size_t off = 0;
+		for (int i = 0; i < m->n_params; i++)
+			if (m->params[i].running) {
+				b->bnbar[i] = b->bnbuf + off;
+				off += (size_t)pl_desc_numel(&m->params[i]);
+			}
+	}
 	for (int i = 0; i < b->nsets; i++)
 		for (int j = 0; j < ns; j++)
 			if (!(b->sets[i * ns + j] = pl_alloc(b->numel[j] * sizeof(float))))
@@ -152,7 +175,11 @@ typedef struct Run {
 	int ld, B_global;
 } Run;
 
-static void forward_step(const Run *r, int t, float *const *sin, float *const *sout)
+/* mode: FWD_EVAL (evaluation: step_forward_eval when the model has one), FWD_TRAIN (training: the batch
+ * statistics of step t are kept in bnhist), FWD_AGAIN (training, recomputed for the backward). */
+enum { FWD_EVAL, FWD_TRAIN, FWD_AGAIN };
+
+static void forward_step(const Run *r, int t, float *const *sin, float *const *sout, int mode)
 {
 	PlBptt *b = r->b;
 	PlStepArgs a;
@@ -165,12 +192,27 @@ static void forward_step(const Run *r, int t, float *const *sin, float *const *s
 	a.state_out = sout;
 	a.y = b->y;
 	a.work = b->work;
+	void (*fn)(const PlStepArgs *) = b->m->step_forward;
+	if (mode == FWD_EVAL && b->m->step_forward_eval)
+		fn = b->m->step_forward_eval;
+	else if (b->nrun > 0) {
+		memset(b->bnbuf, 0, (size_t)b->nrun * sizeof(float));
+		a.param_bar = b->bnbar;
+	}
 	if (b->profile) {
 		double t0 = pl_now();
-		b->m->step_forward(&a);
+		fn(&a);
 		b->t_fwd += pl_now() - t0;
 	} else
-		b->m->step_forward(&a);
+		fn(&a);
+	if (mode == FWD_TRAIN && b->nrun > 0)
+		memcpy(b->bnhist + (size_t)t * b->nrun, b->bnbuf, (size_t)b->nrun * sizeof(float));
+}
+
+const float *pl_bptt_bn_stats(const PlBptt *b, int *nrun)
+{
+	*nrun = b->nrun;
+	return b->bnhist;
 }
 
 static void vjp_step(const Run *r, int t, float *const *sin, float *const *sout_bar, float *const *sin_bar,
@@ -261,13 +303,13 @@ PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const f
 		/* Forward only: two state sets, ping-pong. */
 		zero_set(b, set_at(b, 0));
 		for (int t = 0; t < T; t++) {
-			forward_step(&r, t, set_at(b, t & 1), set_at(b, (t + 1) & 1));
+			forward_step(&r, t, set_at(b, t & 1), set_at(b, (t + 1) & 1), FWD_EVAL);
 			step_loss(&r, t, target, mask, 0, &loss, &hits, &wsum, &first);
 		}
 	} else if (b->s == PL_BPTT_STORE) {
 		zero_set(b, set_at(b, 0));
 		for (int t = 0; t < T; t++) {
-			forward_step(&r, t, set_at(b, t), set_at(b, t + 1));
+			forward_step(&r, t, set_at(b, t), set_at(b, t + 1), FWD_TRAIN);
 			step_loss(&r, t, target, mask, 1, &loss, &hits, &wsum, &first);
 		}
 	} else {
@@ -279,7 +321,7 @@ PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const f
 			int t0 = c * k, len = T - t0 < k ? T - t0 : k;
 			copy_set(b, seg0, set_at(b, c));
 			for (int i = 0; i < len; i++) {
-				forward_step(&r, t0 + i, set_at(b, b->nck + i), set_at(b, b->nck + i + 1));
+				forward_step(&r, t0 + i, set_at(b, b->nck + i), set_at(b, b->nck + i + 1), FWD_TRAIN);
 				step_loss(&r, t0 + i, target, mask, 1, &loss, &hits, &wsum, &first);
 			}
 			if (c + 1 < b->nck)
@@ -312,7 +354,7 @@ PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const f
 		int t0 = c * k, len = T - t0 < k ? T - t0 : k;
 		copy_set(b, set_at(b, b->nck), set_at(b, c));
 		for (int i = 0; i + 1 < len; i++)
-			forward_step(&r, t0 + i, set_at(b, b->nck + i), set_at(b, b->nck + i + 1));
+			forward_step(&r, t0 + i, set_at(b, b->nck + i), set_at(b, b->nck + i + 1), FWD_AGAIN);
 		for (int i = len - 1; i >= 0; i--) {
 			vjp_step(&r, t0 + i, set_at(b, b->nck + i), cur, nxt, grads);
 			float *const *tmp = cur;

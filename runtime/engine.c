@@ -120,6 +120,8 @@ fail:
 	return NULL;
 }
 
+static int fold_running(PlEngine *e, float *const *params);
+
 static void *job_run(void *arg)
 {
 	Job *j = arg;
@@ -214,7 +216,56 @@ PlBpttResult pl_engine_run(PlEngine *e, float *const *params, const float *x, co
 		if (grads && pl_dist_sum_f32(grads, e->numel, m->n_params, "gradient sum over ranks") < 0)
 			r.finite = 0;
 	}
+	if (grads && fold_running(e, params) < 0)
+		r.finite = 0;
 	return r;
+}
+
+/* Batch norm's running statistics after a training run, as PyTorch's momentum 0.1:
+ *     running = 0.9 running + 0.1 batch          (batch variance unbiased, n/(n-1), by the step code)
+ * once per forward call of the step function, i.e. once per time step in time order (the reference's
+ * CNNtoRNN calls its CNN once on all T*B images: one update per meta-step; docs/oneshot.md says why we
+ * differ). A call normalises with the statistics of its own rows (a thread's, as PyTorch DataParallel);
+ * the value folded in is their mean over the threads and ranks weighted by rows, summed in a fixed order,
+ * so every rank folds the same numbers and the result does not depend on thread timing. */
+static int fold_running(PlEngine *e, float *const *params)
+{
+	const PlModel *m = e->m;
+	int nrun = 0;
+	pl_bptt_bn_stats(e->job[0].bp, &nrun);
+	if (nrun <= 0)
+		return 0;
+	size_t n = (size_t)e->T * (size_t)nrun;
+	double *acc = pl_alloc(n * sizeof(double));
+	if (!acc) {
+		pl_err("out of memory (batch-norm running statistics)");
+		return -1;
+	}
+	for (int i = 0; i < e->n; i++) {
+		int k;
+		const float *h = pl_bptt_bn_stats(e->job[i].bp, &k);
+		double w = (double)e->job[i].rows / e->B;
+		for (size_t q = 0; q < n; q++)
+			acc[q] += w * h[q];
+	}
+	if (e->nranks > 1 && pl_dist_sum_f64(acc, (int)n, "batch-norm statistics over ranks") < 0) {
+		pl_free(acc);
+		return -1;
+	}
+	for (int t = 0; t < e->T; t++) {
+		const double *s = acc + (size_t)t * nrun;
+		for (int i = 0; i < m->n_params; i++) {
+			if (!m->params[i].running)
+				continue;
+			int64_t c = pl_desc_numel(&m->params[i]);
+			float *r = params[i];
+			for (int64_t q = 0; q < c; q++)
+				r[q] = (float)(0.9 * r[q] + 0.1 * s[q]);
+			s += c;
+		}
+	}
+	pl_free(acc);
+	return 0;
 }
 
 size_t pl_phys_mem(void)

@@ -11,6 +11,15 @@ int64_t pl_desc_numel(const PlTensorDesc *d)
 	return n;
 }
 
+int pl_model_running(const PlModel *m)
+{
+	int64_t n = 0;
+	for (int i = 0; i < m->n_params; i++)
+		if (m->params[i].running)
+			n += pl_desc_numel(&m->params[i]);
+	return (int)n;
+}
+
 /* Every value is drawn in double and then stored, so the float and double versions agree exactly
  * after rounding, and `plastc init` (F64 interpreter) and a per-model binary start from the same point. */
 static double draw(const PlTensorDesc *d, PlRng *r, int64_t i)

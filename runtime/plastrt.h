@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define PL_ABI_VERSION 2
+#define PL_ABI_VERSION 3
 #define PL_MAX_RANK 3
 
 typedef enum PlInit {
@@ -56,6 +56,9 @@ typedef struct PlTensorDesc {
 	PlInit init;
 	double init_a, init_b;
 	int trainable; /* parameters: 0 = fixed, keeps its initial value (no gradient step) */
+	/* parameters: 1 = a batch-norm running statistic (ABI 3): not trained; step_forward adds this call's
+	 * batch value to param_bar[i], and the runtime folds the values of a training step into it (engine.c) */
+	int running;
 } PlTensorDesc;
 
 /* Arguments of one step call. Pointers not used by an entry point may be NULL. */
@@ -71,7 +74,8 @@ typedef struct PlStepArgs {
 	const float *y_bar;         /* vjp: adjoint of y, [B, pred_size] */
 	float *const *state_out_bar;/* vjp: adjoint of state_out (read; may be clobbered) */
 	float *const *state_in_bar; /* vjp: adjoint of state_in (written, =) */
-	float *const *param_bar;    /* vjp: parameter gradients (accumulated, +=) */
+	float *const *param_bar;    /* vjp: parameter gradients (accumulated, +=); step_forward of a model
+	                             * with running statistics: their batch values (+=), never NULL there */
 	float *work;                /* scratch, at least work_floats(B) floats, 64-byte aligned */
 } PlStepArgs;
 
@@ -93,6 +97,9 @@ typedef struct PlModel {
 	/* nonzero when a step couples the trials of a call (batch norm's batch statistics): the runtime never
 	 * splits a thread's rows into sequential blocks for such a model (engine.c). Added at the end in ABI 2. */
 	int couples_rows;
+	/* ABI 3: the forward step for evaluation (batch norm with the running statistics), or NULL when the
+	 * model has none and step_forward serves both. Reads no param_bar. */
+	void (*step_forward_eval)(const PlStepArgs *a);
 } PlModel;
 
 /* Returns 0 if the descriptor is usable by this runtime, else prints why and returns -1. */
@@ -182,6 +189,7 @@ int pl_st_get_f64(const PlSt *st, const char *what, const char *name, int rank, 
 /* Parameter initialisation. Each tensor draws from its own stream pl_rng_seed2(seed, hash(name)), so a
  * tensor's initial value depends only on the seed, its name and its own init spec. */
 int64_t pl_desc_numel(const PlTensorDesc *d);
+int pl_model_running(const PlModel *m); /* floats of the params with `running` (batch-norm statistics) */
 void pl_init_tensor(const PlTensorDesc *d, uint64_t seed, float *out);
 void pl_init_tensor_f64(const PlTensorDesc *d, uint64_t seed, double *out); /* same values, in double */
 void pl_init_params(const PlModel *m, uint64_t seed, float *const *params);

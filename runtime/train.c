@@ -632,12 +632,16 @@ static json_t *run_json(const Trainer *tr, int argc, char **argv, const char *bp
 	json_object_set_new(model, "settings", json_string(m->settings ? m->settings : ""));
 	int64_t total = 0, trainable = 0;
 	for (int i = 0; i < m->n_params; i++) {
+		if (m->params[i].running)
+			continue; /* buffers, as PyTorch counts them */
 		total += pl_desc_numel(&m->params[i]);
 		if (m->params[i].trainable)
 			trainable += pl_desc_numel(&m->params[i]);
 	}
 	json_object_set_new(model, "parameters", json_integer(total));
 	json_object_set_new(model, "trainable", json_integer(trainable));
+	if (pl_model_running(m) > 0)
+		json_object_set_new(model, "buffers", json_integer(pl_model_running(m)));
 	json_object_set_new(r, "model", model);
 	json_object_set_new(r, "plastc_version", json_string(PACKAGE_VERSION));
 	for (int i = 0; i < argc; i++)

@@ -29,6 +29,9 @@ int pl_params_from_st(const PlModel *m, const PlSt *st, const char *what, const 
 
 /* pl_bptt_run on the first `rows` (<= the planned B) rows of the buffers; with accumulate != 0 the
  * gradients are added to grads instead of overwriting them (sequential row blocks of one batch). */
+/* The batch statistics of each step of b's last training run: [T, nrun] floats, the running params' values
+ * in parameter order (nrun = pl_model_running; NULL when 0). */
+const float *pl_bptt_bn_stats(const PlBptt *b, int *nrun);
 PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const float *x, const float *target,
 		const float *mask, int ld, int B_global, float *const *grads, int accumulate);
 /* Profiling: with it on, the time spent in step_forward and step_vjp is summed; pl_bptt_profile adds

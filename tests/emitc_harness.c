@@ -211,14 +211,17 @@ static void ffree_set(float **v, int n)
 #define SENTINEL 12345.0
 
 /* Runs f (fwd or vjp) of the loaded object on b. */
-static int run_generated(void *h, const char *pre, bool dbl, bool vjp, const Program *p, Bufs *b, int B,
+/* which: 0 step_forward, 1 step_vjp, 2 step_forward_eval */
+static const char *const fn_names[3] = {"forward", "vjp", "forward_eval"};
+
+static int run_generated(void *h, const char *pre, bool dbl, int which, const Program *p, Bufs *b, int B,
 	int Bg)
 {
 	char sym[256];
 	if (dbl) {
 		snprintf(sym, sizeof sym, "%s_work_floats", pre);
 		size_t (*wf)(int) = (size_t(*)(int))dlsym(h, sym);
-		snprintf(sym, sizeof sym, "%s_step_%s", pre, vjp ? "vjp" : "forward");
+		snprintf(sym, sizeof sym, "%s_step_%s", pre, fn_names[which]);
 		void (*fn)(const PlStepArgsD *) = (void (*)(const PlStepArgsD *))dlsym(h, sym);
 		if (!wf || !fn) {
 			fprintf(stderr, "emitc harness: missing %s\n", sym);
@@ -278,7 +281,13 @@ static int run_generated(void *h, const char *pre, bool dbl, bool vjp, const Pro
 		work[i] = (float)SENTINEL;
 	PlStepArgs a = {B, Bg, f.params, f.x, f.state_in, f.state_out, f.y, f.o, f.y_bar, f.state_out_bar,
 		f.state_in_bar, f.param_bar, work};
-	(vjp ? m->step_vjp : m->step_forward)(&a);
+	void (*fn)(const PlStepArgs *) = which == 1 ? m->step_vjp : which == 2 ? m->step_forward_eval : m->step_forward;
+	if (!fn) {
+		fprintf(stderr, "emitc harness: %s_model has no step_%s\n", pre, fn_names[which]);
+		free(work);
+		return -1;
+	}
+	fn(&a);
 	int bad = 0;
 	for (size_t i = nw; i < nw + GUARD; i++)
 		bad |= work[i] != (float)SENTINEL;
@@ -309,15 +318,15 @@ static int run_generated(void *h, const char *pre, bool dbl, bool vjp, const Pro
 #define PARAM_BAR_START 0.5 /* param_bar starts here: the generated code must add, not overwrite */
 
 /* One function at one batch size: interpreter versus generated code. */
-static int check_fn(void *h, const char *pre, bool dbl, bool vjp, const Program *p, int B, int Bg, double tol,
+static int check_fn(void *h, const char *pre, bool dbl, int which, const Program *p, int B, int Bg, double tol,
 	double *max_err, int *compared)
 {
-	const IrFunc *f = vjp ? p->vjp : p->fwd;
+	const IrFunc *f = which == 1 ? p->vjp : which == 2 ? p->fwd_eval : p->fwd;
 	Bufs b;
 	bufs_init(&b, p, B);
 	for (int j = 0; j < p->n_params; j++)
 		for (int64_t i = 0; i < vlen(p->params[j].shape, B); i++)
-			b.params[j][i] = urand();
+			b.params[j][i] = p->params[j].running ? 0.5 + fabs(urand()) : urand(); /* a variance is > 0 */
 	const double **in = calloc((size_t)f->nins + 1, sizeof *in);
 	double **ref = calloc((size_t)f->nouts + 1, sizeof *ref);
 	for (int k = 0; k < f->nins; k++) {
@@ -334,7 +343,7 @@ static int check_fn(void *h, const char *pre, bool dbl, bool vjp, const Program 
 			b.param_bar[j][i] = PARAM_BAR_START;
 	int rc = interp_run(f, B, Bg, (const double *const *)b.params, in, ref, stderr);
 	if (rc == 0)
-		rc = run_generated(h, pre, dbl, vjp, p, &b, B, Bg);
+		rc = run_generated(h, pre, dbl, which, p, &b, B, Bg);
 	for (int k = 0; k < f->nouts && rc == 0; k++) {
 		const IrPort *pt = &f->outs[k];
 		const double *got = port_buf(&b, pt, false);
@@ -347,7 +356,7 @@ static int check_fn(void *h, const char *pre, bool dbl, bool vjp, const Program 
 			if (!(err <= tol)) {
 				fprintf(stderr,
 					"emitc harness: %s %s (%s) B=%d: output %s [%lld] = %.9g, interpreter %.9g\n",
-					pre, vjp ? "step_vjp" : "step_forward", dbl ? "double" : "float", B,
+					pre, fn_names[which], dbl ? "double" : "float", B,
 					pt->name ? pt->name : ir_role_name(pt->role), (long long)i, got[i], want);
 				rc = -1;
 				break;
@@ -376,9 +385,10 @@ int emitc_check_program(const Program *p, double tol_float, EmitcCheck *res)
 			return -1;
 		static const int Bs[][2] = {{1, 1}, {3, 3}, {5, 8}};
 		for (size_t k = 0; k < sizeof Bs / sizeof *Bs && rc == 0; k++)
-			for (int vjp = 0; vjp <= (p->vjp ? 1 : 0) && rc == 0; vjp++)
-				rc = check_fn(h, pre, dbl, vjp, p, Bs[k][0], Bs[k][1], dbl ? 1e-9 : tol_float,
-					dbl ? &r.max_err_double : &r.max_err_float, &r.compared);
+			for (int which = 0; which <= 2 && rc == 0; which++)
+				if (which == 0 || (which == 1 && p->vjp) || (which == 2 && p->fwd_eval))
+					rc = check_fn(h, pre, dbl, which, p, Bs[k][0], Bs[k][1], dbl ? 1e-9 : tol_float,
+						dbl ? &r.max_err_double : &r.max_err_float, &r.compared);
 		dlclose(h);
 	}
 	if (res)

@@ -1,7 +1,7 @@
 /* tests/emitc_harness.h -- compiles generated C at test time and checks it against the interpreter.
  *
  * emitc_check_program emits p as C (double and float), compiles each into a shared object with the
- * system C compiler, loads it, runs step_forward and step_vjp on random data for a few batch sizes and
+ * system C compiler, loads it, runs step_forward, step_vjp (and step_forward_eval) on random data for a few batch sizes and
  * compares every output with interp_run. Shared by test_emitc (hand-built programs) and the per-model
  * tests. Ownership: the harness owns its temporary directory and removes it in emitc_harness_done.
  */

@@ -17,3 +17,4 @@ include $(srcdir)/tests/grad.mk
 include $(srcdir)/tests/mpi.mk
 include $(srcdir)/tests/compare.mk
 include $(srcdir)/tests/perf.mk
+include $(srcdir)/tests/bnrun.mk

@@ -390,7 +390,7 @@ static void test_text(void **state)
 		"#pragma omp simd reduction(+:acc)",
 		"const PlModel mini_rnn_model = {",
 		".abi_version = PL_ABI_VERSION,",
-		"{\"cell.w_hh~\", 2, {4, 4, 0}, PL_INIT_ZERO, 0, 0, 0},",
+		"{\"cell.w_hh~\", 2, {4, 4, 0}, PL_INIT_ZERO, 0, 0, 0, 0},",
 		"return pl_main(&mini_rnn_model, argc, argv);",
 	};
 	for (size_t k = 0; k < sizeof want / sizeof *want; k++)

@@ -103,8 +103,8 @@ static void compare(const Program *p, const JitModel *jm, const IrFunc *f, int B
 		size_t n = (size_t)ir_shape_numel(p->params[j].shape);
 		pf[j] = calloc(n, sizeof(float));
 		pd[j] = calloc(n, sizeof(double));
-		for (size_t i = 0; i < n; i++)
-			pd[j][i] = pf[j][i] = (float)rng_uniform(&rng);
+		for (size_t i = 0; i < n; i++) /* a running variance must be > 0 */
+			pd[j][i] = pf[j][i] = (float)(p->params[j].running ? 0.5 + fabs(rng_uniform(&rng)) : rng_uniform(&rng));
 	}
 	float **inf_ = calloc((size_t)f->nins + 1, sizeof *inf_);
 	double **ind = calloc((size_t)f->nins + 1, sizeof *ind);
@@ -161,9 +161,10 @@ static void compare(const Program *p, const JitModel *jm, const IrFunc *f, int B
 	assert_non_null(work);
 	for (size_t i = 0; i < wf; i++)
 		work[i] = NAN; /* any read of scratch before it is written shows up as NaN */
-	bool is_vjp = f == p->vjp;
 	a.work = work;
-	(is_vjp ? m->step_vjp : m->step_forward)(&a);
+	void (*fn)(const PlStepArgs *) = f == p->vjp ? m->step_vjp : f == p->fwd_eval ? m->step_forward_eval : m->step_forward;
+	assert_non_null(fn);
+	fn(&a);
 	assert_int_equal(interp_run(f, B, Bg, (const double *const *)pd, (const double *const *)ind, outd, stderr), 0);
 
 	int bad = 0;
@@ -216,7 +217,10 @@ static void check_program(Program *p)
 	for (size_t i = 0; i < sizeof Bs / sizeof Bs[0]; i++) {
 		compare(p, jm, p->fwd, Bs[i], Bs[i] + 2, 100 + i, false);
 		compare(p, jm, p->vjp, Bs[i], Bs[i], 200 + i, false);
+		if (p->fwd_eval)
+			compare(p, jm, p->fwd_eval, Bs[i], Bs[i] + 2, 300 + i, false);
 	}
+	assert_true(!p->fwd_eval == !jit_model(jm)->step_forward_eval);
 	compare(p, jm, p->fwd, 2, 2, 7, true);
 	jit_free(jm);
 	program_free(p);
