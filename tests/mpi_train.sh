@@ -9,6 +9,7 @@
 #         uninterrupted 1-rank run within tolerance (a checkpoint does not depend on the ranks);
 #   eval: 2 ranks print the 1-rank result;
 #   plastc train under mpirun execs the cached binary in each rank and matches the binary's run.
+#   batch norm: a oneshot model's running statistics over 2 ranks equal 1 rank with --threads 2, bit for bit.
 # Every mpirun runs under `timeout`, so a hang fails the test instead of blocking it.
 set -u
 : "${PLASTC:?}" "${top_srcdir:?}" "${top_builddir:?}"
@@ -106,4 +107,18 @@ mpi 2 "$PLASTC" train "$M" --set hidden=8 ${RUN#train } --out "$tmp/p2" >"$tmp/p
 cmp_metrics "$tmp/p2/metrics.csv" "$tmp/t2/metrics.csv" || fail "mpirun plastc train: losses differ from the binary's"
 grep -q 'per rank, 2 MPI ranks' "$tmp/p2.log" || fail "mpirun plastc train did not run as 2 ranks"
 ok "mpirun -np 2 plastc train execs the model binary in each rank"
+# ---- batch norm's running statistics over ranks (oneshot model; needs Fashion-MNIST) ----
+DATA=${PLASTC_ONESHOT_DIR:-/usr/share/datasets/fashion-mnist}
+if [ -f "$DATA/train-images-idx3-ubyte.gz" ]; then
+	"$PLASTC" build "$top_srcdir/models/oneshot/rnn_hebbian.plast" --set hidden=8 --set filters=4 -o "$tmp/os" \
+		2>"$tmp/osb.log" || fail "plastc build oneshot"
+	OS="train --task oneshot --task-opt dir=$DATA --steps 3 --batch 6 --val-every 3 --val-trials 12 --test-trials 12 --seed 3"
+	"$tmp/os" $OS --threads 2 --out "$tmp/os1" >"$tmp/os1.log" 2>&1 || fail "oneshot train, 1 rank, 2 threads"
+	mpi 2 "$tmp/os" $OS --out "$tmp/os2" >"$tmp/os2.log" 2>&1 || fail "oneshot train, 2 ranks"
+	"$top_builddir/tests/rt_stcmp" "$tmp/os1/checkpoint.safetensors" "$tmp/os2/checkpoint.safetensors" >/dev/null \
+		|| fail "oneshot: 2 ranks and 2 threads: checkpoints (running statistics included) not bit-identical"
+	ok "batch norm: 2 ranks fold the same running statistics as 1 rank with --threads 2 (bit-identical checkpoints)"
+else
+	echo "# no Fashion-MNIST in $DATA: batch-norm check over ranks skipped"
+fi
 echo "all $n MPI training checks passed"
