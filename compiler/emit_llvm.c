@@ -20,6 +20,10 @@
  *   SLICE/PAD/     strided copies
  *   CONCAT/RESHAPE
  *
+ * Consecutive nests over one index space that do not depend on each other are merged into one nest with
+ * several outputs (l_group_emit_node; the C backend's plan_groups rule), so the [B,H,H] plastic tensors
+ * they share are streamed once; --no-loop-fuse / PLASTC_NO_LOOP_FUSE=1 keep one nest per value.
+ *
  * Outputs are copied from their values' scratch slots to the caller's buffers at the end of the body
  * (PARAM_BAR with +=). Reduction loops carry `!llvm.loop !{llvm.loop.vectorize.enable}`: the C API cannot
  * set fast-math flags, and that hint is what allows the vectoriser to reorder a float sum. Other loops are
