@@ -520,9 +520,10 @@ static int build_c(const Program *p, const Runtime *rt, const char *c_path, cons
 
 #ifdef CMD_HAVE_LLVM
 /* The LLVM backend's object file linked the same way. */
-static int build_llvm(const Program *p, const Runtime *rt, const char *obj, const char *bin, bool verbose)
+static int build_llvm(const Program *p, const Runtime *rt, const char *obj, const char *bin, bool verbose,
+	bool no_loop_fuse)
 {
-	int rc = emitll_object(p, obj, EMITLL_MAIN, NULL, stderr);
+	int rc = emitll_object(p, obj, EMITLL_MAIN | (no_loop_fuse ? EMITLL_NO_LOOP_FUSE : 0u), NULL, stderr);
 	if (rc)
 		return rc;
 	Argv a = {0};
@@ -611,7 +612,7 @@ int cmd_build(int argc, char **argv)
 		} else {
 #ifdef CMD_HAVE_LLVM
 			snprintf(src, sizeof src, "%s/model.o", tmp);
-			rc = build_llvm(p, &rt, src, bin, o.verbose);
+			rc = build_llvm(p, &rt, src, bin, o.verbose, o.no_loop_fuse);
 #endif
 		}
 		if (rc == 0 && rename(bin, o.out) != 0) {
@@ -678,6 +679,11 @@ static int cached_binary(const Program *p, const Opts *o, char *bin, size_t nbin
 	h = fnv_str(h, o->backend);
 	h = fnv_str(h, p->hash);
 	h = fnv(h, text, len);
+	if (strcmp(o->backend, "llvm") == 0) {
+		/* the LLVM object is not in the key's text: its loop-merging switch is (emitll_module) */
+		const char *nlf = getenv("PLASTC_NO_LOOP_FUSE");
+		h = fnv_str(h, o->no_loop_fuse || (nlf && nlf[0] && strcmp(nlf, "0") != 0) ? "no-loop-fuse" : "");
+	}
 	Argv a = {0};
 	compile_cmd(&a, &rt, "BIN");
 	link_libs(&a, &rt);
@@ -737,7 +743,7 @@ static int cached_binary(const Program *p, const Opts *o, char *bin, size_t nbin
 			free(text);
 			return 1;
 		}
-		rc = build_llvm(p, &rt, src, tmpbin, o->verbose);
+		rc = build_llvm(p, &rt, src, tmpbin, o->verbose, o->no_loop_fuse);
 		unlink(src);
 		if (rc) {
 			unlink(tmpbin);

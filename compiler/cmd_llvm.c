@@ -60,9 +60,11 @@ int cmd_llvm_emit(const Program *p, const LlvmFrontTimes *ft, int argc, char **a
 			flags |= EMITLL_NO_OPT;
 		} else if (strcmp(argv[i], "--time-passes") == 0) {
 			time_passes = true;
+		} else if (strcmp(argv[i], "--no-loop-fuse") == 0) {
+			flags |= EMITLL_NO_LOOP_FUSE;
 		} else {
 			fprintf(stderr, "plastc: error: emit-llvm: unknown argument '%s'\n"
-				"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--set NAME=VALUE]...\n",
+				"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--no-loop-fuse] [--set NAME=VALUE]...\n",
 				argv[i]);
 			return 1;
 		}

@@ -20,6 +20,10 @@
  *   SLICE/PAD/     strided copies
  *   CONCAT/RESHAPE
  *
+ * Consecutive nests over one index space that do not depend on each other are merged into one nest with
+ * several outputs (l_group_emit_node; the C backend's plan_groups rule), so the [B,H,H] plastic tensors
+ * they share are streamed once; --no-loop-fuse / PLASTC_NO_LOOP_FUSE=1 keep one nest per value.
+ *
  * Outputs are copied from their values' scratch slots to the caller's buffers at the end of the body
  * (PARAM_BAR with +=). Reduction loops carry `!llvm.loop !{llvm.loop.vectorize.enable}`: the C API cannot
  * set fast-math flags, and that hint is what allows the vectoriser to reorder a float sum. Other loops are
@@ -46,8 +50,9 @@
 #include "memplan.h"
 
 #define LL_MAXD (IR_MAX_RANK + 1) /* batch dim + per-trial dims */
-#define LL_MAXLEAF 32             /* strided pointers in one loop nest (destination included) */
-#define LL_MAXEXPR 96
+#define LL_MAXLEAF 64             /* strided pointers in one loop nest (destinations included) */
+#define LL_MAXEXPR 192
+#define LL_GROUP_MAX 4            /* loop nests merged into one (l_group_*), as emit_c's EM_GROUP_MAX */
 #define LL_INLINE_LEAVES 8        /* largest fused subtree, in leaves */
 #define LL_VEC_MIN_TRIP 16        /* shorter reductions get no vectorize hint */
 
@@ -76,6 +81,7 @@ typedef struct LlExpr {
 typedef struct LlLeaf {
 	LLVMValueRef base;
 	int64_t st[LL_MAXD];
+	bool out; /* a destination (written, never loaded ahead of the loop) */
 } LlLeaf;
 
 typedef struct LlNest {
@@ -88,6 +94,11 @@ typedef struct LlNest {
 	LlExpr x[LL_MAXEXPR];
 	int root;
 	bool accumulate; /* dst += expr instead of dst = expr */
+	/* outputs: a nest built for one node has one (leaf 0, root, accumulate); a merged group (l_group_add)
+	 * has up to LL_GROUP_MAX, each with its own destination leaf, expression and accumulator */
+	int nout;
+	int oleaf[LL_GROUP_MAX], oroot[LL_GROUP_MAX];
+	bool oacc[LL_GROUP_MAX];
 } LlNest;
 
 typedef struct LlCtx {
@@ -125,6 +136,16 @@ typedef struct LlCtx {
 	LLVMValueRef *uni; /* [f->n] float of a uniform value, or NULL */
 	bool *inl;         /* [f->n] computed inside its single consumer's loops (never stored) */
 	int64_t extra_b, extra_c; /* scratch beyond the plan (materialised uniforms), floats */
+
+	/* merged loop nests (l_group_*): while `capture` is set, l_nest_emit hands the node's nest to the
+	 * pending group instead of emitting it */
+	bool no_loop_fuse;       /* one nest per node (--no-loop-fuse, PLASTC_NO_LOOP_FUSE=1) */
+	bool capture;
+	LlNest *grp;             /* the pending group's merged nest (owned by l_emit_body) */
+	int grp_m;               /* its members */
+	int grp_mem[LL_GROUP_MAX];
+	int grp_cur;             /* the node whose nest is being captured */
+	IrShape grp_space;
 } LlCtx;
 
 #if defined(__GNUC__)
@@ -436,6 +457,7 @@ static void l_nest_space(LlCtx *c, LlNest *n, IrShape s)
 	n->nexpr = 0;
 	n->root = -1;
 	n->accumulate = false;
+	n->nout = 0;
 	memset(&n->leaf[0], 0, sizeof n->leaf[0]);
 	if (s.batch) {
 		n->ext[n->nd] = c->B;
@@ -451,6 +473,7 @@ static void l_nest_dst(LlNest *n, LLVMValueRef base, const int64_t *st)
 {
 	n->leaf[0].base = base;
 	memcpy(n->leaf[0].st, st, sizeof n->leaf[0].st);
+	n->leaf[0].out = true;
 }
 
 static int l_x_push(LlCtx *c, LlNest *n, LlExpr e)
@@ -483,6 +506,7 @@ static int l_x_mem(LlCtx *c, LlNest *n, LLVMValueRef base, const int64_t *st)
 	}
 	n->leaf[n->nleaf].base = base;
 	memcpy(n->leaf[n->nleaf].st, st, sizeof n->leaf[0].st);
+	n->leaf[n->nleaf].out = false;
 	LlExpr e = {LX_LEAF, IR_EXPAND, -1, -1, n->nleaf++, NULL};
 	return l_x_push(c, n, e);
 }
@@ -595,55 +619,88 @@ static LLVMValueRef l_off_step(LlCtx *c, LLVMValueRef off, LLVMValueRef iv, int6
 	return LLVMBuildNSWAdd(c->b, off, t, "");
 }
 
+/* output o of the nest: dst (+)= v at the offsets off */
+static void l_nest_store(LlCtx *c, const LlNest *n, int o, LLVMValueRef v, LLVMValueRef *off)
+{
+	int l = n->oleaf[o];
+	LLVMValueRef dst = l_gep(c, n->leaf[l].base, off[l], "");
+	if (n->oacc[o])
+		v = l_fadd(c, l_load(c, dst), v);
+	l_store(c, v, dst);
+}
+
 static void l_nest_rec(LlCtx *c, const LlNest *n, int d, LLVMValueRef *off, LLVMValueRef *pre)
 {
 	if (d == n->nd) {
-		LLVMValueRef v = l_x_eval(c, n, n->root, off, pre);
-		LLVMValueRef dst = l_gep(c, n->leaf[0].base, off[0], "");
-		if (n->accumulate)
-			v = l_fadd(c, l_load(c, dst), v);
-		l_store(c, v, dst);
+		for (int o = 0; o < n->nout; o++)
+			l_nest_store(c, n, o, l_x_eval(c, n, n->oroot[o], off, pre), off);
 		return;
 	}
 	bool inner = d == n->nd - 1;
 	LLVMValueRef pre2[LL_MAXLEAF], o2[LL_MAXLEAF];
 	memcpy(pre2, pre, sizeof pre2);
-	if (inner) {
-		/* Leaves that do not move in the innermost loop are loaded once before it. Besides saving loads,
-		 * this matters for the vectoriser: a load from a fixed address next to stores it cannot prove
-		 * disjoint (all scratch slots share one base) counts as an unsafe dependence. */
-		for (int l = 1; l < n->nleaf; l++)
-			if (!pre2[l] && n->leaf[l].st[d] == 0)
-				pre2[l] = l_load(c, l_gep(c, n->leaf[l].base, off[l], ""));
-	}
-	if (inner && n->accumulate && n->leaf[0].st[d] == 0) {
-		/* Reduction over the innermost dim: sum into an accumulator, then add it to the destination
-		 * once. The accumulator is an alloca that SROA turns into a phi; the loop's vectorize hint
-		 * allows the float sum to be reassociated. */
-		LLVMValueRef acc = l_entry_alloca(c, "acc");
-		l_store(c, l_f32(c, 0.0), acc);
-		LlLoop L = l_loop_begin(c, n->ext[d], "red");
-		for (int o = 0; o < n->nleaf; o++)
-			o2[o] = l_off_step(c, off[o], L.iv, n->leaf[o].st[d]);
-		c->body_calls = false;
-		LLVMValueRef v = l_x_eval(c, n, n->root, o2, pre2);
-		l_store(c, l_fadd(c, l_load(c, acc), v), acc);
-		l_loop_end(c, &L, !c->body_calls && (n->extc[d] < 0 || n->extc[d] >= LL_VEC_MIN_TRIP));
-		LLVMValueRef dst = l_gep(c, n->leaf[0].base, off[0], "");
-		l_store(c, LLVMBuildFAdd(c->b, l_load(c, dst), l_load(c, acc), ""), dst);
+	if (!inner) {
+		LlLoop L = l_loop_begin(c, n->ext[d], "outer");
+		for (int l = 0; l < n->nleaf; l++)
+			o2[l] = l_off_step(c, off[l], L.iv, n->leaf[l].st[d]);
+		l_nest_rec(c, n, d + 1, o2, pre2);
+		l_loop_end(c, &L, false);
 		return;
 	}
-	LlLoop L = l_loop_begin(c, n->ext[d], inner ? "loop" : "outer");
-	for (int o = 0; o < n->nleaf; o++)
-		o2[o] = l_off_step(c, off[o], L.iv, n->leaf[o].st[d]);
-	l_nest_rec(c, n, d + 1, o2, pre2);
-	l_loop_end(c, &L, false);
+	/* Leaves that do not move in the innermost loop are loaded once before it. Besides saving loads, this
+	 * matters for the vectoriser: a load from a fixed address next to stores it cannot prove disjoint (all
+	 * scratch slots share one base) counts as an unsafe dependence. */
+	for (int l = 0; l < n->nleaf; l++)
+		if (!n->leaf[l].out && !pre2[l] && n->leaf[l].st[d] == 0)
+			pre2[l] = l_load(c, l_gep(c, n->leaf[l].base, off[l], ""));
+	/* An output that reduces over the innermost dim sums into its own accumulator, added to the
+	 * destination once after the loop. The accumulator is an alloca that SROA turns into a phi; the
+	 * loop's vectorize hint allows the float sum to be reassociated. In a merged nest every output keeps
+	 * its own accumulator, so what each sums is unchanged. */
+	LLVMValueRef acc[LL_GROUP_MAX] = {NULL};
+	bool red = false;
+	for (int o = 0; o < n->nout; o++)
+		if (n->oacc[o] && n->leaf[n->oleaf[o]].st[d] == 0) {
+			acc[o] = l_entry_alloca(c, "acc");
+			l_store(c, l_f32(c, 0.0), acc[o]);
+			red = true;
+		}
+	LlLoop L = l_loop_begin(c, n->ext[d], red ? "red" : "loop");
+	for (int l = 0; l < n->nleaf; l++)
+		o2[l] = l_off_step(c, off[l], L.iv, n->leaf[l].st[d]);
+	c->body_calls = false;
+	for (int o = 0; o < n->nout; o++) {
+		LLVMValueRef v = l_x_eval(c, n, n->oroot[o], o2, pre2);
+		if (acc[o])
+			l_store(c, l_fadd(c, l_load(c, acc[o]), v), acc[o]);
+		else
+			l_nest_store(c, n, o, v, o2);
+	}
+	l_loop_end(c, &L, red && !c->body_calls && (n->extc[d] < 0 || n->extc[d] >= LL_VEC_MIN_TRIP));
+	for (int o = 0; o < n->nout; o++)
+		if (acc[o]) {
+			int l = n->oleaf[o];
+			LLVMValueRef dst = l_gep(c, n->leaf[l].base, off[l], "");
+			l_store(c, LLVMBuildFAdd(c->b, l_load(c, dst), l_load(c, acc[o]), ""), dst);
+		}
 }
 
-static void l_nest_emit(LlCtx *c, LlNest *n)
+/* A nest built for one node states its output in the single-output fields; give it the general form. */
+static void l_nest_outputs(LlNest *n)
+{
+	if (n->nout > 0)
+		return;
+	n->nout = 1;
+	n->oleaf[0] = 0;
+	n->oroot[0] = n->root;
+	n->oacc[0] = n->accumulate;
+}
+
+static void l_nest_emit_now(LlCtx *c, LlNest *n)
 {
 	if (c->failed)
 		return;
+	l_nest_outputs(n);
 	l_nest_coalesce(c, n);
 	LLVMValueRef off[LL_MAXLEAF], pre[LL_MAXLEAF];
 	for (int o = 0; o < LL_MAXLEAF; o++) {
@@ -651,6 +708,80 @@ static void l_nest_emit(LlCtx *c, LlNest *n)
 		pre[o] = NULL;
 	}
 	l_nest_rec(c, n, 0, off, pre);
+}
+
+/* Emits the pending merged nest, if any. */
+static void l_group_flush(LlCtx *c)
+{
+	if (c->grp_m > 0)
+		l_nest_emit_now(c, c->grp);
+	c->grp_m = 0;
+}
+
+/* Adds nest m (of node c->grp_cur) to the pending group: its leaves join the group's (a leaf read by an
+ * earlier member with the same pointer and strides is shared), its expressions are renumbered, and its
+ * output becomes one more output of the merged nest. The planner (l_group_joins) has checked that the
+ * index spaces match and that no member depends on another; if the merged nest would exceed the nest's
+ * capacity, the group is emitted first and m starts a new one (the planner's checks hold for any subset). */
+static void l_group_add(LlCtx *c, LlNest *m)
+{
+	LlNest *g = c->grp;
+	l_nest_outputs(m);
+	if (c->grp_m > 0) {
+		bool same = g->nd == m->nd;
+		for (int d = 0; d < g->nd && same; d++)
+			same = g->extc[d] == m->extc[d];
+		if (!same) {
+			l_fail(c, "merged loop nests over different spaces in %s", c->f->name);
+			return;
+		}
+		if (g->nleaf + m->nleaf > LL_MAXLEAF || g->nexpr + m->nexpr > LL_MAXEXPR ||
+			g->nout + m->nout > LL_GROUP_MAX)
+			l_group_flush(c);
+	}
+	if (c->grp_m == 0) {
+		*g = *m;
+		c->grp_mem[c->grp_m++] = c->grp_cur;
+		return;
+	}
+	int lmap[LL_MAXLEAF], xmap[LL_MAXEXPR];
+	for (int l = 0; l < m->nleaf; l++) {
+		lmap[l] = -1;
+		for (int q = 0; q < g->nleaf && lmap[l] < 0 && !m->leaf[l].out; q++)
+			if (!g->leaf[q].out && g->leaf[q].base == m->leaf[l].base &&
+				memcmp(g->leaf[q].st, m->leaf[l].st, sizeof(int64_t) * (size_t)m->nd) == 0)
+				lmap[l] = q;
+		if (lmap[l] < 0) {
+			g->leaf[g->nleaf] = m->leaf[l];
+			lmap[l] = g->nleaf++;
+		}
+	}
+	for (int e = 0; e < m->nexpr; e++) {
+		LlExpr x = m->x[e];
+		if (x.kind == LX_LEAF)
+			x.leaf = lmap[x.leaf];
+		if (x.kind == LX_OP) {
+			x.a = xmap[x.a];
+			x.b = x.b >= 0 ? xmap[x.b] : -1;
+		}
+		xmap[e] = l_x_push(c, g, x);
+	}
+	for (int o = 0; o < m->nout; o++) {
+		g->oleaf[g->nout] = lmap[m->oleaf[o]];
+		g->oroot[g->nout] = xmap[m->oroot[o]];
+		g->oacc[g->nout++] = m->oacc[o];
+	}
+	c->grp_mem[c->grp_m++] = c->grp_cur;
+}
+
+static void l_nest_emit(LlCtx *c, LlNest *n)
+{
+	if (c->failed)
+		return;
+	if (c->capture)
+		l_group_add(c, n);
+	else
+		l_nest_emit_now(c, n);
 }
 
 /* dst[0 .. numel(s)) (B * numel if batched) = v */
@@ -662,7 +793,7 @@ static void l_fill(LlCtx *c, LLVMValueRef dst, IrShape s, LLVMValueRef v)
 	l_natural_strides(s, st);
 	l_nest_dst(&n, dst, st);
 	n.root = l_x_uni(c, &n, v);
-	l_nest_emit(c, &n);
+	l_nest_emit_now(c, &n); /* never part of a merged nest: it runs before the nest that accumulates */
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -1126,6 +1257,148 @@ out:
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
+/* merged loop nests                                                                                    */
+
+/* Horizontal loop fusion, the C backend's plan_groups rule (compiler/emit_c.c) applied while the body is
+ * emitted: consecutive nodes whose loop nests run over the same index space become one nest with several
+ * outputs, so a per-trial [H,H] tensor that several of them read streams from memory once per point
+ * instead of once per nest. A node joins the pending group when
+ *   - its nest is elementwise, expand, outer, sum_to, bmv or bmvt over a space of rank >= 2 equal to the
+ *     group's (batch flag and dims, before dims are merged);
+ *   - it is computed into its own scratch slot (not into a caller's buffer);
+ *   - it reads no value computed by a member, writes no array a member reads, and its slot overlaps no
+ *     array read or written by a member (the memory plan may reuse a slot freed by an earlier member);
+ *   - the group has fewer than LL_GROUP_MAX members.
+ * There is no dependence inside a group, so the order of the points does not matter; each output keeps
+ * its own expression and accumulator, so only the loop order of sums changes, never what is summed.
+ * Nodes that emit no memory code (parameters, inputs, uniform values) do not end a group. */
+
+/* The index space of node id's nest, if it may join a group. */
+static bool l_group_space(LlCtx *c, int id, IrShape *space)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	if (!c->plan->has_slot[id] || c->inl[id])
+		return false;
+	IrOp op = nd->op;
+	if ((ir_op_info[op].flags & IRF_EW) || op == IR_EXPAND) {
+		bool all_uniform = true;
+		for (int k = 0; k < ir_op_info[op].nin; k++)
+			all_uniform = all_uniform && l_is_uniform(c, nd->in[k]);
+		if (all_uniform)
+			return false;
+		*space = nd->shape;
+	} else if (op == IR_OUTER) {
+		*space = nd->shape;
+	} else if (op == IR_SUM_TO) {
+		if (l_is_uniform(c, nd->in[0]))
+			return false;
+		*space = c->f->nodes[nd->in[0]].shape;
+	} else if (op == IR_BMV || op == IR_BMVT) {
+		IrShape sw = c->f->nodes[op == IR_BMVT ? nd->in[0] : nd->in[1]].shape;
+		*space = ir_shape2(nd->shape.batch, sw.d[0], sw.d[1]);
+	} else {
+		return false;
+	}
+	return space->rank >= 2;
+}
+
+/* The values in memory that node id's nest reads (through the values fused into it), appended to r. */
+static void l_group_reads_rec(LlCtx *c, int id, int *r, int *nr, int cap)
+{
+	if (c->uni[id])
+		return;
+	if (c->inl[id]) {
+		const IrNode *nd = &c->f->nodes[id];
+		for (int k = 0; k < ir_op_info[nd->op].nin; k++)
+			l_group_reads_rec(c, nd->in[k], r, nr, cap);
+		return;
+	}
+	if (*nr < cap)
+		r[*nr] = id;
+	(*nr)++;
+}
+
+static int l_group_reads(LlCtx *c, int id, int *r, int cap)
+{
+	const IrNode *nd = &c->f->nodes[id];
+	int nr = 0;
+	for (int k = 0; k < ir_op_info[nd->op].nin; k++)
+		l_group_reads_rec(c, nd->in[k], r, &nr, cap);
+	return nr;
+}
+
+/* Do the scratch slots of values a and b share a float? Values without a slot live in the caller's
+ * buffers or arguments, which are distinct from the scratch and from each other. */
+static bool l_slots_overlap(LlCtx *c, int a, int b)
+{
+	const MemPlan *p = c->plan;
+	if (!p->has_slot[a] || !p->has_slot[b])
+		return false;
+	IrShape sa = c->f->nodes[a].shape, sb = c->f->nodes[b].shape;
+	if (sa.batch != sb.batch)
+		return false; /* per-trial and per-model values live in different pools */
+	int64_t a0 = sa.batch ? p->off_b[a] : p->off_c[a], b0 = sb.batch ? p->off_b[b] : p->off_c[b];
+	return a0 < b0 + l_numel(sb) && b0 < a0 + l_numel(sa);
+}
+
+#define LL_GROUP_READS (2 * LL_MAXLEAF)
+
+/* May node id (whose nest runs over c->grp_space) join the pending group? */
+static bool l_group_joins(LlCtx *c, int id)
+{
+	int r[LL_GROUP_READS];
+	int nr = l_group_reads(c, id, r, LL_GROUP_READS);
+	if (nr > LL_GROUP_READS)
+		return false;
+	for (int m = 0; m < c->grp_m; m++) {
+		int mem = c->grp_mem[m];
+		if (l_slots_overlap(c, id, mem))
+			return false;
+		for (int q = 0; q < nr; q++)
+			if (r[q] == mem || l_slots_overlap(c, r[q], mem))
+				return false;
+		int r2[LL_GROUP_READS];
+		int n2 = l_group_reads(c, mem, r2, LL_GROUP_READS);
+		if (n2 > LL_GROUP_READS)
+			return false;
+		for (int q = 0; q < n2; q++)
+			if (r2[q] == id || l_slots_overlap(c, r2[q], id))
+				return false;
+	}
+	return true;
+}
+
+static bool l_same_space(IrShape a, IrShape b)
+{
+	if (a.batch != b.batch || a.rank != b.rank)
+		return false;
+	for (int d = 0; d < a.rank; d++)
+		if (a.d[d] != b.d[d])
+			return false;
+	return true;
+}
+
+/* Emits node id, as a member of the pending group when it may join one (see above). */
+static void l_group_emit_node(LlCtx *c, int id, bool no_code)
+{
+	IrShape space;
+	if (c->no_loop_fuse || !l_group_space(c, id, &space)) {
+		if (!no_code)
+			l_group_flush(c);
+		l_emit_node(c, id);
+		return;
+	}
+	if (c->grp_m > 0 && (c->grp_m == LL_GROUP_MAX || !l_same_space(space, c->grp_space) || !l_group_joins(c, id)))
+		l_group_flush(c);
+	if (c->grp_m == 0)
+		c->grp_space = space;
+	c->grp_cur = id;
+	c->capture = true;
+	l_emit_node(c, id);
+	c->capture = false;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
 /* memory plan                                                                                          */
 
 /* The scratch plan of one function. Values that need memory (need[i]) get a 16-float aligned slot in
@@ -1401,9 +1674,16 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 			snprintf(nm, sizeof nm, "v%d", i);
 		c->val[i] = LLVMBuildInBoundsGEP2(c->ab, c->t_f32, c->work, &off, 1, nm);
 	}
+	c->grp = malloc(sizeof *c->grp);
+	c->grp_m = 0;
+	if (!c->grp) {
+		l_fail(c, "%s", "out of memory");
+		goto out;
+	}
 	for (int i = 0; i < n && !c->failed; i++)
 		if (live[i])
-			l_emit_node(c, i);
+			l_group_emit_node(c, i, c->inl[i] || uni_static[i] || l_is_leafish(f->nodes[i].op));
+	l_group_flush(c);
 	for (int k = 0; k < f->nouts && !c->failed; k++) {
 		bool array;
 		if (l_port_field(f->outs[k].role, false, &array) < 0)
@@ -1425,6 +1705,8 @@ out:
 	free(c->val);
 	free(c->uni);
 	free(c->inl);
+	free(c->grp);
+	c->grp = NULL;
 	c->val = c->uni = NULL;
 	c->inl = NULL;
 	return c->failed ? NULL : fn;
@@ -1712,6 +1994,9 @@ LLVMModuleRef emitll_module(const Program *p, LLVMContextRef ctx, LLVMTargetMach
 	c.err = err;
 	c.tm = tm;
 	emitll_symbol_prefix(p, c.prefix, sizeof c.prefix);
+	/* the A/B switch of the C backend's loop merging (emit_c.h), for commands that compile internally */
+	const char *nlf = getenv("PLASTC_NO_LOOP_FUSE");
+	c.no_loop_fuse = (flags & EMITLL_NO_LOOP_FUSE) || (nlf && nlf[0] && strcmp(nlf, "0") != 0);
 	c.mod = LLVMModuleCreateWithNameInContext(p->name ? p->name : "model", ctx);
 	if (p->source)
 		LLVMSetSourceFileName(c.mod, p->source, strlen(p->source));

@@ -26,6 +26,7 @@ enum {
 	EMITLL_DESCRIPTOR = 1 << 0, /* also define the PlModel global <model>_model */
 	EMITLL_MAIN = 1 << 1,       /* also define main() calling pl_main (implies EMITLL_DESCRIPTOR) */
 	EMITLL_NO_OPT = 1 << 2,     /* skip the O3 pipeline (emit-llvm -O0, tests of the raw IR) */
+	EMITLL_NO_LOOP_FUSE = 1 << 3, /* one loop nest per value, no merged nests (also PLASTC_NO_LOOP_FUSE=1) */
 };
 
 /* Wall-clock seconds of each LLVM stage and the machine-code size, for --time-passes. Fields a stage did

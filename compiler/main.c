@@ -44,8 +44,9 @@ const PlastcCommand commands[] = {
 		"                     same index space (also PLASTC_NO_LOOP_FUSE=1, which train and bench see)\n",
 		cmd_emit_c},
 	{"emit-llvm", "print the generated LLVM IR of a model",
-		"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--set NAME=VALUE]...\n"
-		"options:\n" CMD_SET_USAGE,
+		"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--no-loop-fuse] [--set NAME=VALUE]...\n"
+		"options:\n" CMD_SET_USAGE
+		"  --no-loop-fuse     one loop nest per stored value (no merged nests; also PLASTC_NO_LOOP_FUSE=1)\n",
 		cmd_emit_llvm},
 	{"build", "compile a model into a standalone binary (train/eval/grad/init subcommands)",
 		"usage: plastc build FILE -o BIN [--backend c|llvm] [--set NAME=VALUE]... [--keep-c] [--verbose]\n"

@@ -544,6 +544,60 @@ static void test_shipped_models(void **state)
 	assert_true(loaded > 0);
 }
 
+/* ---- merged loop nests: fewer loops than one nest per value, and the same values either way ---- */
+
+/* Loop headers in the unoptimised IR of p (the emitter names them outer, loop and red). */
+static int count_loops(const Program *p, unsigned flags)
+{
+	char path[] = "/tmp/plastc-test-llvm-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "r");
+	assert_non_null(f);
+	assert_int_equal(emitll_write_ir(p, path, EMITLL_NO_OPT | flags, NULL, stderr), 0);
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof line, f)) {
+		size_t k = strspn(line, "abcdefghijklmnopqrstuvwxyz");
+		if ((strncmp(line, "outer", k) == 0 && k == 5) || (strncmp(line, "loop", k) == 0 && k == 4) ||
+			(strncmp(line, "red", k) == 0 && k == 3)) {
+			size_t e = k + strspn(line + k, "0123456789");
+			n += line[e] == ':';
+		}
+	}
+	fclose(f);
+	remove(path);
+	return n;
+}
+
+static void test_loop_merge(void **state)
+{
+	(void)state;
+	const char *top = getenv("top_srcdir");
+	if (!top)
+		top = PLASTC_ABS_SRCDIR;
+	static const char *const models[] = {"rnn_hebbian", "lstm_gradient"};
+	for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+		char path[1024];
+		snprintf(path, sizeof path, "%s/models/cue_reward/%s.plast", top, models[m]);
+		static char set_hidden[] = "hidden=8";
+		char *sets[] = {set_hidden};
+		DiagCtx *d = diag_ctx_new(stderr);
+		Program *p = frontend_load_program(path, 1, sets, d);
+		assert_non_null(p);
+		int merged = count_loops(p, 0), apart = count_loops(p, EMITLL_NO_LOOP_FUSE);
+		print_message("%s (hidden 8): %d loops with merged nests, %d without\n", models[m], merged, apart);
+		assert_true(merged > 0);
+		assert_true(merged < apart);
+		/* the merged code is compared with the interpreter by test_shipped_models; the unmerged here,
+		 * through the environment switch the JIT reads */
+		assert_int_equal(setenv("PLASTC_NO_LOOP_FUSE", "1", 1), 0);
+		check_program(p);
+		assert_int_equal(unsetenv("PLASTC_NO_LOOP_FUSE"), 0);
+		diag_ctx_free(d);
+	}
+}
+
 /* ---- golden: the functions a shipped model's module defines and the BLAS it declares ---- */
 
 /* Bodies, intrinsics and libm declarations change with the optimiser and the LLVM version; the names and
@@ -800,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_autodiff_vjp),
 		cmocka_unit_test(test_image_ops),
 		cmocka_unit_test(test_shipped_models),
+		cmocka_unit_test(test_loop_merge),
 		cmocka_unit_test(test_golden_functions),
 		cmocka_unit_test(test_jit_train),
 		cmocka_unit_test(test_emitted_ir),
