@@ -1412,9 +1412,88 @@ static bool slots_overlap(Em *e, int a, int b)
  *     member (the memory plan may have reused a slot freed by an earlier member);
  * and the group has at most EM_GROUP_MAX members. Each output keeps its own expression and summation
  * (a reduction gets its own accumulator), so only the loop order of sums changes, never what is summed. */
-static void plan_groups(Em *e, const int *order, int nemit)
+static void mark_need(Em *e, bool *need, int id, bool root);
+
+/* Trial of adding node id to a group whose members mem[0..m-1] made the nest *n (tree *t) over space
+ * sp: on success *n and *t include it and *rd0 and *rd1 bound the leaves it added (the arrays it reads
+ * and its output); the rule is the one described above plan_groups. */
+static bool group_try(Em *e, Nest *n, Tree *t, const int *mem, int m, int id, IrShape sp, int *rd0, int *rd1)
 {
 	const IrFunc *f = e->f;
+	const IrNode *nd = &f->nodes[id];
+	IrShape s2 = nest_space_shape(f, id);
+	if (!nest_reader(nd->op) || (e->direct[id] >= 0 && !e->acc_direct[id]) || s2.batch != sp.batch ||
+		s2.rank != sp.rank)
+		return false;
+	for (int d = 0; d < sp.rank; d++)
+		if (s2.d[d] != sp.d[d])
+			return false;
+	Nest n2 = *n;
+	Tree t2 = *t;
+	int before = n2.nleaf;
+	if (before + EM_MAX_LEAVES + 1 > EM_NEST_CAP)
+		return false;
+	NestKind kind;
+	int outl;
+	nest_add(e, &n2, &t2, id, &kind, &outl);
+	for (int q = before; q < n2.nleaf; q++) {
+		int x = n2.leaf_node[q];
+		for (int r = 0; r < m; r++) {
+			if (x == mem[r] || slots_overlap(e, id, mem[r]))
+				return false;
+			if (q != outl && slots_overlap(e, x, mem[r]))
+				return false;
+		}
+	}
+	/* the new output against every array the earlier members read */
+	for (int q = 0; q < before; q++)
+		if (!n->is_out[q] && (n->leaf_node[q] == id || slots_overlap(e, n->leaf_node[q], id)))
+			return false;
+	*rd0 = before;
+	*rd1 = n2.nleaf;
+	*n = n2;
+	*t = t2;
+	return true;
+}
+
+/* Whether node h, whose nest leaves (arrays read, and its output) are nest->leaf_node[rd0..rd1-1],
+ * may run before the nodes skip[0..ns-1] that precede it in emission order. Its place in the memory
+ * plan was chosen for its original position, so besides the true dependences (h reads what a skipped
+ * node writes) it must not write storage a skipped node reads or writes (a slot shared with a value
+ * dead by h's original position but live across the skipped nodes). Skipped nodes that write a
+ * caller's buffer directly (state, prediction) are not crossed: those buffers are not in the plan. */
+static bool hoist_safe(Em *e, const Nest *nest, int rd0, int rd1, int h, const int *skip, int ns, bool *tmp)
+{
+	int n = e->f->n;
+	for (int i = 0; i < ns; i++) {
+		int s = skip[i];
+		if (e->direct[s] >= 0 && !e->acc_direct[s])
+			return false;
+		for (int q = rd0; q < rd1; q++) {
+			int x = nest->leaf_node[q];
+			if (x == s || slots_overlap(e, x, s))
+				return false;
+		}
+		memset(tmp, 0, sizeof *tmp * (size_t)n);
+		mark_need(e, tmp, s, true);
+		for (int x = 0; x < n; x++)
+			if (tmp[x] && (x == h || slots_overlap(e, x, h)))
+				return false;
+	}
+	return true;
+}
+
+/* Scheduling for the groups (unless no_loop_sched): when the next node in emission order cannot join
+ * the current group, a later node of the same part within EM_SCHED_WINDOW that can join, and may run
+ * before the nodes between (hoist_safe), is moved up next to the group. In a step's VJP the adjoints
+ * over one [H,H] plastic tensor are often separated by BLAS calls on small vectors, so this merges
+ * nests that plan_groups alone would leave apart. */
+#define EM_SCHED_WINDOW 24
+
+static void plan_groups(Em *e, int *order, int nemit)
+{
+	const IrFunc *f = e->f;
+	bool *tmp = em_alloc(sizeof *tmp * (size_t)(f->n ? f->n : 1));
 	for (int k = 0; k < nemit;) {
 		int first = order[k];
 		const IrNode *fn = &f->nodes[first];
@@ -1424,7 +1503,6 @@ static void plan_groups(Em *e, const int *order, int nemit)
 			k++;
 			continue;
 		}
-		/* the arrays each member reads, from a trial build of its nest */
 		int mem[EM_GROUP_MAX], m = 1;
 		mem[0] = first;
 		Nest n;
@@ -1434,47 +1512,36 @@ static void plan_groups(Em *e, const int *order, int nemit)
 		NestKind kind;
 		int outl;
 		nest_add(e, &n, &t, first, &kind, &outl);
+		int part_end = EM_PART < nemit ? (k / EM_PART + 1) * EM_PART : nemit;
+		if (part_end > nemit)
+			part_end = nemit;
 		int j = k + 1;
-		for (; j < nemit && m < EM_GROUP_MAX; j++) {
-			if (EM_PART < nemit && j / EM_PART != k / EM_PART)
-				break; /* another part function */
-			int id = order[j];
-			const IrNode *nd = &f->nodes[id];
-			IrShape s2 = nest_space_shape(f, id);
-			if (!nest_reader(nd->op) || (e->direct[id] >= 0 && !e->acc_direct[id]) || s2.batch != sp.batch ||
-				s2.rank != sp.rank)
-				break;
-			bool same = true;
-			for (int d = 0; d < sp.rank; d++)
-				same = same && s2.d[d] == sp.d[d];
-			if (!same)
-				break;
-			Nest n2 = n;
-			Tree t2 = t;
-			/* trial: does it fit, and what does it read */
-			int before = n2.nleaf;
-			if (before + EM_MAX_LEAVES + 1 > EM_NEST_CAP)
-				break;
-			nest_add(e, &n2, &t2, id, &kind, &outl);
-			bool safe = true;
-			for (int q = before; q < n2.nleaf && safe; q++) {
-				int x = n2.leaf_node[q];
-				for (int r = 0; r < m && safe; r++) {
-					if (x == mem[r] || slots_overlap(e, id, mem[r]))
-						safe = false;
-					if (q != outl && slots_overlap(e, x, mem[r]))
-						safe = false;
-				}
+		for (; j < part_end && m < EM_GROUP_MAX; j++) {
+			int rd0, rd1;
+			if (group_try(e, &n, &t, mem, m, order[j], sp, &rd0, &rd1)) {
+				mem[m++] = order[j];
+				continue;
 			}
-			/* the new output against every array the earlier members read */
-			for (int q = 0; q < before && safe; q++)
-				if (!n.is_out[q] && (n.leaf_node[q] == id || slots_overlap(e, n.leaf_node[q], id)))
-					safe = false;
-			if (!safe)
+			if (e->o.no_loop_sched)
 				break;
-			n = n2;
-			t = t2;
-			mem[m++] = id;
+			bool found = false;
+			for (int j2 = j + 1; j2 < part_end && j2 <= j + EM_SCHED_WINDOW && !found; j2++) {
+				Nest n2 = n;
+				Tree t2 = t;
+				if (!group_try(e, &n2, &t2, mem, m, order[j2], sp, &rd0, &rd1))
+					continue;
+				if (!hoist_safe(e, &n2, rd0, rd1, order[j2], order + j, j2 - j, tmp))
+					continue;
+				int h = order[j2];
+				memmove(order + j + 1, order + j, sizeof *order * (size_t)(j2 - j));
+				order[j] = h;
+				n = n2;
+				t = t2;
+				mem[m++] = h;
+				found = true;
+			}
+			if (!found)
+				break;
 		}
 		for (int r = 0; r + 1 < m; r++) {
 			e->grp[mem[r]] = mem[r + 1];
@@ -1482,6 +1549,7 @@ static void plan_groups(Em *e, const int *order, int nemit)
 		}
 		k += m;
 	}
+	free(tmp);
 }
 
 /* need[] gets id and, through fused values, every array its loop reads */
@@ -1811,6 +1879,9 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 	const char *nlf = getenv("PLASTC_NO_LOOP_FUSE");
 	if (nlf && nlf[0] && strcmp(nlf, "0") != 0)
 		e.o.no_loop_fuse = true;
+	const char *nls = getenv("PLASTC_NO_LOOP_SCHED");
+	if (nls && nls[0] && strcmp(nls, "0") != 0)
+		e.o.no_loop_sched = true;
 	e.err = err ? err : stderr;
 	e.real = e.o.use_double ? "double" : "float";
 	e.fsuf = e.o.use_double ? "" : "f";
