@@ -41,7 +41,8 @@ const PlastcCommand commands[] = {
 		"  --no-line          omit the #line directives that map the code to the .plast file\n"
 		"  --no-fuse          one loop per IR node, every value stored (for reading and comparing)\n"
 		"  --no-loop-fuse     keep one loop nest per stored value: do not merge consecutive nests over the\n"
-		"                     same index space (also PLASTC_NO_LOOP_FUSE=1, which train and bench see)\n",
+		"                     same index space (also PLASTC_NO_LOOP_FUSE=1, which train and bench see);\n"
+		"                     PLASTC_NO_LOOP_SCHED=1 merges only nests already consecutive (no reordering)\n",
 		cmd_emit_c},
 	{"emit-llvm", "print the generated LLVM IR of a model",
 		"usage: plastc emit-llvm FILE [-o out.ll] [-O0] [--time-passes] [--no-loop-fuse] [--set NAME=VALUE]...\n"
