@@ -31,6 +31,7 @@ struct PlOneshot {
 	int ways, T, I, C, H, W, side, augment;
 	int same;                    /* sanity option: the query image is its class's support image */
 	int rotate;                  /* meta-training classes x 4 rotations (square images only) */
+	int easy;                    /* percent of meta-training episodes with 2..ways-1 classes (docs/oneshot.md) */
 	PlImageSet *own[3];          /* loaded sets (fashion: train file, test file) */
 	const PlImageSet *src[3];    /* per split: the set its indices point into */
 	PlClassIndex *ci[3];         /* per split: images of each class */
@@ -169,9 +170,11 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 			bad = parse_int(v, 0, 1, &o->same);
 		else if (strcmp(key, "rotate") == 0)
 			bad = parse_int(v, 0, 1, &o->rotate);
+		else if (strcmp(key, "easy") == 0)
+			bad = parse_int(v, 0, 100, &o->easy);
 		else {
 			seterr(err, errlen, "task oneshot has no option '%s' (options: data (fashion|cifar_fs|mini), dir, "
-					    "classes, side, ways, augment, rotate, same)", key);
+					    "classes, side, ways, augment, rotate, easy, same)", key);
 			goto fail;
 		}
 		if (bad) {
@@ -254,7 +257,7 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 	for (int s = 0; s < 3; s++)
 		kmax = o->ci[s]->n_classes > kmax ? o->ci[s]->n_classes : kmax;
 	kmax *= o->rotate ? 4 : 1; /* the meta-training split's rotated classes */
-	if (!(o->scratch = pl_alloc((size_t)(kmax + 5 * o->ways) * sizeof *o->scratch))) {
+	if (!(o->scratch = pl_alloc((size_t)(kmax + 8 * o->ways) * sizeof *o->scratch))) {
 		seterr(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -262,6 +265,10 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 	static const char *const dname[3] = {"fashion", "cifar_fs", "mini"};
 	snprintf(o->desc, sizeof o->desc, "oneshot data=%s ways=%d shots=1 image=%dx%dx%d augment=%d rotate=%d",
 		dname[o->data], o->ways, o->C, o->H, o->W, o->augment, o->rotate);
+	if (o->easy) {
+		size_t n = strlen(o->desc);
+		snprintf(o->desc + n, sizeof o->desc - n, " easy=%d%%", o->easy);
+	}
 	return o;
 fail:
 	pl_oneshot_free(o);
@@ -337,6 +344,28 @@ static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int rot,
 			}
 }
 
+/* An image of class c (index into the split's class index) other than image `not` (an index into the
+ * class; -1: any). Every class has at least two images (check_split). */
+static int other_image(const PlClassIndex *ci, int c, int not, PlRng *r)
+{
+	int n = ci->start[c + 1] - ci->start[c];
+	int a = (int)pl_rng_below(r, (uint64_t)n - (not >= 0));
+	if (not >= 0)
+		a += a >= not;
+	return a;
+}
+
+/* Slot order of an easy episode: the k active labels once each, then ways-k repeats of active labels drawn
+ * at random, all shuffled. */
+static void easy_slots(PlRng *r, const int *active, int k, int N, int *slot, int *p)
+{
+	shuffle(r, p, N);
+	for (int i = 0; i < N; i++) {
+		int pos = p[i];
+		slot[pos] = i < k ? active[i] : active[pl_rng_below(r, (uint64_t)k)];
+	}
+}
+
 void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float *x, float *target, float *mask)
 {
 	int N = o->ways, T = o->T, I = o->I, npix = I - N;
@@ -346,6 +375,8 @@ void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float
 	int nrot = o->rotate && split == PL_SPLIT_TRAIN ? 4 : 1;
 	int K = ci->n_classes * nrot;
 	int *cls = o->scratch, *ord_s = cls + K, *ord_q = ord_s + N, *sup = ord_q + N, *qry = sup + N, *rot = qry + N;
+	/* easy episodes: the support image's index in its class, the labels used, scratch */
+	int *sa = rot + N, *active = sa + N, *tmp = active + N;
 	int aug = o->augment && split == PL_SPLIT_TRAIN;
 	for (int b = 0; b < B; b++) {
 		/* the episode's classes: the first N of a random permutation; episode label j = cls[j] */
@@ -357,18 +388,43 @@ void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float
 			q += q >= a; /* a distinct query image */
 			if (o->same)
 				q = a;
+			sa[j] = a;
 			sup[j] = ci->idx[ci->start[c] + a];
 			qry[j] = ci->idx[ci->start[c] + q];
 		}
-		shuffle(r, ord_s, N);
-		shuffle(r, ord_q, N);
+		/* easy=P: with probability P%, only k in 2..N-1 of the N labels are used; their support and query
+		 * slots are filled up with repeats (other images of the same classes). Validation and test episodes
+		 * are always N-way. */
+		int k = N;
+		if (o->easy && split == PL_SPLIT_TRAIN && N > 2 && (int)pl_rng_below(r, 100) < o->easy)
+			k = 2 + (int)pl_rng_below(r, (uint64_t)N - 2);
+		if (k < N) {
+			shuffle(r, active, N); /* the k labels used are active[0..k) */
+			easy_slots(r, active, k, N, ord_s, tmp);
+			easy_slots(r, active, k, N, ord_q, tmp);
+		} else {
+			shuffle(r, ord_s, N);
+			shuffle(r, ord_q, N);
+		}
 		for (int t = 0; t < T; t++) {
-			int query = t >= N, j = query ? ord_q[t - N] : ord_s[t];
+			int query = t >= N, i = query ? t - N : t, j = query ? ord_q[i] : ord_s[i];
 			float *xs = x + ((size_t)t * B + b) * I, *ys = target + ((size_t)t * B + b) * N;
-			put_image(o, s, query ? qry[j] : sup[j], rot[j], aug, r, xs);
-			for (int k = 0; k < N; k++) {
-				xs[npix + k] = !query && k == j ? 1.0f : 0.0f;
-				ys[k] = k == j ? 1.0f : 0.0f;
+			int img = query ? qry[j] : sup[j];
+			if (k < N) {
+				/* a repeat of label j (not its first slot) shows another image of its class */
+				int first = 1;
+				const int *ord = query ? ord_q : ord_s;
+				for (int u = 0; u < i; u++)
+					first &= ord[u] != j;
+				if (!first) {
+					int c = cls[j] / nrot;
+					img = ci->idx[ci->start[c] + other_image(ci, c, sa[j], r)];
+				}
+			}
+			put_image(o, s, img, rot[j], aug, r, xs);
+			for (int kk = 0; kk < N; kk++) {
+				xs[npix + kk] = !query && kk == j ? 1.0f : 0.0f;
+				ys[kk] = kk == j ? 1.0f : 0.0f;
 			}
 		}
 	}

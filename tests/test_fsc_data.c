@@ -564,6 +564,70 @@ static void test_oneshot_splits(void **state)
 	remove_fashion_dir("fm2");
 }
 
+/* easy=P: P% of meta-training episodes use k in 2..ways-1 of the labels; their extra support and query
+ * slots repeat labels in use, with other images of the same class (never the label's first support
+ * image); validation and test episodes stay ways-way. */
+static void test_oneshot_easy(void **state)
+{
+	(void)state;
+	make_fashion_dir("fm6", 0);
+	char o1[600];
+	snprintf(o1, sizeof o1, "dir=%s/fm6", tmpdir);
+	const char *opts[2] = {o1, "easy=60"};
+	PlOneshot *o = pl_oneshot_new(2, opts, errbuf, sizeof errbuf);
+	assert_non_null(o);
+	assert_non_null(strstr(pl_oneshot_describe(o), "easy=60%"));
+	enum { B = 200 };
+	int T = pl_oneshot_T(o), I = pl_oneshot_in_size(o);
+	float *x = malloc(sizeof(float) * T * B * I), *y = malloc(sizeof(float) * T * B * 5), mask[10];
+	for (int split = 0; split < 3; split++) {
+		PlRng r;
+		pl_rng_seed(&r, 11);
+		pl_oneshot_sample(o, (PlSplit)split, &r, B, x, y, mask);
+		int count_k[6] = {0};
+		for (int b = 0; b < B; b++) {
+			int n_sup[5] = {0}, n_qry[5] = {0};
+			float first[5] = {0};
+			for (int s = 0; s < T; s++) {
+				const float *xs = x + ((size_t)s * B + b) * I, *ys = y + ((size_t)s * B + b) * 5;
+				int lab = 0;
+				while (ys[lab] != 1.0f)
+					lab++;
+				if (s < 5) {
+					if (n_sup[lab]++ == 0)
+						first[lab] = xs[0];
+					else
+						assert_true(xs[0] != first[lab]);
+					assert_true(xs[I - 5 + lab] == 1.0f);
+				} else {
+					assert_true(n_sup[lab] > 0); /* a query's label was given in the support */
+					assert_true(xs[0] != first[lab]);
+					n_qry[lab]++;
+				}
+			}
+			int k = 0;
+			for (int l = 0; l < 5; l++) {
+				k += n_sup[l] > 0;
+				assert_true((n_sup[l] > 0) == (n_qry[l] > 0)); /* every label in use is queried */
+			}
+			assert_true(k >= 2 && k <= 5);
+			count_k[k]++;
+		}
+		if (split == PL_SPLIT_TRAIN) {
+			for (int k = 2; k <= 4; k++)
+				assert_true(count_k[k] > 20); /* about 0.6 * 200 / 3 = 40 each */
+			assert_true(count_k[5] > 50 && count_k[5] < 110); /* about 80 */
+		} else
+			assert_int_equal(count_k[5], B);
+	}
+	free(x);
+	free(y);
+	pl_oneshot_free(o);
+	const char *bad[2] = {o1, "easy=101"};
+	EXPECT_FAIL(pl_oneshot_new(2, bad, errbuf, sizeof errbuf), "oneshot", "bad value '101' for option easy");
+	remove_fashion_dir("fm6");
+}
+
 /* augmentation: every output pixel is a pixel of the source image or the zero padding, and it changes
  * meta-training episodes only */
 static void test_oneshot_augment(void **state)
@@ -960,6 +1024,7 @@ int main(void)
 		cmocka_unit_test(test_oneshot_splits),
 		cmocka_unit_test(test_oneshot_augment),
 		cmocka_unit_test(test_oneshot_rotate),
+		cmocka_unit_test(test_oneshot_easy),
 		cmocka_unit_test(test_oneshot_errors),
 		cmocka_unit_test(test_cifar_fs_lists),
 		cmocka_unit_test(test_mutations),
