@@ -62,6 +62,9 @@ for f in $(find "$top_srcdir/models" -name '*.plast' ! -path '*/lib/*' | sort); 
 	esac
 done
 check "rules/per_layer_modulator.plast (gradient)" "$top_srcdir/models/rules/per_layer_modulator.plast" --set rule=gradient
+# the paper's per-trial internal loss (docs/oneshot.md section 7): the scaled loss through the double backward
+check "oneshot/rnn_gradient.plast inner_scale=64" "$top_srcdir/models/oneshot/rnn_gradient.plast" --set pixels=256 \
+	--set filters=4 --seed 1 --set inner_scale=64
 
 # A test that cannot fail is a defect: an impossible tolerance must fail, per tensor and overall.
 f="$top_srcdir/models/cue_reward/rnn_gradient.plast"
