@@ -175,22 +175,6 @@ static void wait_req(MPI_Request *r, const char *what)
 }
 #endif
 
-#ifdef PL_HAVE_MPI
-/* OpenBLAS starts one thread per core in every rank: with several ranks on one node they would fight
- * over the cores. Unless the user chose, give each rank its share. */
-static void share_blas_threads(void)
-{
-	if (getenv("OPENBLAS_NUM_THREADS") || getenv("OMP_NUM_THREADS"))
-		return;
-	const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-	if (!ls)
-		ls = getenv("SLURM_NTASKS_PER_NODE");
-	long local = ls ? strtol(ls, NULL, 10) : 1;
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	if (local > 1 && cores > 0)
-		openblas_set_num_threads((int)(cores / local > 0 ? cores / local : 1));
-}
-#endif
 
 int pl_dist_init(void)
 {
@@ -232,8 +216,6 @@ int pl_dist_init(void)
 	MPI_Comm_set_errhandler(D.comm_end, MPI_ERRORS_RETURN);
 	MPI_Comm_rank(D.comm, &D.rank);
 	MPI_Comm_size(D.comm, &D.size);
-	if (D.size > 1)
-		share_blas_threads();
 	return 0;
 #endif
 }

@@ -5,7 +5,8 @@
  * until the end, where the gradients are summed. The step functions divide by B_global (the full batch),
  * so the sum of the blocks' gradients is the gradient of the whole batch. Sums over blocks are done in a
  * fixed order, so a run's result does not depend on thread timing (it does depend on the thread count:
- * float addition is not associative). BLAS inside the step is told to use one thread when we use several.
+ * float addition is not associative). BLAS inside the step runs on one thread unless the user set
+ * OPENBLAS_NUM_THREADS (pl_engine_new_block).
  *
  * Row blocks (`block`): a thread may also walk its rows in sequential blocks of `block` rows, each a whole
  * BPTT run (forward over T, back) that adds to the thread's gradients. Why: the plastic state of one
@@ -112,7 +113,13 @@ PlEngine *pl_engine_new_block(const PlModel *m, int B, int T, PlBpttStrategy s, 
 		if (i > 0 && !(j->grads = pl_params_alloc(m)))
 			goto fail;
 	}
-	if (threads > 1)
+	/* One process uses --threads cores: OpenBLAS threads and our own never both. With several engine
+	 * threads each calls single-threaded BLAS. With one, OpenBLAS would start a thread per core, and when
+	 * another job holds a core its spin-waiting threads make a step 20-50x slower (measured: rnn_none at
+	 * H = 384 with a 2-thread run beside it, 8 s per step against 0.17 s; docs/oneshot.md section 7), so
+	 * it gets one thread too unless the user asked for more with OPENBLAS_NUM_THREADS or OMP_NUM_THREADS
+	 * (as plastc compare does: cores / jobs). */
+	if (threads > 1 || !(getenv("OPENBLAS_NUM_THREADS") || getenv("OMP_NUM_THREADS")))
 		openblas_set_num_threads(1);
 	return e;
 fail:

@@ -227,46 +227,100 @@ static void test_schemes(void **state)
 	assert_true(checked > 0);
 }
 
-/* pl_auto_block: a model whose per-trial state is large gets small blocks, a small one none, and
- * PLASTC_BLOCK overrides. Uses the hidden = 8 and hidden = 256 builds' descriptors only. */
-static void test_auto_block(void **state)
+/* A C build of models/cue_reward/rnn_hebbian.plast with one --set, in its own temporary folder. */
+typedef struct {
+	DiagCtx *d;
+	Program *p;
+	void *h;
+	const PlModel *m;
+} RnnBuild;
+
+static void rnn_build(RnnBuild *b, const char *set)
 {
-	(void)state;
 	const char *top = getenv("top_srcdir");
 	char path[4096];
 	snprintf(path, sizeof path, "%s/models/cue_reward/rnn_hebbian.plast", top ? top : ".");
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/plastc-perf-XXXXXX");
 	assert_non_null(mkdtemp(tmpdir));
-	int blocks[2];
-	const char *hs[2] = {"hidden=8", "hidden=256"};
-	unsetenv("PLASTC_BLOCK");
-	for (int i = 0; i < 2; i++) {
-		char set0[32];
-		snprintf(set0, sizeof set0, "%s", hs[i]);
-		char *sets[] = {set0};
-		DiagCtx *d = diag_ctx_new(stderr);
-		Program *p = frontend_load_program(path, 1, sets, d);
-		assert_non_null(p);
-		void *h = NULL;
-		const PlModel *m = build_c(p, &h);
-		assert_non_null(m);
-		blocks[i] = pl_auto_block(m, 64);
-		if (i == 1) {
-			setenv("PLASTC_BLOCK", "5", 1);
-			assert_int_equal(pl_auto_block(m, 64), 5);
-			unsetenv("PLASTC_BLOCK");
-		}
-		dlclose(h);
-		program_free(p);
-		diag_ctx_free(d);
-	}
+	char set0[32];
+	snprintf(set0, sizeof set0, "%s", set);
+	char *sets[] = {set0};
+	b->d = diag_ctx_new(stderr);
+	b->p = frontend_load_program(path, 1, sets, b->d);
+	assert_non_null(b->p);
+	b->h = NULL;
+	b->m = build_c(b->p, &b->h);
+	assert_non_null(b->m);
+}
+
+static void rnn_build_free(RnnBuild *b)
+{
+	dlclose(b->h);
+	program_free(b->p);
+	diag_ctx_free(b->d);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "test_perf: could not remove %s\n", tmpdir);
+}
+
+/* pl_auto_block: a model whose per-trial state is large gets small blocks, a small one none, and
+ * PLASTC_BLOCK overrides. Uses the hidden = 8 and hidden = 256 builds' descriptors only. */
+static void test_auto_block(void **state)
+{
+	(void)state;
+	int blocks[2];
+	const char *hs[2] = {"hidden=8", "hidden=256"};
+	unsetenv("PLASTC_BLOCK");
+	for (int i = 0; i < 2; i++) {
+		RnnBuild b;
+		rnn_build(&b, hs[i]);
+		blocks[i] = pl_auto_block(b.m, 64);
+		if (i == 1) {
+			setenv("PLASTC_BLOCK", "5", 1);
+			assert_int_equal(pl_auto_block(b.m, 64), 5);
+			unsetenv("PLASTC_BLOCK");
+		}
+		rnn_build_free(&b);
+	}
 	printf("# auto block: hidden=8 -> %d, hidden=256 -> %d (of 64 rows)\n", blocks[0], blocks[1]);
 	assert_int_equal(blocks[0], 0);
 	assert_true(blocks[1] >= 1 && blocks[1] < 64);
+}
+
+/* OpenBLAS's own; declared here so the test needs no cblas.h include path */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+
+/* One engine thread means one BLAS thread unless the environment asks for more (engine.c: OpenBLAS's
+ * spin-waiting threads beside another job made steps 20-50x slower); several engine threads always mean
+ * single-threaded BLAS. */
+static void test_blas_threads(void **state)
+{
+	(void)state;
+	RnnBuild b;
+	rnn_build(&b, "hidden=8");
+	unsetenv("OPENBLAS_NUM_THREADS");
+	unsetenv("OMP_NUM_THREADS");
+	openblas_set_num_threads(2);
+	int n0 = openblas_get_num_threads(); /* 1 on a one-core machine */
+	PlEngine *e = pl_engine_new_block(b.m, 4, 3, PL_BPTT_STORE, 1, 1, 0);
+	assert_non_null(e);
+	assert_int_equal(openblas_get_num_threads(), 1);
+	pl_engine_free(e);
+	setenv("OPENBLAS_NUM_THREADS", "2", 1);
+	openblas_set_num_threads(2);
+	e = pl_engine_new_block(b.m, 4, 3, PL_BPTT_STORE, 1, 1, 0);
+	assert_non_null(e);
+	assert_int_equal(openblas_get_num_threads(), n0); /* the user's choice stands */
+	pl_engine_free(e);
+	e = pl_engine_new_block(b.m, 4, 3, PL_BPTT_STORE, 1, 2, 0);
+	assert_non_null(e);
+	assert_int_equal(openblas_get_num_threads(), 1); /* our threads, never both */
+	pl_engine_free(e);
+	unsetenv("OPENBLAS_NUM_THREADS");
+	printf("# BLAS threads: 1 engine thread -> 1 (unset) / %d (OPENBLAS_NUM_THREADS=2); 2 engine threads -> 1\n", n0);
+	rnn_build_free(&b);
 }
 
 int main(void)
@@ -274,6 +328,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_schemes),
 		cmocka_unit_test(test_auto_block),
+		cmocka_unit_test(test_blas_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
