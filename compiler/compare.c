@@ -1429,7 +1429,7 @@ bool cmp_summary_write(const CmpGrid *g)
 	path = xasprintf("%s/summary.md", s->out);
 	f = open_out(path);
 	if (f) {
-		fprintf(f, "# plastc compare: task %s, %d seeds", s->task, s->seeds);
+		fprintf(f, "# plastc compare: task %s, %d seed%s", s->task, s->seeds, s->seeds == 1 ? "" : "s");
 		if (s->steps >= 0)
 			fprintf(f, ", %ld steps", s->steps);
 		fputs("\n\n", f);
