@@ -1,6 +1,6 @@
 # docs/oneshot/torch_check.py -- independent PyTorch check of the one-shot plateau: same small CNNtoRNN (Conv-4 with F=16, proj relu,
 # vanilla relu RNN H=96, head), same Fashion-MNIST classes 0-4 episodes; usage: /usr/bin/python3 torch_check.py WAYS STEPS step|all|pix [BATCH=16]
-# (step: batch norm over the B images of one time step, as plastc; all: over all T*B images, as the reference; pix: no encoder). Prints the
+# (step: batch norm over the B images of one time step, as plastc; all: over all T*B images at once (the reference normalises per step, as plastc); pix: no encoder). Prints the
 # training loss and query accuracy averaged over each 250 steps.
 import gzip,numpy as np,torch,torch.nn as nn,sys
 torch.manual_seed(0); np.random.seed(0); torch.set_num_threads(1)
