@@ -198,7 +198,7 @@ void pl_init_params(const PlModel *m, uint64_t seed, float *const *params);
  * mask [T] with meta-loss = sum_t mask[t] * l_t. Ownership: the caller frees it with pl_task_free. */
 typedef struct PlTask PlTask;
 /* name: copy | cue_reward | regression | oneshot. opts: "k=v" strings (copy: n, m; regression: K,
- * fn=linear|mlp, queries; cue_reward: none; oneshot: data, dir, classes, side, ways, augment, see
+ * fn=linear|mlp, queries; cue_reward: none; oneshot: data, dir, classes, side, ways, augment, jitter, see
  * docs/oneshot.md). NULL with a message in err on an unknown task or option. */
 PlTask *pl_task_new(const char *name, int n_opts, const char *const *opts, char *err, size_t errlen);
 void pl_task_free(PlTask *t);

@@ -9,7 +9,9 @@
  * Pixels are normalised per channel, (p/255 - mean_c) / std_c, with mean and std measured on the
  * meta-training split's images when the task is created. Augmentation (augment=1, meta-training episodes
  * only): a random crop of the image zero-padded by 4 on each side, then a horizontal flip with
- * probability 1/2 (torchvision's RandomCrop(padding=4) and RandomHorizontalFlip).
+ * probability 1/2 (torchvision's RandomCrop(padding=4) and RandomHorizontalFlip). Colour jitter (jitter=1,
+ * meta-training episodes only): torchvision's ColorJitter(brightness=.4, contrast=.4, saturation=.4), as
+ * MetaOptNet's CIFAR-FS and miniImageNet pipelines use it, applied to the cropped image (see pl_color_jitter).
  */
 #include "config.h"
 
@@ -29,6 +31,7 @@ enum { PAD = 4 };
 struct PlOneshot {
 	int data;
 	int ways, T, I, C, H, W, side, augment;
+	int jitter;                  /* ColorJitter(.4, .4, .4) on meta-training images */
 	int same;                    /* sanity option: the query image is its class's support image */
 	int rotate;                  /* meta-training classes x 4 rotations (square images only) */
 	int easy;                    /* percent of meta-training episodes with 2..ways-1 classes (docs/oneshot.md) */
@@ -166,6 +169,8 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 			bad = parse_int(v, 2, 100, &o->ways);
 		else if (strcmp(key, "augment") == 0)
 			bad = parse_int(v, 0, 1, &o->augment);
+		else if (strcmp(key, "jitter") == 0)
+			bad = parse_int(v, 0, 1, &o->jitter);
 		else if (strcmp(key, "same") == 0)
 			bad = parse_int(v, 0, 1, &o->same);
 		else if (strcmp(key, "rotate") == 0)
@@ -174,7 +179,7 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 			bad = parse_int(v, 0, 100, &o->easy);
 		else {
 			seterr(err, errlen, "task oneshot has no option '%s' (options: data (fashion|cifar_fs|mini), dir, "
-					    "classes, side, ways, augment, rotate, easy, same)", key);
+					    "classes, side, ways, augment, jitter, rotate, easy, same)", key);
 			goto fail;
 		}
 		if (bad) {
@@ -265,6 +270,10 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 	static const char *const dname[3] = {"fashion", "cifar_fs", "mini"};
 	snprintf(o->desc, sizeof o->desc, "oneshot data=%s ways=%d shots=1 image=%dx%dx%d augment=%d rotate=%d",
 		dname[o->data], o->ways, o->C, o->H, o->W, o->augment, o->rotate);
+	if (o->jitter) {
+		size_t n = strlen(o->desc);
+		snprintf(o->desc + n, sizeof o->desc - n, " jitter=1");
+	}
 	if (o->easy) {
 		size_t n = strlen(o->desc);
 		snprintf(o->desc + n, sizeof o->desc - n, " easy=%d%%", o->easy);
@@ -320,7 +329,51 @@ static void shuffle(PlRng *r, int *p, int n)
  * image, x' = W-1-x when flipped, and 0 (black, normalised) outside: a crop at (oy, ox) of the rotated image
  * padded by PAD, then the flip. Pixel (y, x) of the image turned by a quarter (square, side S) is pixel
  * (x, S-1-y) of the original; the other turns repeat that. */
-static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int rot, int aug, PlRng *r, float *out)
+static double clamp01(double v)
+{
+	return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+/* luma of pixel q of a C-channel image (torchvision's rgb_to_grayscale weights; the channel itself if C != 3) */
+static double gray_at(const float *img, int C, size_t plane, size_t q)
+{
+	return C == 3 ? 0.2989 * img[q] + 0.587 * img[plane + q] + 0.114 * img[2 * plane + q] : img[q];
+}
+
+void pl_color_jitter(float *img, int C, int H, int W, const double factor[3], const int order[3])
+{
+	size_t plane = (size_t)H * W, n = (size_t)C * plane;
+	for (int k = 0; k < 3; k++) {
+		double f = factor[order[k]];
+		switch (order[k]) {
+		case 0: /* brightness: blend with black */
+			for (size_t i = 0; i < n; i++)
+				img[i] = (float)clamp01(f * img[i]);
+			break;
+		case 1: { /* contrast: blend with the mean of the grey image */
+			double m = 0;
+			for (size_t q = 0; q < plane; q++)
+				m += gray_at(img, C, plane, q);
+			m /= (double)plane;
+			for (size_t i = 0; i < n; i++)
+				img[i] = (float)clamp01(f * img[i] + (1 - f) * m);
+			break;
+		}
+		default: /* saturation: blend each pixel with its grey value; a no-op on one channel */
+			if (C != 3)
+				break;
+			for (size_t q = 0; q < plane; q++) {
+				double g = gray_at(img, C, plane, q);
+				for (int c = 0; c < 3; c++)
+					img[c * plane + q] = (float)clamp01(f * img[c * plane + q] + (1 - f) * g);
+			}
+			break;
+		}
+	}
+}
+
+static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int rot, int aug, int jit, PlRng *r,
+	float *out)
 {
 	int oy = PAD, ox = PAD, flip = 0;
 	if (aug) {
@@ -340,8 +393,26 @@ static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int rot,
 					sy = ty;
 				}
 				double v = sy >= 0 && sy < o->H && sx >= 0 && sx < o->W ? p[c * plane + (size_t)sy * o->W + sx] / 255.0 : 0.0;
-				out[c * plane + (size_t)y * o->W + x] = (float)((v - o->mean[c]) * o->inv_std[c]);
+				/* without jitter the normalised value directly (bit-identical to earlier versions) */
+				out[c * plane + (size_t)y * o->W + x] = jit ? (float)v : (float)((v - o->mean[c]) * o->inv_std[c]);
 			}
+	if (jit) {
+		/* torchvision ColorJitter.get_params: the order of the three operations is a random permutation,
+		 * each factor uniform in [1 - 0.4, 1 + 0.4] */
+		int order[3] = {0, 1, 2};
+		for (int i = 2; i > 0; i--) {
+			int j = (int)pl_rng_below(r, (uint64_t)i + 1), t = order[i];
+			order[i] = order[j];
+			order[j] = t;
+		}
+		double f[3];
+		for (int k = 0; k < 3; k++)
+			f[k] = pl_rng_uniform(r, 0.6, 1.4);
+		pl_color_jitter(out, o->C, o->H, o->W, f, order);
+		for (int c = 0; c < o->C; c++)
+			for (size_t q = 0; q < plane; q++)
+				out[c * plane + q] = (float)((out[c * plane + q] - o->mean[c]) * o->inv_std[c]);
+	}
 }
 
 /* An image of class c (index into the split's class index) other than image `not` (an index into the
@@ -377,7 +448,7 @@ void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float
 	int *cls = o->scratch, *ord_s = cls + K, *ord_q = ord_s + N, *sup = ord_q + N, *qry = sup + N, *rot = qry + N;
 	/* easy episodes: the support image's index in its class, the labels used, scratch */
 	int *sa = rot + N, *active = sa + N, *tmp = active + N;
-	int aug = o->augment && split == PL_SPLIT_TRAIN;
+	int aug = o->augment && split == PL_SPLIT_TRAIN, jit = o->jitter && split == PL_SPLIT_TRAIN;
 	for (int b = 0; b < B; b++) {
 		/* the episode's classes: the first N of a random permutation; episode label j = cls[j] */
 		shuffle(r, cls, K);
@@ -421,7 +492,7 @@ void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float
 					img = ci->idx[ci->start[c] + other_image(ci, c, sa[j], r)];
 				}
 			}
-			put_image(o, s, img, rot[j], aug, r, xs);
+			put_image(o, s, img, rot[j], aug, jit, r, xs);
 			for (int kk = 0; kk < N; kk++) {
 				xs[npix + kk] = !query && kk == j ? 1.0f : 0.0f;
 				ys[kk] = kk == j ? 1.0f : 0.0f;

@@ -108,7 +108,7 @@ static const char train_usage[] =
 	"DIR/checkpoint.safetensors, DIR/best.safetensors and DIR/run.json.\n"
 	"  --task copy|cue_reward|regression|completion|oneshot_pattern|reversal|oneshot   task (--task-opt k=v,\n"
 	"                     --n --m (copy), --K --fn linear|mlp; oneshot: --task-opt data=fashion|cifar_fs|mini\n"
-	"                     dir=DIR augment=0|1, docs/oneshot.md)\n"
+	"                     dir=DIR augment=0|1 jitter=0|1, docs/oneshot.md)\n"
 	"  --steps N          optimiser steps (default 20000 for cue_reward, 40000 for oneshot, 5000 for\n"
 	"                     completion, else 10000)\n"
 	"  --seed S           seed of initialisation and training data (default 0)\n"

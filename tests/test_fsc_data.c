@@ -628,18 +628,43 @@ static void test_oneshot_easy(void **state)
 	remove_fashion_dir("fm6");
 }
 
+/* A generated Fashion-MNIST folder `sub` (pattern 1) and two tasks on it: *a with the option `opt`, *p
+ * without; o1 receives the dir= option. */
+static void task_pair(const char *sub, const char *opt, char o1[600], PlOneshot **a, PlOneshot **p)
+{
+	make_fashion_dir(sub, 1);
+	snprintf(o1, 600, "dir=%s/%s", tmpdir, sub);
+	const char *on[2] = {o1, opt}, *off[1] = {o1};
+	*a = pl_oneshot_new(2, on, errbuf, sizeof errbuf);
+	*p = pl_oneshot_new(1, off, errbuf, sizeof errbuf);
+	assert_non_null(*a);
+	assert_non_null(*p);
+}
+
+/* Validation and test episodes of a and p (B each, same seed) must be identical: options that change the
+ * meta-training images only. */
+static void same_outside_training(const PlOneshot *a, const PlOneshot *p, int B, float *xa, float *xp, float *y,
+	float *mask)
+{
+	size_t n = (size_t)pl_oneshot_T(a) * B * pl_oneshot_in_size(a);
+	PlRng r;
+	for (int split = PL_SPLIT_VAL; split <= PL_SPLIT_TEST; split++) {
+		pl_rng_seed(&r, 5);
+		pl_oneshot_sample(a, (PlSplit)split, &r, B, xa, y, mask);
+		pl_rng_seed(&r, 5);
+		pl_oneshot_sample(p, (PlSplit)split, &r, B, xp, y, mask);
+		assert_memory_equal(xa, xp, sizeof(float) * n);
+	}
+}
+
 /* augmentation: every output pixel is a pixel of the source image or the zero padding, and it changes
  * meta-training episodes only */
 static void test_oneshot_augment(void **state)
 {
 	(void)state;
-	make_fashion_dir("fm3", 1);
 	char o1[600];
-	snprintf(o1, sizeof o1, "dir=%s/fm3", tmpdir);
-	const char *on[2] = {o1, "augment=1"}, *off[1] = {o1};
-	PlOneshot *a = pl_oneshot_new(2, on, errbuf, sizeof errbuf), *p = pl_oneshot_new(1, off, errbuf, sizeof errbuf);
-	assert_non_null(a);
-	assert_non_null(p);
+	PlOneshot *a, *p;
+	task_pair("fm3", "augment=1", o1, &a, &p);
 	enum { B = 8 };
 	int T = pl_oneshot_T(a), I = pl_oneshot_in_size(a);
 	float *xa = malloc(sizeof(float) * T * B * I), *xp = malloc(sizeof(float) * T * B * I);
@@ -685,6 +710,128 @@ static void test_oneshot_augment(void **state)
 	remove_fashion_dir("fm3");
 }
 
+/* the task's normalisation of make_fashion_dir(.., 1): mean and population std of the meta-training images
+ * (classes 0-4, idx_images pattern 1) */
+static void train_norm(double *mean, double *inv_std)
+{
+	double sum = 0, sum2 = 0, cnt = 0;
+	for (int i = 0; i < NCLS * PER; i++)
+		for (int p = 0; p < SIDE * SIDE && i % NCLS < 5; p++) {
+			double v = ((i * 7 + p * 13) % 256) / 255.0;
+			sum += v;
+			sum2 += v * v;
+			cnt++;
+		}
+	*mean = sum / cnt;
+	*inv_std = 1 / sqrt(sum2 / cnt - *mean * *mean);
+}
+
+/* pl_color_jitter against its formulas on a 3-channel 2x2 image and a 1-channel one: each operation
+ * alone, clamping, and that the order matters */
+static void test_color_jitter(void **state)
+{
+	(void)state;
+	enum { P = 4 };
+	const float rgb[3 * P] = {0.1f, 0.5f, 0.9f, 0.3f, /* R */ 0.2f, 0.4f, 0.8f, 0.0f, /* G */ 0.6f, 0.1f, 0.7f, 1.0f};
+	float img[3 * P];
+	double gray[P], gmean = 0;
+	for (int q = 0; q < P; q++) {
+		gray[q] = 0.2989 * rgb[q] + 0.587 * rgb[P + q] + 0.114 * rgb[2 * P + q];
+		gmean += gray[q] / P;
+	}
+	const int ord[3] = {0, 1, 2};
+	/* brightness 1.3: scaled, the 0.9 and 1.0 values clamped to 1 */
+	memcpy(img, rgb, sizeof img);
+	pl_color_jitter(img, 3, 2, 2, (const double[3]){1.3, 1, 1}, ord);
+	for (int i = 0; i < 3 * P; i++) {
+		double want = rgb[i] * 1.3 > 1 ? 1 : rgb[i] * 1.3;
+		assert_true(fabs(img[i] - want) < 1e-6);
+	}
+	/* contrast 0.7: 0.7 x + 0.3 mean(grey) */
+	memcpy(img, rgb, sizeof img);
+	pl_color_jitter(img, 3, 2, 2, (const double[3]){1, 0.7, 1}, ord);
+	for (int i = 0; i < 3 * P; i++)
+		assert_true(fabs(img[i] - (0.7 * rgb[i] + 0.3 * gmean)) < 1e-6);
+	/* saturation 1.4: 1.4 x - 0.4 grey(pixel), clamped at 0 and 1 */
+	memcpy(img, rgb, sizeof img);
+	pl_color_jitter(img, 3, 2, 2, (const double[3]){1, 1, 1.4}, ord);
+	int clamped = 0;
+	for (int c = 0; c < 3; c++)
+		for (int q = 0; q < P; q++) {
+			double v = 1.4 * rgb[c * P + q] - 0.4 * gray[q], want = v < 0 ? 0 : v > 1 ? 1 : v;
+			clamped += v < 0 || v > 1;
+			assert_true(fabs(img[c * P + q] - want) < 1e-6);
+		}
+	assert_true(clamped > 0);
+	/* factor 1 everywhere changes nothing */
+	memcpy(img, rgb, sizeof img);
+	pl_color_jitter(img, 3, 2, 2, (const double[3]){1, 1, 1}, ord);
+	for (int i = 0; i < 3 * P; i++)
+		assert_true(fabs(img[i] - rgb[i]) < 1e-7);
+	/* the order matters: brightness then contrast differs from contrast then brightness once clamping acts */
+	float a[3 * P], b[3 * P];
+	memcpy(a, rgb, sizeof a);
+	memcpy(b, rgb, sizeof b);
+	pl_color_jitter(a, 3, 2, 2, (const double[3]){1.4, 0.6, 1}, (const int[3]){0, 1, 2});
+	pl_color_jitter(b, 3, 2, 2, (const double[3]){1.4, 0.6, 1}, (const int[3]){1, 0, 2});
+	assert_true(memcmp(a, b, sizeof a) != 0);
+	/* one channel: saturation is a no-op, contrast blends with the image's own mean */
+	float g1[P] = {0.2f, 0.4f, 0.6f, 1.0f}, g0[P];
+	memcpy(g0, g1, sizeof g0);
+	pl_color_jitter(g1, 1, 2, 2, (const double[3]){1, 1, 0.6}, ord);
+	assert_memory_equal(g1, g0, sizeof g0);
+	pl_color_jitter(g1, 1, 2, 2, (const double[3]){1, 0.5, 1}, ord);
+	for (int q = 0; q < P; q++)
+		assert_true(fabs(g1[q] - (0.5 * g0[q] + 0.5 * 0.55)) < 1e-6);
+}
+
+/* jitter=1 on the task: validation and test episodes are untouched, meta-training images change and stay
+ * within the normalised image of [0, 1], and the description says so */
+static void test_oneshot_jitter(void **state)
+{
+	(void)state;
+	char o1[600];
+	PlOneshot *a, *p;
+	task_pair("fm7", "jitter=1", o1, &a, &p);
+	assert_non_null(strstr(pl_oneshot_describe(a), "jitter=1"));
+	assert_null(strstr(pl_oneshot_describe(p), "jitter"));
+	enum { B = 8 };
+	int T = pl_oneshot_T(a), I = pl_oneshot_in_size(a);
+	float *xa = malloc(sizeof(float) * T * B * I), *xp = malloc(sizeof(float) * T * B * I);
+	float *y = malloc(sizeof(float) * T * B * 5), mask[10];
+	PlRng r;
+	same_outside_training(a, p, B, xa, xp, y, mask);
+	pl_rng_seed(&r, 5);
+	pl_oneshot_sample(a, PL_SPLIT_TRAIN, &r, B, xa, y, mask);
+	double mean, inv_std;
+	train_norm(&mean, &inv_std);
+	double lo = (0 - mean) * inv_std - 1e-5, hi = (1 - mean) * inv_std + 1e-5;
+	int unmatched = 0;
+	for (int k = 0; k < B * T; k++) {
+		const float *xs = xa + (size_t)k * I;
+		for (int q = 0; q < SIDE * SIDE; q++)
+			assert_true(xs[q] >= lo && xs[q] <= hi);
+		/* a jittered image is (almost surely) none of the data's images */
+		int found = 0;
+		for (int i = 0; i < NCLS * PER && !found; i++) {
+			int ok = 1;
+			for (int q = 0; q < SIDE * SIDE && ok; q++)
+				ok = fabs(xs[q] - (((i * 7 + q * 13) % 256) / 255.0 - mean) * inv_std) < 1e-4;
+			found = ok;
+		}
+		unmatched += !found;
+	}
+	assert_true(unmatched > B * T / 2);
+	const char *bad[2] = {o1, "jitter=2"};
+	EXPECT_FAIL(pl_oneshot_new(2, bad, errbuf, sizeof errbuf), "oneshot", "bad value '2' for option jitter");
+	free(xa);
+	free(xp);
+	free(y);
+	pl_oneshot_free(a);
+	pl_oneshot_free(p);
+	remove_fashion_dir("fm7");
+}
+
 /* rotate=1: a meta-training class of an episode is a data class turned by 0-3 quarters; the support and
  * the query of a label show the same class with the same turn; other splits are untouched. Each step's
  * image is identified by fitting the normalisation's affine map (increasing) against every turned image. */
@@ -698,16 +845,8 @@ static void turn_quarter(const unsigned char *in, unsigned char *out)
 
 static int identify_turned(const float *xs, int *turn)
 {
-	/* the task's normalisation: mean and population std of the meta-training images (classes 0-4) */
-	double sum = 0, sum2 = 0, cnt = 0;
-	for (int i = 0; i < NCLS * PER; i++)
-		for (int p = 0; p < SIDE * SIDE && i % NCLS < 5; p++) {
-			double v = ((i * 7 + p * 13) % 256) / 255.0;
-			sum += v;
-			sum2 += v * v;
-			cnt++;
-		}
-	double mean = sum / cnt, inv_std = 1 / sqrt(sum2 / cnt - mean * mean);
+	double mean, inv_std;
+	train_norm(&mean, &inv_std);
 	for (int i = 0; i < NCLS * PER; i++) {
 		unsigned char r[SIDE * SIDE], t[SIDE * SIDE];
 		for (int p = 0; p < SIDE * SIDE; p++)
@@ -730,25 +869,15 @@ static int identify_turned(const float *xs, int *turn)
 static void test_oneshot_rotate(void **state)
 {
 	(void)state;
-	make_fashion_dir("fm5", 1);
 	char o1[600];
-	snprintf(o1, sizeof o1, "dir=%s/fm5", tmpdir);
-	const char *on[2] = {o1, "rotate=1"}, *off[1] = {o1};
-	PlOneshot *a = pl_oneshot_new(2, on, errbuf, sizeof errbuf), *p = pl_oneshot_new(1, off, errbuf, sizeof errbuf);
-	assert_non_null(a);
-	assert_non_null(p);
+	PlOneshot *a, *p;
+	task_pair("fm5", "rotate=1", o1, &a, &p);
 	enum { B = 16 };
 	int T = pl_oneshot_T(a), I = pl_oneshot_in_size(a);
 	float *xa = malloc(sizeof(float) * T * B * I), *xp = malloc(sizeof(float) * T * B * I);
 	float *y = malloc(sizeof(float) * T * B * 5), mask[10];
 	PlRng r;
-	for (int split = PL_SPLIT_VAL; split <= PL_SPLIT_TEST; split++) {
-		pl_rng_seed(&r, 5);
-		pl_oneshot_sample(a, (PlSplit)split, &r, B, xa, y, mask);
-		pl_rng_seed(&r, 5);
-		pl_oneshot_sample(p, (PlSplit)split, &r, B, xp, y, mask);
-		assert_memory_equal(xa, xp, sizeof(float) * T * B * I); /* held-out classes are not turned */
-	}
+	same_outside_training(a, p, B, xa, xp, y, mask); /* held-out classes are not turned */
 	pl_rng_seed(&r, 5);
 	pl_oneshot_sample(a, PL_SPLIT_TRAIN, &r, B, xa, y, mask);
 	int turns_seen[4] = {0}, repeated_class = 0;
@@ -1023,6 +1152,8 @@ int main(void)
 		cmocka_unit_test(test_oneshot_episodes),
 		cmocka_unit_test(test_oneshot_splits),
 		cmocka_unit_test(test_oneshot_augment),
+		cmocka_unit_test(test_color_jitter),
+		cmocka_unit_test(test_oneshot_jitter),
 		cmocka_unit_test(test_oneshot_rotate),
 		cmocka_unit_test(test_oneshot_easy),
 		cmocka_unit_test(test_oneshot_errors),
