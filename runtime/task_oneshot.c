@@ -8,8 +8,8 @@
  *   mini      miniImageNet, the Ravi & Larochelle split CSVs. 3 x side x side (84).
  * Pixels are normalised per channel, (p/255 - mean_c) / std_c, with mean and std measured on the
  * meta-training split's images when the task is created. Augmentation (augment=1, meta-training episodes
- * only): a random crop of the image zero-padded by 4 on each side, then a horizontal flip with
- * probability 1/2 (torchvision's RandomCrop(padding=4) and RandomHorizontalFlip). Colour jitter (jitter=1,
+ * only): a random crop of the image zero-padded by 4 on each side (8 for miniImageNet), then a horizontal
+ * flip with probability 1/2 (torchvision's RandomCrop(padding=4 or 8) and RandomHorizontalFlip). Colour jitter (jitter=1,
  * meta-training episodes only): torchvision's ColorJitter(brightness=.4, contrast=.4, saturation=.4), as
  * MetaOptNet's CIFAR-FS and miniImageNet pipelines use it, applied to the cropped image (see pl_color_jitter).
  */
@@ -24,7 +24,9 @@
 #include <string.h>
 
 enum { DATA_FASHION, DATA_CIFAR_FS, DATA_MINI };
-enum { PAD = 4 };
+/* crop padding of augment=1: MetaOptNet's RandomCrop(32, padding=4) for CIFAR-FS (and Fashion-MNIST),
+ * RandomCrop(84, padding=8) for miniImageNet */
+enum { PAD = 4, PAD_MINI = 8 };
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -32,6 +34,7 @@ struct PlOneshot {
 	int data;
 	int ways, T, I, C, H, W, side, augment;
 	int jitter;                  /* ColorJitter(.4, .4, .4) on meta-training images */
+	int pad;                     /* crop padding of augment=1: PAD, or PAD_MINI for miniImageNet */
 	int same;                    /* sanity option: the query image is its class's support image */
 	int rotate;                  /* meta-training classes x 4 rotations (square images only) */
 	int easy;                    /* percent of meta-training episodes with 2..ways-1 classes (docs/oneshot.md) */
@@ -253,6 +256,7 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 	o->H = t->H;
 	o->W = t->W;
 	o->T = 2 * o->ways;
+	o->pad = o->data == DATA_MINI ? PAD_MINI : PAD;
 	o->I = o->C * o->H * o->W + o->ways;
 	if (o->rotate && o->H != o->W) {
 		seterr(err, errlen, "task oneshot: rotate=1 needs square images, the data set's are %dx%d", o->H, o->W);
@@ -325,9 +329,9 @@ static void shuffle(PlRng *r, int *p, int n)
 }
 
 /* Writes image `img` of s, rotated by rot quarter turns counter-clockwise, normalised, into out (C*H*W
- * floats). With augmentation: the output pixel (y, x) is pixel (y + oy - PAD, x' + ox - PAD) of the rotated
+ * floats). With augmentation: the output pixel (y, x) is pixel (y + oy - pad, x' + ox - pad) of the rotated
  * image, x' = W-1-x when flipped, and 0 (black, normalised) outside: a crop at (oy, ox) of the rotated image
- * padded by PAD, then the flip. Pixel (y, x) of the image turned by a quarter (square, side S) is pixel
+ * padded by pad (o->pad), then the flip. Pixel (y, x) of the image turned by a quarter (square, side S) is pixel
  * (x, S-1-y) of the original; the other turns repeat that. */
 static double clamp01(double v)
 {
@@ -375,10 +379,10 @@ void pl_color_jitter(float *img, int C, int H, int W, const double factor[3], co
 static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int rot, int aug, int jit, PlRng *r,
 	float *out)
 {
-	int oy = PAD, ox = PAD, flip = 0;
+	int pad = o->pad, oy = pad, ox = pad, flip = 0;
 	if (aug) {
-		oy = (int)pl_rng_below(r, 2 * PAD + 1);
-		ox = (int)pl_rng_below(r, 2 * PAD + 1);
+		oy = (int)pl_rng_below(r, 2 * (uint64_t)pad + 1);
+		ox = (int)pl_rng_below(r, 2 * (uint64_t)pad + 1);
 		flip = (int)pl_rng_below(r, 2);
 	}
 	size_t plane = (size_t)o->H * o->W;
@@ -386,7 +390,7 @@ static void put_image(const PlOneshot *o, const PlImageSet *s, int img, int rot,
 	for (int c = 0; c < o->C; c++)
 		for (int y = 0; y < o->H; y++)
 			for (int x = 0; x < o->W; x++) {
-				int sy = y + oy - PAD, sx = (flip ? o->W - 1 - x : x) + ox - PAD;
+				int sy = y + oy - pad, sx = (flip ? o->W - 1 - x : x) + ox - pad;
 				for (int k = 0; k < rot; k++) {
 					int ty = sx;
 					sx = o->W - 1 - sy;

@@ -366,8 +366,85 @@ static void test_mini(void **state)
 	unlink(tpath("train.csv"));
 	unlink(tpath("val.csv"));
 }
+
+/* the oneshot task on a generated miniImageNet folder (2 classes x 2 images per split, 16 x 16): augment=1
+ * pads the crop by 8 (MetaOptNet's RandomCrop(84, padding=8)), not by 4 as for CIFAR-FS: some
+ * meta-training image starts with more than 4 rows of padding, and none with more than 8 */
+static void test_mini_task_pad(void **state)
+{
+	(void)state;
+	enum { S = 16, B = 8 };
+	static const char *const split[3] = {"train", "val", "test"};
+	char d[512], p[600], csv[3][256];
+	snprintf(d, sizeof d, "%s/mt", tmpdir);
+	assert_int_equal(mkdir(d, 0700), 0);
+	snprintf(p, sizeof p, "%s/images", d);
+	assert_int_equal(mkdir(p, 0700), 0);
+	for (int sp = 0; sp < 3; sp++) {
+		int n = snprintf(csv[sp], sizeof csv[sp], "filename,label\n");
+		for (int k = 0; k < 4; k++) {
+			snprintf(p, sizeof p, "%s/images/%d%d.png", d, sp, k);
+			write_png(p, S, S, sp * 4 + k);
+			n += snprintf(csv[sp] + n, sizeof csv[sp] - (size_t)n, "%d%d.png,n%d%d\n", sp, k, sp, k / 2);
+		}
+		snprintf(p, sizeof p, "%s/%s.csv", d, split[sp]);
+		write_file(p, csv[sp], strlen(csv[sp]));
+	}
+	char o1[600];
+	snprintf(o1, sizeof o1, "dir=%s", d);
+	const char *opts[5] = {"data=mini", o1, "side=16", "ways=2", "augment=1"};
+	PlOneshot *o = pl_oneshot_new(5, opts, errbuf, sizeof errbuf);
+	if (!o)
+		fprintf(stderr, "%s\n", errbuf);
+	assert_non_null(o);
+	int T = pl_oneshot_T(o), I = pl_oneshot_in_size(o);
+	assert_int_equal(I, 3 * S * S + 2);
+	float *x = malloc(sizeof(float) * T * B * I), *y = malloc(sizeof(float) * T * B * 2), mask[4];
+	PlRng r;
+	pl_rng_seed(&r, 9);
+	int most = 0; /* the most leading rows of channel 0 equal to the padding */
+	for (int rep = 0; rep < 8; rep++) {
+		pl_oneshot_sample(o, PL_SPLIT_TRAIN, &r, B, x, y, mask);
+		/* the padding's normalised value is the smallest (pixel 0); images here rarely reach it */
+		float pad = x[0];
+		for (int k = 0; k < T * B; k++)
+			for (int q = 0; q < S * S; q++)
+				pad = x[(size_t)k * I + q] < pad ? x[(size_t)k * I + q] : pad;
+		for (int k = 0; k < T * B; k++) {
+			int rows = 0, ok = 1;
+			for (int yy = 0; yy < S && ok; yy++) {
+				for (int xx = 0; xx < S && ok; xx++)
+					ok = x[(size_t)k * I + yy * S + xx] == pad;
+				rows += ok;
+			}
+			most = rows > most ? rows : most;
+		}
+	}
+	assert_true(most > 4);
+	assert_true(most <= 8);
+	free(x);
+	free(y);
+	pl_oneshot_free(o);
+	for (int sp = 0; sp < 3; sp++) {
+		for (int k = 0; k < 4; k++) {
+			snprintf(p, sizeof p, "%s/images/%d%d.png", d, sp, k);
+			unlink(p);
+		}
+		snprintf(p, sizeof p, "%s/%s.csv", d, split[sp]);
+		unlink(p);
+	}
+	snprintf(p, sizeof p, "%s/images", d);
+	rmdir(p);
+	rmdir(d);
+}
 #else
 static void test_mini(void **state)
+{
+	(void)state;
+	skip();
+}
+
+static void test_mini_task_pad(void **state)
 {
 	(void)state;
 	skip();
@@ -1149,6 +1226,7 @@ int main(void)
 		cmocka_unit_test(test_idx),
 		cmocka_unit_test(test_cifar),
 		cmocka_unit_test(test_mini),
+		cmocka_unit_test(test_mini_task_pad),
 		cmocka_unit_test(test_oneshot_episodes),
 		cmocka_unit_test(test_oneshot_splits),
 		cmocka_unit_test(test_oneshot_augment),
