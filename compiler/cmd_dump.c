@@ -55,6 +55,17 @@ static void print_tensors(const ProgTensor *t, int n, bool with_init, FILE *out)
 	fprintf(out, "total %lld\n", total);
 }
 
+/* The state table of a Program (after retime.c: with the pending values and the started flag) */
+static void print_state_table(const Program *p, FILE *out)
+{
+	fprintf(out, "state (%d tensors, per trial)\n", p->n_state);
+	for (int i = 0; i < p->n_state; i++) {
+		char shape[64];
+		ir_shape_str(p->state[i].shape, shape, sizeof shape);
+		fprintf(out, "  %s  %s\n", p->state[i].name, shape);
+	}
+}
+
 int cmd_dump(int argc, char **argv)
 {
 	char **sets = NULL;
@@ -76,9 +87,9 @@ int cmd_dump(int argc, char **argv)
 		}
 		file = argv[i++];
 	}
-	static const char *const stages[] = {"ast", "params", "state", "ir", "grad", "opt"};
+	static const char *const stages[] = {"ast", "params", "state", "ir", "grad", "opt", "retime"};
 	int st = -1;
-	for (int k = 0; stage && k < 6; k++)
+	for (int k = 0; stage && k < 7; k++)
 		if (strcmp(stage, stages[k]) == 0)
 			st = k;
 	if (!file || st < 0) {
@@ -103,14 +114,18 @@ int cmd_dump(int argc, char **argv)
 		}
 		frontend_free(fe);
 	} else {
+		/* ir: as lowered; retime: step_forward after retime.c; grad, opt: as compiled */
 		Program *p = frontend_load_program_ex(file, nset, sets, d,
-			st == 3 ? 0 : st == 4 ? FE_VJP : FE_VJP | FE_OPT);
-		if (p) {
+			st == 3 ? 0 : st == 6 ? FE_RETIME : st == 4 ? FE_RETIME | FE_VJP : FE_RETIME | FE_VJP | FE_OPT);
+		if (p && st == 6) {
+			print_state_table(p, stdout);
+			ir_print(p->fwd, stdout);
+		} else if (p) {
 			if (st != 4)
 				ir_print(p->fwd, stdout);
 			if (st != 4 && p->fwd_eval)
 				ir_print(p->fwd_eval, stdout);
-			if (st != 3)
+			if (st != 3 && p->vjp)
 				ir_print(p->vjp, stdout);
 		}
 		program_free(p);

@@ -37,7 +37,7 @@
 #define EM_MAX_OPS 3 /* destination + two sources */
 #define EM_PART 48   /* IR nodes per part function (see emit_function) */
 #define EM_MAX_LEAVES 8 /* arrays read by one loop nest (fusion stops there) */
-#define EM_GROUP_MAX 4  /* loop nests merged into one by plan_groups */
+#define EM_GROUP_MAX 8  /* loop nests merged into one by plan_groups */
 #define EM_NEST_CAP (EM_GROUP_MAX * (EM_MAX_LEAVES + 1)) /* arrays (outputs and inputs) of one merged nest */
 
 static const char part_attr[] = "#if defined(__GNUC__)\n__attribute__((noinline))\n#endif\nstatic void ";
@@ -285,6 +285,10 @@ typedef struct Nest {
 	int64_t st[EM_NEST_CAP][EM_MAX_DIMS];
 	int leaf_node[EM_NEST_CAP];
 	bool is_out[EM_NEST_CAP]; /* leaf written by the nest (a merged group has several) */
+	bool assign[EM_NEST_CAP]; /* output leaf stored at each point (out = expr, not a sum) */
+	/* a leaf read at the very point where an earlier member of the group stores it: 1 + that output's
+	 * leaf, whose value the loop body keeps in a local (v<leaf>) for the reader; 0 = an array read */
+	int alias1[EM_NEST_CAP];
 } Nest;
 
 /* The expression computed at each point of a nest: a tree of elementwise ops over leaves (arrays of
@@ -525,8 +529,11 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 		else
 			snprintf(oname[k], sizeof oname[k], "o%d", k);
 	}
+	bool keep[EM_NEST_CAP] = {false}; /* outputs whose value a later member reads (alias1) */
 	for (int q = 0; q < n->nleaf; q++) {
-		if (n->is_out[q])
+		if (n->alias1[q])
+			keep[n->alias1[q] - 1] = true;
+		if (n->is_out[q] || n->alias1[q])
 			continue;
 		indent(e, depth);
 		out(e, "const real *restrict in%d = %s;\n", q, e->var[n->leaf_node[q]]);
@@ -549,6 +556,10 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 	for (int q = 0; q < n->nleaf; q++) {
 		if (n->is_out[q])
 			continue;
+		if (n->alias1[q]) {
+			leaf[q] = xprintf("v%d", n->alias1[q] - 1);
+			continue;
+		}
 		if (n->st[q][inner] == 0) {
 			indent(e, dd);
 			out(e, "const real s%d = in%d[%s];\n", q, q, idx[q][0] ? idx[q] : "0");
@@ -577,6 +588,11 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 	if (accs[0]) {
 		indent(e, dd);
 		out(e, "#pragma omp simd reduction(+:%s)\n", accs);
+	} else if (m > 1) {
+		/* a merged nest: its points are independent (restrict arrays, values handed over in locals), but
+		 * gcc's own analysis gives up on some of them ("complicated access pattern") */
+		indent(e, dd);
+		out(e, "#pragma omp simd\n");
 	}
 	indent(e, dd);
 	out(e, "for (long i = 0; i < %s; i++)%s\n", ext, m == 1 ? "" : " {");
@@ -588,7 +604,14 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 			char dix[240];
 			snprintf(dix, sizeof dix, "%.200s", idx[outl[k]]);
 			add_term(dix, sizeof dix, "i", n->st[outl[k]][inner]);
-			out(e, "%s[%s] %s= %s;\n", oname[k], dix[0] ? dix : "0", kind[k] == NEST_ACCUM ? "+" : "", ex[k]);
+			if (keep[outl[k]]) {
+				out(e, "const real v%d = %s;\n", outl[k], ex[k]);
+				indent(e, dd + 1);
+				out(e, "%s[%s] = v%d;\n", oname[k], dix[0] ? dix : "0", outl[k]);
+			} else {
+				out(e, "%s[%s] %s= %s;\n", oname[k], dix[0] ? dix : "0", kind[k] == NEST_ACCUM ? "+" : "",
+					ex[k]);
+			}
 		}
 	}
 	if (m > 1) {
@@ -683,6 +706,7 @@ static int nest_add(Em *e, Nest *n, Tree *t, int id, NestKind *kind, int *outl)
 		return tree_op(t, IR_MUL, tree_value(e, n, t, nd->in[0], 0), tree_value(e, n, t, nd->in[1], 0));
 	default:
 		*kind = NEST_ASSIGN;
+		n->assign[o] = true;
 		nest_strides(n, nd->shape, n->st[o]);
 		return tree_of_op(e, n, t, id, 0);
 	}
@@ -714,6 +738,8 @@ static void emit_nest_op(Em *e, int id)
 	emit_nest_multi(e, &n, &t, &root, &kind, &outl, 1, 2);
 }
 
+static bool nest_link(Em *e, Nest *n, int q, int before);
+
 /* A merged group (plan_groups): the loop nests of first and the nodes chained by e->grp after it, all
  * over the same index space, as one nest that computes every output at each point. */
 static void emit_group(Em *e, int first)
@@ -728,7 +754,14 @@ static void emit_group(Em *e, int first)
 		out(e, "\t\treal *restrict o%d = %s;\n", m, e->var[id]);
 		if (m >= EM_GROUP_MAX)
 			ir_fatal("emit-c: loop group too large");
+		int before = n.nleaf;
 		root[m] = nest_add(e, &n, &t, id, &kind[m], &outl[m]);
+		for (int q = before; q < n.nleaf; q++)
+			if (!nest_link(e, &n, q, before)) {
+				for (int o = 0; o < before; o++)
+					if (n.is_out[o] && n.leaf_node[o] == n.leaf_node[q])
+						ir_fatal("emit-c: a merged nest reads the result of its member %%%d", n.leaf_node[q]);
+			}
 		if (kind[m] == NEST_ACCUM && !e->acc_direct[id]) {
 			char nm[16];
 			snprintf(nm, sizeof nm, "o%d", m);
@@ -1414,6 +1447,33 @@ static bool slots_overlap(Em *e, int a, int b)
  * (a reduction gets its own accumulator), so only the loop order of sums changes, never what is summed. */
 static void mark_need(Em *e, bool *need, int id, bool root);
 
+/* Producer to consumer inside a merged nest: if leaf q (added by a member after the first `before` leaves)
+ * reads an earlier member's result that is stored at each point (assign) at that same point (equal
+ * strides), the loop body hands the value over in a local instead (alias1). Returns whether it did. */
+static bool nest_link(Em *e, Nest *n, int q, int before)
+{
+	if (e->o.no_loop_chain || n->is_out[q])
+		return false;
+	for (int o = 0; o < before; o++)
+		if (n->is_out[o] && n->leaf_node[o] == n->leaf_node[q] && n->assign[o] &&
+			memcmp(n->st[o], n->st[q], sizeof n->st[q]) == 0) {
+			n->alias1[q] = o + 1;
+			return true;
+		}
+	return false;
+}
+
+/* Whether node id's result may be written by a merged nest: its own slot, a parameter gradient it
+ * accumulates into, or (unless no_loop_chain) a state or state-adjoint buffer of the caller, which by the
+ * ABI overlaps no other argument (the emitted code declares them all restrict already). */
+static bool group_out_ok(Em *e, int id)
+{
+	if (e->direct[id] < 0 || e->acc_direct[id])
+		return true;
+	IrRole r = e->f->outs[e->direct[id]].role;
+	return !e->o.no_loop_chain && (r == IR_ROLE_STATE || r == IR_ROLE_STATE_BAR);
+}
+
 /* Trial of adding node id to a group whose members mem[0..m-1] made the nest *n (tree *t) over space
  * sp: on success *n and *t include it and *rd0 and *rd1 bound the leaves it added (the arrays it reads
  * and its output); the rule is the one described above plan_groups. */
@@ -1422,8 +1482,7 @@ static bool group_try(Em *e, Nest *n, Tree *t, const int *mem, int m, int id, Ir
 	const IrFunc *f = e->f;
 	const IrNode *nd = &f->nodes[id];
 	IrShape s2 = nest_space_shape(f, id);
-	if (!nest_reader(nd->op) || (e->direct[id] >= 0 && !e->acc_direct[id]) || s2.batch != sp.batch ||
-		s2.rank != sp.rank)
+	if (!nest_reader(nd->op) || !group_out_ok(e, id) || s2.batch != sp.batch || s2.rank != sp.rank)
 		return false;
 	for (int d = 0; d < sp.rank; d++)
 		if (s2.d[d] != sp.d[d])
@@ -1438,6 +1497,8 @@ static bool group_try(Em *e, Nest *n, Tree *t, const int *mem, int m, int id, Ir
 	nest_add(e, &n2, &t2, id, &kind, &outl);
 	for (int q = before; q < n2.nleaf; q++) {
 		int x = n2.leaf_node[q];
+		if (nest_link(e, &n2, q, before))
+			continue;
 		for (int r = 0; r < m; r++) {
 			if (x == mem[r] || slots_overlap(e, id, mem[r]))
 				return false;
@@ -1447,7 +1508,7 @@ static bool group_try(Em *e, Nest *n, Tree *t, const int *mem, int m, int id, Ir
 	}
 	/* the new output against every array the earlier members read */
 	for (int q = 0; q < before; q++)
-		if (!n->is_out[q] && (n->leaf_node[q] == id || slots_overlap(e, n->leaf_node[q], id)))
+		if (!n->is_out[q] && !n->alias1[q] && (n->leaf_node[q] == id || slots_overlap(e, n->leaf_node[q], id)))
 			return false;
 	*rd0 = before;
 	*rd1 = n2.nleaf;
@@ -1461,13 +1522,15 @@ static bool group_try(Em *e, Nest *n, Tree *t, const int *mem, int m, int id, Ir
  * plan was chosen for its original position, so besides the true dependences (h reads what a skipped
  * node writes) it must not write storage a skipped node reads or writes (a slot shared with a value
  * dead by h's original position but live across the skipped nodes). Skipped nodes that write a
- * caller's buffer directly (state, prediction) are not crossed: those buffers are not in the plan. */
+ * caller's buffer directly are not crossed (those buffers are not in the plan), except state and
+ * state-adjoint buffers (group_out_ok), which the ABI keeps apart from every other argument: a true
+ * dependence on them shows as h reading the node itself. */
 static bool hoist_safe(Em *e, const Nest *nest, int rd0, int rd1, int h, const int *skip, int ns, bool *tmp)
 {
 	int n = e->f->n;
 	for (int i = 0; i < ns; i++) {
 		int s = skip[i];
-		if (e->direct[s] >= 0 && !e->acc_direct[s])
+		if (!group_out_ok(e, s))
 			return false;
 		for (int q = rd0; q < rd1; q++) {
 			int x = nest->leaf_node[q];
@@ -1498,7 +1561,7 @@ static void plan_groups(Em *e, int *order, int nemit)
 		int first = order[k];
 		const IrNode *fn = &f->nodes[first];
 		IrShape sp = nest_space_shape(f, first);
-		bool ok0 = nest_reader(fn->op) && sp.rank >= 2 && (e->direct[first] < 0 || e->acc_direct[first]);
+		bool ok0 = nest_reader(fn->op) && sp.rank >= 2 && group_out_ok(e, first);
 		if (!ok0) {
 			k++;
 			continue;
@@ -1882,6 +1945,9 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 	const char *nls = getenv("PLASTC_NO_LOOP_SCHED");
 	if (nls && nls[0] && strcmp(nls, "0") != 0)
 		e.o.no_loop_sched = true;
+	const char *nlc = getenv("PLASTC_NO_LOOP_CHAIN");
+	if (nlc && nlc[0] && strcmp(nlc, "0") != 0)
+		e.o.no_loop_chain = true;
 	e.err = err ? err : stderr;
 	e.real = e.o.use_double ? "double" : "float";
 	e.fsuf = e.o.use_double ? "" : "f";

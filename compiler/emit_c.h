@@ -33,6 +33,9 @@ typedef struct EmitcOptions {
 	bool no_multi_fuse; /* fuse only values with one reader (no recomputation in several loops) */
 	bool no_loop_sched; /* plan_groups merges only nests already consecutive (no reordering to merge more);
 			     * also set by the environment variable PLASTC_NO_LOOP_SCHED=1 */
+	bool no_loop_chain; /* merged nests hold no producer-consumer pair (a member reading, at the same point,
+			     * what an earlier member stores) and write no caller state buffer; also set by
+			     * PLASTC_NO_LOOP_CHAIN=1 */
 	bool no_loop_fuse;  /* keep one loop nest per stored value (no merging of nests over one space);
 			     * also set by the environment variable PLASTC_NO_LOOP_FUSE=1 */
 	const char *c_name; /* name of the C file being written, for #line directives that return to it;

@@ -10,6 +10,7 @@
 #include "lower.h"
 #include "opt.h"
 #include "parse.h"
+#include "retime.h"
 
 static void fe_oom(void)
 {
@@ -195,9 +196,17 @@ void frontend_hash(const Frontend *fe, const char *settings, char out[17])
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+void frontend_retime(Program *p)
+{
+	if (!retime_enabled())
+		return;
+	opt_run(p->fwd, NULL); /* the frontier is smallest after the rank-1 norm rewrite and CSE */
+	retime_program(p, stderr);
+}
+
 Program *frontend_load_program(const char *path, int nset, char **sets, DiagCtx *d)
 {
-	return frontend_load_program_ex(path, nset, sets, d, FE_VJP | FE_OPT);
+	return frontend_load_program_ex(path, nset, sets, d, FE_RETIME | FE_VJP | FE_OPT);
 }
 
 Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagCtx *d, unsigned flags)
@@ -217,6 +226,8 @@ Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagC
 			p = lower_model(m, path, d);
 			if (p)
 				frontend_hash(fe, p->settings, p->hash);
+			if (p && (flags & FE_RETIME))
+				frontend_retime(p);
 			if (p && (flags & FE_VJP) && ad_step_vjp(p, stderr) != 0)
 				ir_fatal("autodiff failed on model '%s'", p->name);
 			if (p && (flags & FE_OPT)) {

@@ -41,10 +41,15 @@ void frontend_hash(const Frontend *fe, const char *settings, char out[17]);
 enum {
 	FE_VJP = 1 << 0, /* derive step_vjp (ad_step_vjp) */
 	FE_OPT = 1 << 1, /* run the optimiser on step_forward and step_vjp */
+	FE_RETIME = 1 << 2, /* defer large states' updates to the next step (retime.c), before FE_VJP;
+	                     * unless PLASTC_NO_RETIME is set */
 };
 
-/* Parses, checks and lowers path, then derives step_vjp and optimises both functions: the Program every
- * backend consumes. Returns NULL after reporting errors to d. */
+/* retime_program after a first optimiser run on step_forward, unless PLASTC_NO_RETIME is set (FE_RETIME) */
+void frontend_retime(Program *p);
+
+/* Parses, checks and lowers path, retimes the plastic updates, then derives step_vjp and optimises both
+ * functions: the Program every backend consumes (FE_RETIME | FE_VJP | FE_OPT). Returns NULL after reporting errors to d. */
 Program *frontend_load_program(const char *path, int nset, char **sets, DiagCtx *d);
 /* The same with a choice of the later stages (flags: FE_*; 0 = the lowered step_forward only). */
 Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagCtx *d, unsigned flags);

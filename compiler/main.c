@@ -20,12 +20,14 @@ const PlastcCommand commands[] = {
 		"any has errors. PLASTC_DIAG_FORMAT=machine prints one line per diagnostic.\n"
 		"options:\n" CMD_SET_USAGE,
 		cmd_check},
-	{"dump", "print a stage of the compiler: ast, params, state, ir, grad, opt",
-		"usage: plastc dump FILE --stage ast|params|state|ir|grad|opt [--set NAME=VALUE]...\n"
+	{"dump", "print a stage of the compiler: ast, params, state, ir, retime, grad, opt",
+		"usage: plastc dump FILE --stage ast|params|state|ir|retime|grad|opt [--set NAME=VALUE]...\n"
 		"  ast      the syntax tree of the file and its imports\n"
 		"  params   one line per meta-trained tensor: NAME  SHAPE  INIT [fixed], then `total N`\n"
 		"  state    one line per per-trial state tensor: NAME  SHAPE, then `total N` (floats per trial)\n"
 		"  ir       the step_forward function as lowered\n"
+		"  retime   the state table and step_forward after deferring the plastic updates to the next\n"
+		"           step (compiler/retime.c; PLASTC_NO_RETIME=1 turns it off for every command)\n"
 		"  grad     the step_vjp function (the step's reverse mode) as derived\n"
 		"  opt      step_forward and step_vjp after the optimiser\n"
 		"options:\n" CMD_SET_USAGE,

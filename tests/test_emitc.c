@@ -387,7 +387,7 @@ static void test_text(void **state)
 		", accumulated in place */", /* weight gradients go straight into param_bar ... */
 		"(int)B, 1.0f, in0, ", ", 1.0f, out, ", /* ... by an sgemm over the batch with beta = 1 */
 		"cell_w_hh_p_out_b",
-		"#pragma omp simd reduction(+:acc)",
+		"#pragma omp simd reduction(+:acc", /* acc, or acc0, acc1, ... in a merged nest */
 		"const PlModel mini_rnn_model = {",
 		".abi_version = PL_ABI_VERSION,",
 		"{\"cell.w_hh~\", 2, {4, 4, 0}, PL_INIT_ZERO, 0, 0, 0, 0},",

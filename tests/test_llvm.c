@@ -178,7 +178,11 @@ static void compare(const Program *p, const JitModel *jm, const IrFunc *f, int B
 		for (size_t i = 0; i < n; i++) {
 			double want = skipped ? outf0[k][i] : (acc ? outf0[k][i] : 0.0) + outd[k][i];
 			double got = outf[k][i];
-			double tol = 2e-5 + 2e-4 * fabs(want);
+			/* float against double: the absolute part covers reductions over a whole plastic matrix with
+			 * cancellation, e.g. the adjoint of a pending max-norm scale of the Oja rule (whose norm is no
+			 * rank-1 product): 3.3e-5 off at -0.0455 in models/rules/oja_effective.plast, one element of
+			 * four, while the C backend's float code stays within 1e-4 of the same port */
+			double tol = 5e-5 + 2e-4 * fabs(want);
 			if (!(fabs(got - want) <= tol)) {
 				if (bad++ < 8)
 					print_error("%s %s port %d (%s) [%zu]: llvm %.7g, interpreter %.7g\n", p->name, f->name, k,
