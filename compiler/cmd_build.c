@@ -341,7 +341,9 @@ static Program *load(const char *file, int nset, char **sets, DiagCtx *d)
 
 #ifdef CMD_HAVE_LLVM
 /* frontend_load_program with the time of each stage (for the LLVM backend's --time-passes): the same
- * sequence as frontend_load_program_ex(..., FE_RETIME | FE_VJP | FE_OPT). */
+ * sequence as frontend_load_program_ex(..., FE_VJP | FE_OPT), without retime.c: the LLVM backend's merged
+ * nests hold no producer-consumer pairs yet, and with the retimed step its code measured 8-15 % slower
+ * (docs/PERFORMANCE.md "Deferred updates"); the trial and its gradients are the same either way. */
 static Program *load_timed(const char *file, int nset, char **sets, DiagCtx *d, LlvmFrontTimes *ft)
 {
 	double t0 = emitll_now();
@@ -360,8 +362,6 @@ static Program *load_timed(const char *file, int nset, char **sets, DiagCtx *d, 
 		diag_emit(d, DIAG_ERROR, none, NULL, "this command needs a file with a `model NAME { ... }`",
 			"%s: no model in this file", file);
 	}
-	if (p)
-		frontend_retime(p);
 	double t2 = emitll_now();
 	if (p && ad_step_vjp(p, stderr) != 0)
 		ir_fatal("autodiff failed on model '%s'", p->name);

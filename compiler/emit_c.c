@@ -422,11 +422,22 @@ static int tree_value(Em *e, Nest *n, Tree *t, int id, int pad)
 		t->n[k].node = id;
 		return k;
 	}
-	if (n->nleaf >= EM_NEST_CAP)
-		ir_fatal("emit-c: %s: too many arrays in one loop nest", e->f->name);
-	int q = n->nleaf++;
-	n->leaf_node[q] = id;
-	nest_strides_pad(n, nd->shape, pad, n->st[q]);
+	/* an array the nest already reads at the same point is the same leaf: in a merged nest the members'
+	 * trees then spell a shared value (the adjoint of a plastic matrix, recomputed inline in each) with
+	 * the same variables, so the C compiler computes it once per point */
+	int64_t st[EM_MAX_DIMS] = {0};
+	nest_strides_pad(n, nd->shape, pad, st);
+	int q = -1;
+	for (int r = 0; r < n->nleaf && q < 0; r++)
+		if (!n->is_out[r] && n->leaf_node[r] == id && memcmp(n->st[r], st, sizeof st) == 0)
+			q = r;
+	if (q < 0) {
+		if (n->nleaf >= EM_NEST_CAP)
+			ir_fatal("emit-c: %s: too many arrays in one loop nest", e->f->name);
+		q = n->nleaf++;
+		n->leaf_node[q] = id;
+		memcpy(n->st[q], st, sizeof st);
+	}
 	int k = tree_op(t, EX_LEAF, -1, -1);
 	t->n[k].leaf = q;
 	return k;
