@@ -330,13 +330,20 @@ static void link_libs(Argv *a, const Runtime *rt)
 
 /* ---- loading ---- */
 
-/* The Program of file with the --set values; d must outlive it (node locations point into d). */
-static Program *load(const char *file, int nset, char **sets, DiagCtx *d)
+/* The Program of file with the --set values; d must outlive it (node locations point into d). For the
+ * LLVM backend without retime.c (see load_timed). */
+static Program *load_for(const char *file, int nset, char **sets, DiagCtx *d, const char *backend)
 {
-	Program *p = frontend_load_program(file, nset, sets, d);
+	unsigned flags = FE_VJP | FE_OPT | (strcmp(backend, "llvm") == 0 ? 0u : FE_RETIME);
+	Program *p = frontend_load_program_ex(file, nset, sets, d, flags);
 	if (!p && diag_error_count(d) == 0)
 		fprintf(stderr, "plastc: internal error: %s: the front end returned no program\n", file);
 	return p;
+}
+
+static Program *load(const char *file, int nset, char **sets, DiagCtx *d)
+{
+	return load_for(file, nset, sets, d, "c");
 }
 
 #ifdef CMD_HAVE_LLVM
@@ -596,7 +603,7 @@ int cmd_build(int argc, char **argv)
 		return 1;
 	}
 	DiagCtx *d = diag_ctx_new(stderr);
-	Program *p = load(o.file, o.nset, o.sets, d);
+	Program *p = load_for(o.file, o.nset, o.sets, d, o.backend);
 	char tmp[PATH_MAX], src[PATH_MAX + 32], bin[PATH_MAX + 32];
 	if (!p) {
 		rc = diag_error_count(d) ? 1 : 2;
