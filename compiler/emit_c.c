@@ -1446,14 +1446,15 @@ static bool slots_overlap(Em *e, int a, int b)
  * streams it from memory again; merged, the tensors they share are read once per point.
  *
  * Rule (kept simple so it is safe by construction): nodes order[k], order[k+1], ... (consecutive in
- * emission order, in one part function) join a group while each
+ * emission order, in one part function, or moved up by the schedule below) join a group while each
  *   - is a loop nest (elementwise, expand, outer, sum_to, bmv, bmvt) whose space equals the first's
  *     (nest_space_shape: same batch flag and dims), of rank >= 2 (a matrix per trial, where it pays);
- *   - is computed into its own slot or accumulated into a parameter gradient (not into another output
- *     port, which may be a caller buffer we cannot check);
- *   - reads no array written by an earlier member (no dependence inside a group at all, so the order of
- *     the points does not matter), and its output's slot overlaps no array read or written by any other
- *     member (the memory plan may have reused a slot freed by an earlier member);
+ *   - is computed into its own slot, accumulated into a parameter gradient, or written into a state or
+ *     state-adjoint buffer of the caller (group_out_ok: the ABI keeps those apart from every argument);
+ *   - reads an array written by an earlier member only at the very point where that member stores it
+ *     (nest_link: the value is handed over in a local, so the points stay independent), and otherwise
+ *     no such array; and its output's slot overlaps no array read or written by any other member (the
+ *     memory plan may have reused a slot freed by an earlier member);
  * and the group has at most EM_GROUP_MAX members. Each output keeps its own expression and summation
  * (a reduction gets its own accumulator), so only the loop order of sums changes, never what is summed. */
 static void mark_need(Em *e, bool *need, int id, bool root);
