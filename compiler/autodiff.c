@@ -166,8 +166,9 @@ static int vjp_rule(AdCtx *c, int i)
 	case IR_ABS: /* d|a| = sign(a) da */
 		accum(c, a, op2(c, IR_MUL, g, op1(c, IR_SIGN, a)));
 		return 0;
-	case IR_RELU: /* d relu(a) = [a > 0] da */
-		accum(c, a, op2(c, IR_MUL, g, op1(c, IR_STEP, a)));
+	case IR_RELU: /* d relu(a) = [a > 0] da = [y > 0] da: from the output, so that a VJP that reads y
+	               * from the state leaving the step (retime.c) need not recompute a */
+		accum(c, a, op2(c, IR_MUL, g, op1(c, IR_STEP, y)));
 		return 0;
 	case IR_TANH: /* d tanh(a) = (1 - tanh^2 a) da = (1 - y^2) da */
 		accum(c, a, op2(c, IR_MUL, g, op2(c, IR_SUB, scal(c, 1.0), op1(c, IR_SQUARE, y))));

@@ -1102,6 +1102,7 @@ static void in_port_expr(Em *e, const IrPort *pt, char *buf, size_t n)
 	case IR_ROLE_STATE: snprintf(buf, n, "a->state_in[%d]", pt->index); return;
 	case IR_ROLE_PRED_BAR: snprintf(buf, n, "a->y_bar"); return;
 	case IR_ROLE_STATE_BAR: snprintf(buf, n, "a->state_out_bar[%d]", pt->index); return;
+	case IR_ROLE_STATE_NEXT: snprintf(buf, n, "a->state_out[%d]", pt->index); return;
 	default: snprintf(buf, n, "NULL"); fail(e, "input port of role %s", ir_role_name(pt->role)); return;
 	}
 }

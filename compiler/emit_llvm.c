@@ -1499,6 +1499,7 @@ static int l_port_field(IrRole role, bool input, bool *array)
 	case IR_ROLE_PRED_BAR: return input ? SA_Y_BAR : -1;
 	case IR_ROLE_PARAM_BAR: *array = true; return input ? -1 : SA_PARAM_BAR;
 	case IR_ROLE_SCALAR: return -1;
+	case IR_ROLE_STATE_NEXT: *array = true; return input ? SA_STATE_OUT : -1;
 	}
 	return -1;
 }

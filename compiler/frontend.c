@@ -196,12 +196,12 @@ void frontend_hash(const Frontend *fe, const char *settings, char out[17])
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
-void frontend_retime(Program *p)
+int frontend_retime(Program *p)
 {
 	if (!retime_enabled())
-		return;
+		return 0;
 	opt_run(p->fwd, NULL); /* the frontier is smallest after the rank-1 norm rewrite and CSE */
-	retime_program(p, stderr);
+	return retime_program(p, stderr);
 }
 
 Program *frontend_load_program(const char *path, int nset, char **sets, DiagCtx *d)
@@ -226,10 +226,11 @@ Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagC
 			p = lower_model(m, path, d);
 			if (p)
 				frontend_hash(fe, p->settings, p->hash);
-			if (p && (flags & FE_RETIME))
-				frontend_retime(p);
+			int nret = p && (flags & FE_RETIME) ? frontend_retime(p) : 0;
 			if (p && (flags & FE_VJP) && ad_step_vjp(p, stderr) != 0)
 				ir_fatal("autodiff failed on model '%s'", p->name);
+			if (p && nret > 0 && (flags & FE_VJP) && retime_next_enabled())
+				retime_vjp(p, stderr);
 			if (p && (flags & FE_OPT)) {
 				opt_run(p->fwd, NULL);
 				if (p->fwd_eval)

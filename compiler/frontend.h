@@ -46,7 +46,7 @@ enum {
 };
 
 /* retime_program after a first optimiser run on step_forward, unless PLASTC_NO_RETIME is set (FE_RETIME) */
-void frontend_retime(Program *p);
+int frontend_retime(Program *p); /* the number of states retimed */
 
 /* Parses, checks and lowers path, retimes the plastic updates, then derives step_vjp and optimises both
  * functions: the Program every backend consumes (FE_RETIME | FE_VJP | FE_OPT). Returns NULL after reporting errors to d. */

@@ -509,6 +509,7 @@ int interp_trial(const Program *p, const double *const *params, const TrialBatch
 				case IR_ROLE_STATE: vin[k] = st[t * S + pt->index]; break;
 				case IR_ROLE_PRED_BAR: vin[k] = ybar + (int64_t)t * B * Oy; break;
 				case IR_ROLE_STATE_BAR: vin[k] = sbar[pt->index]; break;
+				case IR_ROLE_STATE_NEXT: vin[k] = st[(t + 1) * S + pt->index]; break;
 				default: ok = false;
 				}
 			}

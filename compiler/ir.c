@@ -724,6 +724,7 @@ static const char *role_name(IrRole r)
 	case IR_ROLE_PRED_BAR: return "pred_bar";
 	case IR_ROLE_PARAM_BAR: return "param_bar";
 	case IR_ROLE_SCALAR: return "scalar";
+	case IR_ROLE_STATE_NEXT: return "state_next";
 	}
 	return "?";
 }

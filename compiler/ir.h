@@ -74,6 +74,7 @@ typedef enum IrRole {
 	IR_ROLE_PRED_BAR,  /* adjoint of y_t (input of the VJP) */
 	IR_ROLE_PARAM_BAR, /* gradient of a parameter (output of the VJP; accumulated with += by callers) */
 	IR_ROLE_SCALAR,    /* a scalar output (e.g. the internal loss, for dumps) */
+	IR_ROLE_STATE_NEXT,/* input of the VJP: a state tensor leaving the step (state_out, read; retime.c) */
 } IrRole;
 
 typedef struct IrPort {

@@ -62,6 +62,12 @@ bool retime_enabled(void)
 	return !(e && *e && strcmp(e, "0") != 0);
 }
 
+bool retime_next_enabled(void)
+{
+	const char *e = getenv("PLASTC_NO_STATE_NEXT");
+	return !(e && *e && strcmp(e, "0") != 0);
+}
+
 /* Node kinds of one state's update region */
 enum { K_NONE = 0, K_REGION, K_STATIC, K_FRONT, K_SELF };
 
@@ -354,4 +360,77 @@ int retime_program(Program *p, FILE *err)
 	free(sin), free(sout), free(smemo), free(kind), free(ret), free(fidx), free(front);
 	free(map), free(smap), free(rmap), free(pin), free(fin), free(gate);
 	return nret;
+}
+
+/* Replaces node x of the VJP (a value of the step's forward part) by rep; a concatenation's operands get
+ * the matching slices of rep, so that e.g. the LSTM's activated gates need no recomputation either. */
+static void substitute(IrFunc *g, const IrFunc *v, int x, int rep, int *map)
+{
+	const IrNode *nd = &v->nodes[x];
+	if (map[x] >= 0 || nd->op == IR_INPUT || (ir_op_info[nd->op].flags & IRF_LEAF))
+		return;
+	map[x] = rep;
+	if (nd->op == IR_CONCAT) {
+		IrShape sa = v->nodes[nd->in[0]].shape, sb = v->nodes[nd->in[1]].shape;
+		int64_t la = sa.d[sa.rank - 1], lb = sb.d[sb.rank - 1];
+		if (sa.rank < 1 || sb.rank < 1)
+			return;
+		substitute(g, v, nd->in[0], ir_slice(g, rep, 0, la, nd->loc), map);
+		substitute(g, v, nd->in[1], ir_slice(g, rep, la, la + lb, nd->loc), map);
+	}
+}
+
+int retime_vjp(Program *p, FILE *err)
+{
+	(void)err;
+	IrFunc *v = p->vjp, *f = p->fwd;
+	if (!v || !f || p->fwd_eval)
+		return 0;
+	int S = p->n_state, n = v->n, nsub = 0;
+	int *so = rt_alloc(sizeof *so * (size_t)(S ? S : 1));
+	for (int s = 0; s < S; s++) {
+		so[s] = -1;
+		if (p->state[s].shape.rank >= 2)
+			continue; /* the plastic matrices: recomputed from S_{t-1} inside the passes that read it anyway */
+		for (int k = 0; k < f->nouts; k++)
+			if (f->outs[k].role == IR_ROLE_STATE && f->outs[k].index == s)
+				so[s] = f->outs[k].node;
+		if (so[s] >= 0 && (so[s] >= n || v->nodes[so[s]].op == IR_INPUT ||
+			(ir_op_info[v->nodes[so[s]].op].flags & IRF_LEAF)))
+			so[s] = -1;
+		nsub += so[s] >= 0;
+	}
+	if (nsub == 0) {
+		free(so);
+		return 0;
+	}
+	IrFunc *g = ir_func_new(v->name);
+	int *map = rt_alloc(sizeof *map * (size_t)n);
+	for (int i = 0; i < n; i++)
+		map[i] = -1;
+	for (int k = 0; k < v->nins; k++) {
+		const IrPort *pt = &v->ins[k];
+		map[pt->node] = ir_input(g, pt->role, pt->index, v->nodes[pt->node].shape, pt->name);
+	}
+	char nm[200];
+	for (int s = 0; s < S; s++) {
+		if (so[s] < 0)
+			continue;
+		snprintf(nm, sizeof nm, "%s_next", p->state[s].name);
+		int in = ir_input(g, IR_ROLE_STATE_NEXT, s, v->nodes[so[s]].shape, nm);
+		substitute(g, v, so[s], in, map);
+	}
+	for (int i = 0; i < n; i++)
+		if (map[i] < 0)
+			map[i] = copy_node(g, v, i, map);
+	for (int k = 0; k < v->nouts; k++)
+		ir_output(g, v->outs[k].role, v->outs[k].index, map[v->outs[k].node], v->outs[k].name);
+	if (ir_verify(g, stderr) != 0)
+		ir_fatal("retime: the step VJP of model '%s' does not verify after reading the state leaving the step",
+			p->name);
+	ir_func_free(v);
+	p->vjp = g;
+	free(so);
+	free(map);
+	return nsub;
 }

@@ -215,8 +215,9 @@ const float *pl_bptt_bn_stats(const PlBptt *b, int *nrun)
 	return b->bnhist;
 }
 
-static void vjp_step(const Run *r, int t, float *const *sin, float *const *sout_bar, float *const *sin_bar,
-		float *const *grads)
+/* snext: the state leaving step t (a step_vjp may read it: compiler/retime.c, role STATE_NEXT) */
+static void vjp_step(const Run *r, int t, float *const *sin, float *const *snext, float *const *sout_bar,
+		float *const *sin_bar, float *const *grads)
 {
 	PlBptt *b = r->b;
 	PlStepArgs a;
@@ -226,6 +227,7 @@ static void vjp_step(const Run *r, int t, float *const *sin, float *const *sout_
 	a.params = r->params;
 	a.x = r->x + (size_t)t * r->ld * b->m->in_size;
 	a.state_in = sin;
+	a.state_out = snext;
 	a.y_bar = b->ybar + (size_t)t * b->B * b->m->pred_size;
 	a.state_out_bar = sout_bar;
 	a.state_in_bar = sin_bar;
@@ -342,7 +344,7 @@ PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const f
 	zero_set(b, cur);
 	if (b->s == PL_BPTT_STORE) {
 		for (int t = T - 1; t >= 0; t--) {
-			vjp_step(&r, t, set_at(b, t), cur, nxt, grads);
+			vjp_step(&r, t, set_at(b, t), set_at(b, t + 1), cur, nxt, grads);
 			float *const *tmp = cur;
 			cur = nxt;
 			nxt = tmp;
@@ -353,10 +355,11 @@ PlBpttResult pl_bptt_run_rows(PlBptt *b, int rows, float *const *params, const f
 	for (int c = b->nck - 1; c >= 0; c--) {
 		int t0 = c * k, len = T - t0 < k ? T - t0 : k;
 		copy_set(b, set_at(b, b->nck), set_at(b, c));
-		for (int i = 0; i + 1 < len; i++)
+		/* every step of the segment, the last one too: its VJP reads the state it leaves */
+		for (int i = 0; i < len; i++)
 			forward_step(&r, t0 + i, set_at(b, b->nck + i), set_at(b, b->nck + i + 1), FWD_AGAIN);
 		for (int i = len - 1; i >= 0; i--) {
-			vjp_step(&r, t0 + i, set_at(b, b->nck + i), cur, nxt, grads);
+			vjp_step(&r, t0 + i, set_at(b, b->nck + i), set_at(b, b->nck + i + 1), cur, nxt, grads);
 			float *const *tmp = cur;
 			cur = nxt;
 			nxt = tmp;

@@ -68,7 +68,7 @@ typedef struct PlStepArgs {
 	float *const *params;       /* [n_params] */
 	const float *x;             /* [B, in_size] */
 	float *const *state_in;     /* [n_state], each [B, numel] */
-	float *const *state_out;    /* forward: written */
+	float *const *state_out;    /* forward: written; vjp: the state leaving the step (read, compiler/retime.c) */
 	float *y;                   /* forward: [B, pred_size] written */
 	float *o;                   /* forward: [B, out_size] written if not NULL */
 	const float *y_bar;         /* vjp: adjoint of y, [B, pred_size] */

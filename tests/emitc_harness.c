@@ -168,6 +168,7 @@ static double *port_buf(Bufs *b, const IrPort *pt, bool input)
 	case IR_ROLE_STATE_BAR: return input ? b->state_out_bar[pt->index] : b->state_in_bar[pt->index];
 	case IR_ROLE_PARAM_BAR: return b->param_bar[pt->index];
 	case IR_ROLE_SCALAR: return NULL;
+	case IR_ROLE_STATE_NEXT: return input ? b->state_out[pt->index] : NULL; /* the VJP reads it */
 	}
 	return NULL;
 }

@@ -135,6 +135,7 @@ static void compare(const Program *p, const JitModel *jm, const IrFunc *f, int B
 		case IR_ROLE_STATE: state_in[f->ins[k].index] = inf_[k]; break;
 		case IR_ROLE_PRED_BAR: a.y_bar = inf_[k]; break;
 		case IR_ROLE_STATE_BAR: sob[f->ins[k].index] = inf_[k]; break;
+		case IR_ROLE_STATE_NEXT: state_out[f->ins[k].index] = inf_[k]; break; /* read by the VJP */
 		default: fail_msg("input role %d", (int)f->ins[k].role);
 		}
 	}

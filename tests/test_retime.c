@@ -132,6 +132,15 @@ static double compare(const Program *p, const Run *a, const Run *b)
 	return worst;
 }
 
+/* inputs of the VJP that read the state leaving the step (retime_vjp) */
+static int next_inputs(const Program *p)
+{
+	int c = 0;
+	for (int k = 0; k < p->vjp->nins; k++)
+		c += p->vjp->ins[k].role == IR_ROLE_STATE_NEXT;
+	return c;
+}
+
 static int find_state(const Program *p, const char *name)
 {
 	for (int s = 0; s < p->n_state; s++)
@@ -151,19 +160,22 @@ static void test_same_trial(void **state)
 		assert_non_null(plain);
 		assert_non_null(ret);
 		assert_int_equal(plain->n_params, ret->n_params);
+		assert_int_equal(next_inputs(plain), 0);
 		if (c->plastic) {
 			assert_true(ret->n_state > plain->n_state);
+			assert_true(next_inputs(ret) > 0);
 			retimed++;
 		} else {
 			assert_int_equal(ret->n_state, plain->n_state);
+			assert_int_equal(next_inputs(ret), 0);
 		}
 		Run a, b;
 		uint64_t seed = 0x9E3779B97F4A7C15ull * (k + 1);
 		trial(plain, seed, &a);
 		trial(ret, seed, &b);
 		double err = compare(plain, &a, &b);
-		printf("# %s: state %d -> %d tensors, loss %.12g, max rel diff %.1e\n", c->path, plain->n_state,
-			ret->n_state, a.loss, err);
+		printf("# %s: state %d -> %d tensors, VJP reads %d leaving the step, loss %.12g, max rel diff %.1e\n",
+			c->path, plain->n_state, ret->n_state, next_inputs(ret), a.loss, err);
 		assert_true(err < 1e-11);
 		run_free(plain, &a);
 		run_free(ret, &b);
@@ -210,16 +222,33 @@ static void test_started_flag(void **state)
 	program_free(plain);
 }
 
-/* PLASTC_NO_RETIME=1 turns the pass off for every command (frontend_load_program) */
+/* PLASTC_NO_RETIME=1 turns the pass off for every command (frontend_load_program); PLASTC_NO_STATE_NEXT=1
+ * only the VJP's reading of the state leaving the step, which must not change the trial either */
 static void test_env_off(void **state)
 {
 	(void)state;
 	setenv("PLASTC_NO_RETIME", "1", 1);
 	Program *p = load(&cases[0], FE_RETIME | FE_VJP | FE_OPT), *q = load(&cases[0], FE_VJP | FE_OPT);
 	assert_int_equal(p->n_state, q->n_state);
+	assert_int_equal(next_inputs(p), 0);
+	program_free(p);
+	unsetenv("PLASTC_NO_RETIME");
+	setenv("PLASTC_NO_STATE_NEXT", "1", 1);
+	p = load(&cases[1], FE_RETIME | FE_VJP | FE_OPT);
+	unsetenv("PLASTC_NO_STATE_NEXT");
+	Program *r = load(&cases[1], FE_RETIME | FE_VJP | FE_OPT);
+	assert_true(p->n_state > q->n_state);
+	assert_int_equal(next_inputs(p), 0);
+	assert_true(next_inputs(r) > 0);
+	Run a, b;
+	trial(p, 11, &a);
+	trial(r, 11, &b);
+	assert_true(compare(p, &a, &b) < 1e-11);
+	run_free(p, &a);
+	run_free(r, &b);
 	program_free(p);
 	program_free(q);
-	unsetenv("PLASTC_NO_RETIME");
+	program_free(r);
 }
 
 int main(void)
