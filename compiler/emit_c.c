@@ -516,6 +516,46 @@ typedef enum NestKind {
 	NEST_ACCUM,  /* out += expr */
 } NestKind;
 
+/* Moves the batch loop of n from outermost to just outside the inner loop when some leaf is the same
+ * for every trial but not for every row (a static matrix read, or a parameter gradient accumulated, such
+ * as alpha and its gradient in the plastic layer's nests): the loop order becomes rows, trials, columns,
+ * so that leaf's row is fetched once per block of trials and stays in L1 across them, instead of the
+ * whole matrix being streamed once per trial. The points of a nest are independent (its outputs are
+ * apart from its inputs, and a merged member reads another's output only at the same point, alias1),
+ * and every output element still receives its terms in the same order of each loop index, so results
+ * do not change. The only cost is that per-trial vectors summed over the rows ([B,n] results of bmvt)
+ * are touched B rows at a time, which at the block sizes the runtime uses stays in L1 or L2. */
+static void nest_batch_inner(Em *e, Nest *n)
+{
+	int inner = n->nd - 1;
+	if (e->o.no_batch_inner || inner < 2 || !n->batch[0])
+		return;
+	bool shared = false;
+	for (int q = 0; q < n->nleaf && !shared; q++) {
+		if (n->st[q][0] != 0)
+			continue;
+		for (int d = 1; d < inner; d++)
+			if (n->st[q][d] != 0)
+				shared = true;
+	}
+	if (!shared)
+		return;
+	int to = inner - 1;
+	int64_t ext = n->ext[0];
+	for (int d = 0; d < to; d++) {
+		n->ext[d] = n->ext[d + 1];
+		n->batch[d] = n->batch[d + 1];
+	}
+	n->ext[to] = ext;
+	n->batch[to] = true;
+	for (int q = 0; q < n->nleaf; q++) {
+		int64_t s0 = n->st[q][0];
+		for (int d = 0; d < to; d++)
+			n->st[q][d] = n->st[q][d + 1];
+		n->st[q][to] = s0;
+	}
+}
+
 static void indent(Em *e, int depth)
 {
 	for (int k = 0; k < depth; k++)
@@ -550,6 +590,7 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 		out(e, "const real *restrict in%d = %s;\n", q, e->var[n->leaf_node[q]]);
 	}
 	nest_simplify(n);
+	nest_batch_inner(e, n);
 	int inner = n->nd - 1;
 	for (int q = 0; q < n->nleaf; q++)
 		idx[q][0] = 0;
@@ -1961,6 +2002,9 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 	const char *nlc = getenv("PLASTC_NO_LOOP_CHAIN");
 	if (nlc && nlc[0] && strcmp(nlc, "0") != 0)
 		e.o.no_loop_chain = true;
+	const char *nbi = getenv("PLASTC_NO_BATCH_INNER");
+	if (nbi && nbi[0] && strcmp(nbi, "0") != 0)
+		e.o.no_batch_inner = true;
 	e.err = err ? err : stderr;
 	e.real = e.o.use_double ? "double" : "float";
 	e.fsuf = e.o.use_double ? "" : "f";

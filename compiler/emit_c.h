@@ -38,6 +38,8 @@ typedef struct EmitcOptions {
 			     * PLASTC_NO_LOOP_CHAIN=1 */
 	bool no_loop_fuse;  /* keep one loop nest per stored value (no merging of nests over one space);
 			     * also set by the environment variable PLASTC_NO_LOOP_FUSE=1 */
+	bool no_batch_inner; /* keep the batch loop outermost in every nest (see nest_batch_inner in emit_c.c);
+			      * also set by PLASTC_NO_BATCH_INNER=1 */
 	const char *c_name; /* name of the C file being written, for #line directives that return to it;
 			     * NULL: "<m>.c" */
 } EmitcOptions;

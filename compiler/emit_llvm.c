@@ -140,6 +140,7 @@ typedef struct LlCtx {
 	/* merged loop nests (l_group_*): while `capture` is set, l_nest_emit hands the node's nest to the
 	 * pending group instead of emitting it */
 	bool no_loop_fuse;       /* one nest per node (--no-loop-fuse, PLASTC_NO_LOOP_FUSE=1) */
+	bool no_batch_inner;     /* keep the batch loop outermost (PLASTC_NO_BATCH_INNER=1; l_nest_batch_inner) */
 	bool capture;
 	LlNest *grp;             /* the pending group's merged nest (owned by l_emit_body) */
 	int grp_m;               /* its members */
@@ -696,12 +697,46 @@ static void l_nest_outputs(LlNest *n)
 	n->oacc[0] = n->accumulate;
 }
 
+/* As nest_batch_inner in emit_c.c: when a leaf is the same for every trial but not for every row (alpha
+ * and its gradient in a plastic layer's nests), the batch loop moves from outermost to just outside the
+ * innermost loop, so that leaf's row is fetched once per block of trials instead of the whole matrix once
+ * per trial. Points are independent and each output element gets its terms in the same order of every
+ * index, so results do not change. */
+static void l_nest_batch_inner(LlCtx *c, LlNest *n)
+{
+	if (c->no_batch_inner || n->nd < 3 || n->extc[0] >= 0)
+		return;
+	bool shared = false;
+	for (int l = 0; l < n->nleaf && !shared; l++)
+		if (n->leaf[l].st[0] == 0)
+			for (int d = 1; d + 1 < n->nd; d++)
+				if (n->leaf[l].st[d] != 0)
+					shared = true;
+	if (!shared)
+		return;
+	int to = n->nd - 2;
+	LLVMValueRef ext = n->ext[0];
+	for (int d = 0; d < to; d++) {
+		n->ext[d] = n->ext[d + 1];
+		n->extc[d] = n->extc[d + 1];
+	}
+	n->ext[to] = ext;
+	n->extc[to] = -1;
+	for (int l = 0; l < n->nleaf; l++) {
+		int64_t s0 = n->leaf[l].st[0];
+		for (int d = 0; d < to; d++)
+			n->leaf[l].st[d] = n->leaf[l].st[d + 1];
+		n->leaf[l].st[to] = s0;
+	}
+}
+
 static void l_nest_emit_now(LlCtx *c, LlNest *n)
 {
 	if (c->failed)
 		return;
 	l_nest_outputs(n);
 	l_nest_coalesce(c, n);
+	l_nest_batch_inner(c, n);
 	LLVMValueRef off[LL_MAXLEAF], pre[LL_MAXLEAF];
 	for (int o = 0; o < LL_MAXLEAF; o++) {
 		off[o] = l_i64(c, 0);
@@ -1998,6 +2033,8 @@ LLVMModuleRef emitll_module(const Program *p, LLVMContextRef ctx, LLVMTargetMach
 	/* the A/B switch of the C backend's loop merging (emit_c.h), for commands that compile internally */
 	const char *nlf = getenv("PLASTC_NO_LOOP_FUSE");
 	c.no_loop_fuse = (flags & EMITLL_NO_LOOP_FUSE) || (nlf && nlf[0] && strcmp(nlf, "0") != 0);
+	const char *nbi = getenv("PLASTC_NO_BATCH_INNER");
+	c.no_batch_inner = nbi && nbi[0] && strcmp(nbi, "0") != 0;
 	c.mod = LLVMModuleCreateWithNameInContext(p->name ? p->name : "model", ctx);
 	if (p->source)
 		LLVMSetSourceFileName(c.mod, p->source, strlen(p->source));

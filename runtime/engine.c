@@ -291,9 +291,16 @@ PlBpttStrategy pl_auto_bptt(const PlModel *m, int rows, int T, int k, int thread
 /* The largest block whose per-step working set fits in half the L2 cache: per trial, the state entering
  * and leaving the step, the two adjoint sets, and the step's scratch (work_floats grows linearly in B).
  * When even one trial does not fit (a reference-size plastic model: ~0.5 MB of state, more scratch),
- * one trial per block still keeps most of the step's passes in L2 and L3 instead of DRAM
- * (docs/PERFORMANCE.md measures blocks 1..64). Models without large state (non-plastic) get one block:
- * their cost is the static-weight GEMMs, which want many rows. PLASTC_BLOCK overrides (tests). */
+ * the passes over the plastic matrices stream from L3 or DRAM whatever the block, and what a block
+ * changes is how often the static tensors are read per trial: the C and LLVM nests run the trials of a
+ * block inside each row (nest_batch_inner in compiler/emit_c.c), so alpha and its gradient are read
+ * once per block, and the GEMMs and weight-gradient updates get M = block rows. Then AUTO_BLOCK_STREAM
+ * trials per block: 13-21 % faster than 1 for the four cue-reward models at H = 256/128, and 8 or more
+ * slower again (more concurrent streams per row: docs/PERFORMANCE.md, "Trials inside the rows").
+ * Models without large state (non-plastic) get one block: their cost is the static-weight GEMMs, which
+ * want many rows. PLASTC_BLOCK overrides (tests). */
+#define AUTO_BLOCK_STREAM 4
+
 int pl_auto_block(const PlModel *m, int rows)
 {
 	if (m->couples_rows)
@@ -313,6 +320,6 @@ int pl_auto_block(const PlModel *m, int rows)
 		return 0;
 	size_t b = cache / 2 / (per ? per : 1);
 	if (b < 1)
-		b = 1;
+		b = AUTO_BLOCK_STREAM;
 	return b >= (size_t)rows ? 0 : (int)b;
 }

@@ -359,6 +359,11 @@ static void test_plastic_rnn(void **state)
 	rc = emitc_check_program(p, 2e-5, &r);
 	emitc_harness_options.no_multi_fuse = false;
 	assert_int_equal(rc, 0);
+	/* and with the batch loop outermost in every nest (PLASTC_NO_BATCH_INNER) */
+	emitc_harness_options.no_batch_inner = true;
+	rc = emitc_check_program(p, 2e-5, &r);
+	emitc_harness_options.no_batch_inner = false;
+	assert_int_equal(rc, 0);
 	program_free(p);
 }
 
@@ -420,6 +425,9 @@ static void test_text(void **state)
 	char *fwd_text = strndup(fwd, (size_t)(vjp - fwd));
 	assert_null(strstr(fwd_text, "= outer "));
 	assert_non_null(strstr(fwd_text, "real *const cell_w_hh_p_new = a->state_out[1]; /* [B,4,4], computed in place */"));
+	/* nests that read a static matrix (alpha) beside per-trial ones run the trials inside the rows
+	 * (nest_batch_inner): a batch loop that is not the outermost one */
+	assert_non_null(strstr(fwd_text, "for (long i1 = 0; i1 < B; i1++)"));
 	free(fwd_text);
 	free(buf);
 
@@ -434,6 +442,16 @@ static void test_text(void **state)
 	assert_non_null(strstr(buf, "typedef double real;"));
 	assert_non_null(strstr(buf, "void mini_rnn_step_vjp(const PlStepArgsD *a)\n{"));
 	assert_non_null(strstr(buf, "cblas_dgemm("));
+	free(buf);
+
+	/* PLASTC_NO_BATCH_INNER's option: every batch loop is outermost again */
+	buf = NULL;
+	m = open_memstream(&buf, &len);
+	EmitcOptions nb = {.no_line = true, .no_batch_inner = true};
+	assert_int_equal(emitc_program(p, &nb, m, stderr), 0);
+	fclose(m);
+	assert_null(strstr(buf, "i1 < B;"));
+	assert_non_null(strstr(buf, "for (long i0 = 0; i0 < B; i0++)"));
 	free(buf);
 	program_free(p);
 }

@@ -599,6 +599,13 @@ static void test_loop_merge(void **state)
 		assert_int_equal(setenv("PLASTC_NO_LOOP_FUSE", "1", 1), 0);
 		check_program(p);
 		assert_int_equal(unsetenv("PLASTC_NO_LOOP_FUSE"), 0);
+		/* and with the batch loop outermost in every nest (the default moves it inside the rows when a
+		 * nest reads a static matrix: l_nest_batch_inner) */
+		p = frontend_load_program(path, 1, sets, d); /* check_program freed the first */
+		assert_non_null(p);
+		assert_int_equal(setenv("PLASTC_NO_BATCH_INNER", "1", 1), 0);
+		check_program(p);
+		assert_int_equal(unsetenv("PLASTC_NO_BATCH_INNER"), 0);
 		diag_ctx_free(d);
 	}
 }
