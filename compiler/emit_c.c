@@ -1604,8 +1604,48 @@ static bool hoist_safe(Em *e, const Nest *nest, int rd0, int rd1, int h, const i
  * the current group, a later node of the same part within EM_SCHED_WINDOW that can join, and may run
  * before the nodes between (hoist_safe), is moved up next to the group. In a step's VJP the adjoints
  * over one [H,H] plastic tensor are often separated by BLAS calls on small vectors, so this merges
- * nests that plan_groups alone would leave apart. */
+ * nests that plan_groups alone would leave apart. A node is not hoisted away from a later nest that
+ * shares its data (splits_sharing), which would cost a pass more than it saves. */
 #define EM_SCHED_WINDOW 24
+
+/* Whether hoisting node h into the current group would split it from a later nest that shares its data:
+ * one of the nodes order[from..to-1] is a nest over space sp that reads h's value (a consumer that could
+ * take it at the same point, alias1) or reads a per-trial array of that space which h brings into the
+ * group (its leaves nest->leaf_node[rd0..rd1-1] not read by the group already). Either way the later
+ * nest would stream that array again in a pass of its own, where leaving h in place lets plan_groups
+ * merge the two and stream it once. */
+static bool splits_sharing(Em *e, const int *order, int from, int to, int h, IrShape sp, const Nest *nest,
+	int rd0, int rd1, bool *tmp)
+{
+	const IrFunc *f = e->f;
+	int big[EM_NEST_CAP + 1], nb = 0;
+	big[nb++] = h;
+	for (int q = rd0; q < rd1; q++) {
+		int x = nest->leaf_node[q];
+		IrShape sx = f->nodes[x].shape;
+		if (nest->is_out[q] || !sx.batch || sx.rank != sp.rank)
+			continue;
+		bool old = false;
+		for (int r = 0; r < rd0 && !old; r++)
+			old = nest->leaf_node[r] == x;
+		if (!old)
+			big[nb++] = x;
+	}
+	for (int i = from; i < to; i++) {
+		int x = order[i];
+		if (x == h || !nest_reader(f->nodes[x].op))
+			continue;
+		IrShape s2 = nest_space_shape(f, x);
+		if (s2.batch != sp.batch || s2.rank != sp.rank || memcmp(s2.d, sp.d, sizeof sp.d[0] * (size_t)sp.rank) != 0)
+			continue;
+		memset(tmp, 0, sizeof *tmp * (size_t)f->n);
+		mark_need(e, tmp, x, true);
+		for (int k = 0; k < nb; k++)
+			if (tmp[big[k]])
+				return true;
+	}
+	return false;
+}
 
 static void plan_groups(Em *e, int *order, int nemit)
 {
@@ -1648,6 +1688,8 @@ static void plan_groups(Em *e, int *order, int nemit)
 				if (!group_try(e, &n2, &t2, mem, m, order[j2], sp, &rd0, &rd1))
 					continue;
 				if (!hoist_safe(e, &n2, rd0, rd1, order[j2], order + j, j2 - j, tmp))
+					continue;
+				if (splits_sharing(e, order, j, part_end, order[j2], sp, &n2, rd0, rd1, tmp))
 					continue;
 				int h = order[j2];
 				memmove(order + j + 1, order + j, sizeof *order * (size_t)(j2 - j));
