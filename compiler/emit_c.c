@@ -61,6 +61,9 @@ typedef struct Em {
 	int *fuse;        /* [n] the node whose loop computes this value inline, or -1 (stored) */
 	int *grp;         /* [n] next node whose loop nest is merged with this one's (plan_groups), or -1 */
 	bool *in_grp;     /* [n] a later member of a merged group (emitted with the group's first node) */
+	int *inplace_in;  /* [n] for a state adjoint computed into state_in_bar[j] in place of the incoming
+			   * state_out_bar[j]: that input node (plan_bar_in_place), else -1 */
+	unsigned char *bar_ok; /* [n_state] of the Program: PlModel.bar_in_place (set by the VJP's emission) */
 	bool in_src;      /* the last #line points into the .plast file */
 	char **used;      /* names taken in this function */
 	int nused;
@@ -569,7 +572,7 @@ static void indent(Em *e, int depth)
  * reduction (an output that does not move along it) sums in a local so the loop vectorises (see the file
  * comment); the other outputs are stored at each point. */
 static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, const NestKind *kind,
-	const int *outl, int m, int depth)
+	const int *outl, int m, int depth, const bool *noalias)
 {
 	char idx[EM_NEST_CAP][200], ext[64], var[16];
 	char *leaf[EM_NEST_CAP] = {NULL};
@@ -587,7 +590,7 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 		if (n->is_out[q] || n->alias1[q])
 			continue;
 		indent(e, depth);
-		out(e, "const real *restrict in%d = %s;\n", q, e->var[n->leaf_node[q]]);
+		out(e, "const real *%sin%d = %s;\n", noalias && noalias[q] ? "" : "restrict ", q, e->var[n->leaf_node[q]]);
 	}
 	nest_simplify(n);
 	nest_batch_inner(e, n);
@@ -656,7 +659,11 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 			char dix[240];
 			snprintf(dix, sizeof dix, "%.200s", idx[outl[k]]);
 			add_term(dix, sizeof dix, "i", n->st[outl[k]][inner]);
-			if (keep[outl[k]]) {
+			if (noalias && noalias[outl[k]]) {
+				/* may share its buffer with an input read at this element (bar_in_place): stored
+				 * after every member has read it */
+				out(e, "const real v%d = %s;\n", outl[k], ex[k]);
+			} else if (keep[outl[k]]) {
 				out(e, "const real v%d = %s;\n", outl[k], ex[k]);
 				indent(e, dd + 1);
 				out(e, "%s[%s] = v%d;\n", oname[k], dix[0] ? dix : "0", outl[k]);
@@ -665,6 +672,15 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 					ex[k]);
 			}
 		}
+	}
+	for (int k = 0; k < m; k++) {
+		if (red[k] || !noalias || !noalias[outl[k]])
+			continue;
+		char dix[240];
+		snprintf(dix, sizeof dix, "%.200s", idx[outl[k]]);
+		add_term(dix, sizeof dix, "i", n->st[outl[k]][inner]);
+		indent(e, dd + 1);
+		out(e, "%s[%s] = v%d;\n", oname[k], dix[0] ? dix : "0", outl[k]);
 	}
 	if (m > 1) {
 		indent(e, dd);
@@ -787,7 +803,7 @@ static void emit_nest_op(Em *e, int id)
 	int root = nest_add(e, &n, &t, id, &kind, &outl);
 	if (kind == NEST_ACCUM && !e->acc_direct[id])
 		emit_zero(e, "out", nd->shape, 2);
-	emit_nest_multi(e, &n, &t, &root, &kind, &outl, 1, 2);
+	emit_nest_multi(e, &n, &t, &root, &kind, &outl, 1, 2, NULL);
 }
 
 static bool nest_link(Em *e, Nest *n, int q, int before);
@@ -800,13 +816,13 @@ static void emit_group(Em *e, int first)
 	Tree t;
 	t.nn = 0;
 	nest_space(&n, nest_space_shape(e->f, first));
-	int root[EM_GROUP_MAX], outl[EM_GROUP_MAX], m = 0;
+	int root[EM_GROUP_MAX], outl[EM_GROUP_MAX], mem[EM_GROUP_MAX], m = 0;
 	NestKind kind[EM_GROUP_MAX];
 	for (int id = first; id >= 0; id = e->grp[id]) {
-		out(e, "\t\treal *restrict o%d = %s;\n", m, e->var[id]);
 		if (m >= EM_GROUP_MAX)
 			ir_fatal("emit-c: loop group too large");
 		int before = n.nleaf;
+		mem[m] = id;
 		root[m] = nest_add(e, &n, &t, id, &kind[m], &outl[m]);
 		for (int q = before; q < n.nleaf; q++)
 			if (!nest_link(e, &n, q, before)) {
@@ -814,14 +830,41 @@ static void emit_group(Em *e, int first)
 					if (n.is_out[o] && n.leaf_node[o] == n.leaf_node[q])
 						ir_fatal("emit-c: a merged nest reads the result of its member %%%d", n.leaf_node[q]);
 			}
-		if (kind[m] == NEST_ACCUM && !e->acc_direct[id]) {
-			char nm[16];
-			snprintf(nm, sizeof nm, "o%d", m);
-			emit_zero(e, nm, e->f->nodes[id].shape, 2);
-		}
 		m++;
 	}
-	emit_nest_multi(e, &n, &t, root, kind, outl, m, 2);
+	/* an in-place state adjoint (plan_bar_in_place): every read of the incoming adjoint in this nest must
+	 * be at the element the member stores; otherwise the adjoint keeps its two buffers */
+	bool noalias[EM_NEST_CAP] = {false};
+	for (int k = 0; k < m; k++) {
+		int x = e->inplace_in ? e->inplace_in[mem[k]] : -1;
+		if (x < 0)
+			continue;
+		bool same = kind[k] != NEST_ACCUM;
+		for (int q = 0; q < n.nleaf; q++)
+			if (!n.is_out[q] && n.leaf_node[q] == x &&
+				memcmp(n.st[q], n.st[outl[k]], sizeof n.st[q]) != 0)
+				same = false;
+		const IrPort *pt = &e->f->outs[e->direct[mem[k]]];
+		if (!same) {
+			e->inplace_in[mem[k]] = -1;
+			e->bar_ok[pt->index] = 0;
+			continue;
+		}
+		noalias[outl[k]] = true;
+		for (int q = 0; q < n.nleaf; q++)
+			if (!n.is_out[q] && n.leaf_node[q] == x)
+				noalias[q] = true;
+	}
+	for (int k = 0; k < m; k++) {
+		out(e, "\t\treal *%so%d = %s;%s\n", noalias[outl[k]] ? "" : "restrict ", k, e->var[mem[k]],
+			noalias[outl[k]] ? " /* may be the incoming adjoint's buffer (bar_in_place) */" : "");
+		if (kind[k] == NEST_ACCUM && !e->acc_direct[mem[k]]) {
+			char nm[16];
+			snprintf(nm, sizeof nm, "o%d", k);
+			emit_zero(e, nm, e->f->nodes[mem[k]].shape, 2);
+		}
+	}
+	emit_nest_multi(e, &n, &t, root, kind, outl, m, 2, noalias);
 }
 
 /* rows of a value when its last axis (length last) is taken as the row length */
@@ -1195,7 +1238,7 @@ static void emit_output(Em *e, const IrPort *pt)
 	int root = tree_value(e, &n, &t, id, 0);
 	NestKind kind = acc ? NEST_ACCUM : NEST_ASSIGN;
 	int outl = 0;
-	emit_nest_multi(e, &n, &t, &root, &kind, &outl, 1, 2);
+	emit_nest_multi(e, &n, &t, &root, &kind, &outl, 1, 2, NULL);
 	out(e, "\t}\n");
 }
 
@@ -1722,6 +1765,73 @@ static void mark_need(Em *e, bool *need, int id, bool root)
 		mark_need(e, need, nd->in[k], false);
 }
 
+/* In-place state adjoints of a step VJP (PlModel.bar_in_place). A VJP reads each state's incoming
+ * adjoint (state_out_bar[j]) and writes its outgoing one (state_in_bar[j]); the runtime keeps the two in
+ * separate ping-pong buffers. When the outgoing adjoint Y is computed straight into the caller's buffer by
+ * a member of a merged nest that stores it (not a sum), and the incoming one X is read by nothing but the
+ * members of that nest up to and including Y's own (each read then happens at Y's element before Y stores
+ * it: emit_group checks the strides), one buffer can serve both, and the plastic matrix's adjoint is read
+ * and written in place: one memory transfer less per element and step. Marks inplace_in[Y] = X and
+ * bar_ok[j]; emit_group may still withdraw both. The pointers of X and Y in that nest are then declared
+ * without restrict, so the code is right with one buffer or two. */
+static void plan_bar_in_place(Em *e, const int *order, int nemit)
+{
+	const IrFunc *f = e->f;
+	int n = f->n;
+	bool *tmp = em_alloc(sizeof *tmp * (size_t)(n ? n : 1));
+	for (int k = 0; k < f->nins; k++) {
+		const IrPort *in = &f->ins[k];
+		if (in->role != IR_ROLE_STATE_BAR)
+			continue;
+		int x = in->node, y = -1;
+		bool x_out = false;
+		for (int o = 0; o < f->nouts; o++) {
+			if (f->outs[o].node == x)
+				x_out = true;
+			if (f->outs[o].role == IR_ROLE_STATE_BAR && f->outs[o].index == in->index)
+				y = f->outs[o].node;
+		}
+		if (y < 0 || x_out || y == x || e->direct[y] < 0 || e->acc_direct[y] ||
+			f->outs[e->direct[y]].role != IR_ROLE_STATE_BAR || e->fuse[y] >= 0 || !node_emitted(e, y))
+			continue;
+		IrOp op = f->nodes[y].op;
+		if (!nest_reader(op) || op == IR_SUM_TO || op == IR_BMV || op == IR_BMVT)
+			continue;
+		IrShape sx = f->nodes[x].shape, sy = f->nodes[y].shape;
+		if (sx.batch != sy.batch || sx.rank != sy.rank || sx.rank < 1 ||
+			memcmp(sx.d, sy.d, sizeof sx.d[0] * (size_t)sx.rank) != 0)
+			continue;
+		/* y's group: its first member, then the chain */
+		int first = -1;
+		for (int i = 0; i < nemit && first < 0; i++) {
+			if (e->in_grp[order[i]] || e->grp[order[i]] < 0)
+				continue; /* only the heads of merged nests */
+			for (int g = order[i]; g >= 0; g = e->grp[g])
+				if (g == y)
+					first = order[i];
+		}
+		if (first < 0)
+			continue; /* not in a merged nest */
+		bool ok = true;
+		for (int i = 0; i < nemit && ok; i++) {
+			int z = order[i];
+			bool member = false;
+			for (int g = first; g >= 0 && !member; g = e->grp[g])
+				member = g == z;
+			if (member)
+				continue;
+			memset(tmp, 0, sizeof *tmp * (size_t)n);
+			mark_need(e, tmp, z, true);
+			ok = !tmp[x];
+		}
+		if (!ok)
+			continue;
+		e->inplace_in[y] = x;
+		e->bar_ok[in->index] = 1;
+	}
+	free(tmp);
+}
+
 static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *what)
 {
 	int n = f->n;
@@ -1818,6 +1928,11 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	int nparts = nemit > EM_PART ? (nemit + EM_PART - 1) / EM_PART : 0;
 	if (!e->o.no_fuse && !e->o.no_loop_fuse)
 		plan_groups(e, order, nemit);
+	e->inplace_in = em_alloc(sizeof *e->inplace_in * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++)
+		e->inplace_in[i] = -1;
+	if (e->bar_ok && strcmp(fn, "step_vjp") == 0 && !e->o.no_fuse && !e->o.no_loop_fuse && !e->o.no_bar_in_place)
+		plan_bar_in_place(e, order, nemit);
 	for (int part = 0; part < nparts; part++) {
 		int lo = part * EM_PART, hi = lo + EM_PART < nemit ? lo + EM_PART : nemit;
 		memset(need, 0, sizeof *need * (size_t)n);
@@ -1867,6 +1982,8 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	free(e->fuse);
 	free(e->grp);
 	free(e->in_grp);
+	free(e->inplace_in);
+	e->inplace_in = NULL;
 	e->in_grp = NULL;
 	e->direct = e->fuse = e->grp = NULL;
 	e->acc_direct = NULL;
@@ -1980,6 +2097,16 @@ static void emit_descriptor(Em *e, MemPlan *pf, MemPlan *pv, MemPlan *pe)
 		return;
 	emit_tensor_table(e, "params", p->params, p->n_params);
 	emit_tensor_table(e, "state", p->state, p->n_state);
+	bool any_ok = false;
+	for (int j = 0; j < p->n_state; j++)
+		any_ok = any_ok || e->bar_ok[j];
+	if (any_ok) {
+		out(e, "/* states whose adjoint step_vjp may update in place (PlModel.bar_in_place) */\n");
+		out(e, "static const unsigned char %s_bar_in_place[%d] = {", e->pre, p->n_state);
+		for (int j = 0; j < p->n_state; j++)
+			out(e, "%s%d", j ? ", " : "", e->bar_ok[j] ? 1 : 0);
+		out(e, "};\n\n");
+	}
 	out(e, "const PlModel %s_model = {\n", e->pre);
 	out(e, "\t.abi_version = PL_ABI_VERSION,\n\t.name = ");
 	put_cstring(e, p->name ? p->name : "model");
@@ -2002,8 +2129,12 @@ static void emit_descriptor(Em *e, MemPlan *pf, MemPlan *pv, MemPlan *pe)
 	out(e, "\t.work_floats = %s_work_floats,\n\t.step_forward = %s_step_forward,\n", e->pre, e->pre);
 	out(e, "\t.step_vjp = %s%s,\n", p->vjp ? e->pre : "NULL", p->vjp ? "_step_vjp" : "");
 	out(e, "\t.couples_rows = %d,\n", p->couples_rows ? 1 : 0);
-	out(e, "\t.step_forward_eval = %s%s,\n};\n", p->fwd_eval ? e->pre : "NULL",
+	out(e, "\t.step_forward_eval = %s%s,\n", p->fwd_eval ? e->pre : "NULL",
 		p->fwd_eval ? "_step_forward_eval" : "");
+	if (any_ok)
+		out(e, "\t.bar_in_place = %s_bar_in_place,\n};\n", e->pre);
+	else
+		out(e, "\t.bar_in_place = NULL,\n};\n");
 	if (e->o.main)
 		out(e, "\nint main(int argc, char **argv)\n{\n\treturn pl_main(&%s_model, argc, argv);\n}\n", e->pre);
 }
@@ -2044,6 +2175,9 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 	const char *nlc = getenv("PLASTC_NO_LOOP_CHAIN");
 	if (nlc && nlc[0] && strcmp(nlc, "0") != 0)
 		e.o.no_loop_chain = true;
+	const char *nbp = getenv("PLASTC_NO_BAR_IN_PLACE");
+	if (nbp && nbp[0] && strcmp(nbp, "0") != 0)
+		e.o.no_bar_in_place = true;
 	const char *nbi = getenv("PLASTC_NO_BATCH_INNER");
 	if (nbi && nbi[0] && strcmp(nbi, "0") != 0)
 		e.o.no_batch_inner = true;
@@ -2064,6 +2198,7 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 		if (fs[k] && ir_verify(fs[k], e.err) != 0)
 			return 2;
 
+	e.bar_ok = em_alloc((size_t)(p->n_state > 0 ? p->n_state : 1));
 	char *text = NULL;
 	size_t len = 0;
 	e.out = open_memstream(&text, &len);
@@ -2092,6 +2227,7 @@ int emitc_program(const Program *p, const EmitcOptions *o, FILE *dst, FILE *err)
 		pe = e.mp;
 	}
 	emit_descriptor(&e, pf, pv, pe);
+	free(e.bar_ok);
 	fclose(e.out);
 	memplan_free(pf);
 	memplan_free(pv);

@@ -40,6 +40,8 @@ typedef struct EmitcOptions {
 			     * also set by the environment variable PLASTC_NO_LOOP_FUSE=1 */
 	bool no_batch_inner; /* keep the batch loop outermost in every nest (see nest_batch_inner in emit_c.c);
 			      * also set by PLASTC_NO_BATCH_INNER=1 */
+	bool no_bar_in_place; /* never let step_vjp update a state adjoint in place (PlModel.bar_in_place = NULL);
+			       * also set by PLASTC_NO_BAR_IN_PLACE=1, which the runtime reads too */
 	const char *c_name; /* name of the C file being written, for #line directives that return to it;
 			     * NULL: "<m>.c" */
 } EmitcOptions;

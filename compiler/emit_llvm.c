@@ -1865,10 +1865,10 @@ static LLVMTypeRef l_desc_type(LlCtx *c)
 static LLVMTypeRef l_model_type(LlCtx *c, LLVMTypeRef tdesc)
 {
 	LLVMTypeRef pd = l_ptr(c, tdesc);
-	LLVMTypeRef f[18] = {c->t_i32, c->t_pi8, c->t_pi8, c->t_pi8, c->t_pi8, c->t_i32, c->t_i32, c->t_i32, c->t_i32,
+	LLVMTypeRef f[19] = {c->t_i32, c->t_pi8, c->t_pi8, c->t_pi8, c->t_pi8, c->t_i32, c->t_i32, c->t_i32, c->t_i32,
 		c->t_i32, pd, c->t_i32, pd, l_ptr(c, c->t_wf), l_ptr(c, c->t_step), l_ptr(c, c->t_step), c->t_i32,
-		l_ptr(c, c->t_step)};
-	return LLVMStructTypeInContext(c->ctx, f, 18, 0);
+		l_ptr(c, c->t_step), c->t_pi8};
+	return LLVMStructTypeInContext(c->ctx, f, 19, 0);
 }
 
 static LLVMValueRef l_desc_table(LlCtx *c, LLVMTypeRef tdesc, const ProgTensor *t, int n, const char *what)
@@ -1920,17 +1920,19 @@ static void l_emit_descriptor(LlCtx *c, bool with_main)
 		l_fail(c, "%s", "descriptor requested before the entry points exist");
 		return;
 	}
-	LLVMValueRef f[18] = {
+	/* bar_in_place: NULL (this backend does not prove in-place adjoints; separate buffers are always
+	 * allowed) */
+	LLVMValueRef f[19] = {
 		l_i32(c, PL_ABI_VERSION), l_cstring(c, p->name, ".name"), l_cstring(c, p->hash, ".hash"),
 		l_cstring(c, p->source, ".source"), l_cstring(c, p->settings, ".settings"), l_i32(c, p->in_size),
 		l_i32(c, p->pred_size), l_i32(c, p->out_size), l_i32(c, (int)p->meta_loss), l_i32(c, p->n_params),
 		l_desc_table(c, tdesc, p->params, p->n_params, "params"), l_i32(c, p->n_state),
 		l_desc_table(c, tdesc, p->state, p->n_state, "state"), wf, fwd, vjp, l_i32(c, p->couples_rows ? 1 : 0),
-		fev,
+		fev, LLVMConstNull(c->t_pi8),
 	};
 	snprintf(nm, sizeof nm, "%s_model", c->prefix);
 	LLVMValueRef g = LLVMAddGlobal(c->mod, tmodel, nm);
-	LLVMSetInitializer(g, LLVMConstNamedStruct(tmodel, f, 18));
+	LLVMSetInitializer(g, LLVMConstNamedStruct(tmodel, f, 19));
 	LLVMSetGlobalConstant(g, 1);
 	if (!with_main)
 		return;
@@ -1970,14 +1972,14 @@ static void l_check_layouts(LlCtx *c)
 			l_fail(c, "PlTensorDesc layout differs from the C compiler's (%s)", "field offsets");
 	if (LLVMABISizeOfType(td, tdesc) != sizeof(PlTensorDesc))
 		l_fail(c, "PlTensorDesc size differs from the C compiler's (%s)", "sizeof");
-	static const size_t model_off[18] = {offsetof(PlModel, abi_version), offsetof(PlModel, name),
+	static const size_t model_off[19] = {offsetof(PlModel, abi_version), offsetof(PlModel, name),
 		offsetof(PlModel, hash), offsetof(PlModel, source), offsetof(PlModel, settings),
 		offsetof(PlModel, in_size), offsetof(PlModel, pred_size), offsetof(PlModel, out_size),
 		offsetof(PlModel, meta_loss), offsetof(PlModel, n_params), offsetof(PlModel, params),
 		offsetof(PlModel, n_state), offsetof(PlModel, state), offsetof(PlModel, work_floats),
 		offsetof(PlModel, step_forward), offsetof(PlModel, step_vjp), offsetof(PlModel, couples_rows),
-		offsetof(PlModel, step_forward_eval)};
-	for (unsigned i = 0; i < 18; i++)
+		offsetof(PlModel, step_forward_eval), offsetof(PlModel, bar_in_place)};
+	for (unsigned i = 0; i < 19; i++)
 		if (LLVMOffsetOfElement(td, tmodel, i) != model_off[i])
 			l_fail(c, "PlModel layout differs from the C compiler's (%s)", "field offsets");
 }

@@ -15,6 +15,8 @@
  *
  * Every buffer is allocated once in pl_bptt_new and reused by each run. */
 #include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -28,7 +30,8 @@ struct PlBptt {
 	PlBpttStrategy s;
 	int nsets;        /* STORE: T+1; RECOMPUTE: nck checkpoints then k+1 segment sets */
 	float **sets;     /* [nsets * n_state] */
-	float **adj;      /* [2 * n_state]: adjoint ping-pong */
+	float **adj;      /* [2 * n_state]: adjoint ping-pong; a state the model marks bar_in_place has one
+	                   * buffer in both halves (adj_shared), which its VJP updates in place */
 	size_t *numel;    /* per state tensor, B * per-trial numel */
 	float *ybar;      /* [T, B, Oy] */
 	float *y;         /* [B, Oy] */
@@ -74,6 +77,18 @@ size_t pl_bptt_bytes(const PlModel *m, int B, int T, PlBpttStrategy s, int k)
 		+ round64((size_t)B * m->pred_size * sizeof(float)) + round64(m->work_floats((int)B) * sizeof(float));
 }
 
+/* Whether state j's adjoint is one buffer updated in place by step_vjp (PlModel.bar_in_place, ABI 4):
+ * that state's VJP loop then reads and writes one buffer instead of reading one and writing another (3
+ * memory transfers per element instead of 4, and half the adjoint working set). PLASTC_NO_BAR_IN_PLACE=1
+ * keeps two buffers (A/B runs, tests). */
+static bool adj_shared(const PlBptt *b, int j)
+{
+	if (!b->m->bar_in_place || !b->m->bar_in_place[j])
+		return false;
+	const char *env = getenv("PLASTC_NO_BAR_IN_PLACE");
+	return !(env && env[0] && strcmp(env, "0") != 0);
+}
+
 void pl_bptt_free(PlBptt *b)
 {
 	if (!b)
@@ -84,7 +99,8 @@ void pl_bptt_free(PlBptt *b)
 			pl_free(b->sets[i]);
 	if (b->adj)
 		for (int i = 0; i < 2 * ns; i++)
-			pl_free(b->adj[i]);
+			if (i < ns || b->adj[i] != b->adj[i - ns])
+				pl_free(b->adj[i]);
 	pl_free(b->sets);
 	pl_free(b->adj);
 	pl_free(b->numel);
@@ -142,9 +158,14 @@ PlBptt *pl_bptt_new(const PlModel *m, int B, int T, PlBpttStrategy s, int k)
 			if (!(b->sets[i * ns + j] = pl_alloc(b->numel[j] * sizeof(float))))
 				goto fail;
 	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < ns; j++)
+		for (int j = 0; j < ns; j++) {
+			if (i == 1 && adj_shared(b, j)) {
+				b->adj[ns + j] = b->adj[j];
+				continue;
+			}
 			if (!(b->adj[i * ns + j] = pl_alloc(b->numel[j] * sizeof(float))))
 				goto fail;
+		}
 	return b;
 fail:
 	pl_bptt_free(b);

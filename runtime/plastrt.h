@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define PL_ABI_VERSION 3
+#define PL_ABI_VERSION 4
 #define PL_MAX_RANK 3
 
 typedef enum PlInit {
@@ -100,6 +100,12 @@ typedef struct PlModel {
 	/* ABI 3: the forward step for evaluation (batch norm with the running statistics), or NULL when the
 	 * model has none and step_forward serves both. Reads no param_bar. */
 	void (*step_forward_eval)(const PlStepArgs *a);
+	/* ABI 4: NULL, or [n_state] flags: nonzero where step_vjp may be called with state_in_bar[j] ==
+	 * state_out_bar[j] (the generated code reads that incoming adjoint only in the loop that writes the
+	 * outgoing one, at the same element and before writing it: emit_c.c plan_bar_in_place), so the
+	 * runtime keeps one adjoint buffer for that state instead of two (bptt.c). Separate buffers are always
+	 * allowed. */
+	const unsigned char *bar_in_place;
 } PlModel;
 
 /* Returns 0 if the descriptor is usable by this runtime, else prints why and returns -1. */

@@ -164,6 +164,7 @@ static void test_models_no_loop_sched(void **state)
 	(void)state;
 	const char *top = getenv("top_srcdir");
 	int more = 0, total[2] = {0, 0};
+	bool checked_in_place = false;
 	for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
 		char path[4096];
 		snprintf(path, sizeof path, "%s/%s", top ? top : ".", models[k]);
@@ -183,6 +184,24 @@ static void test_models_no_loop_sched(void **state)
 			fclose(m);
 			merged[ns] = merged_nodes(buf);
 			adj[ns] = adjoint_reads(buf);
+			/* the Hebbian RNN's plastic adjoints are updated in place (PlModel.bar_in_place): the flag
+			 * table and the nest's pointers without restrict; the option turns both off */
+			if (ns == 0 && strstr(models[k], "cue_reward/rnn_hebbian")) {
+				assert_non_null(strstr(buf, "static const unsigned char cue_reward_rnn_hebbian_bar_in_place["));
+				assert_non_null(strstr(buf, ".bar_in_place = cue_reward_rnn_hebbian_bar_in_place,"));
+				assert_non_null(strstr(buf, "/* may be the incoming adjoint's buffer (bar_in_place) */"));
+				char *b2 = NULL;
+				size_t l2 = 0;
+				FILE *m2 = open_memstream(&b2, &l2);
+				assert_non_null(m2);
+				EmitcOptions o2 = {.no_bar_in_place = true, .c_name = "m.c"};
+				assert_int_equal(emitc_program(p, &o2, m2, stderr), 0);
+				fclose(m2);
+				assert_non_null(strstr(b2, ".bar_in_place = NULL,"));
+				assert_null(strstr(b2, "may be the incoming adjoint's buffer"));
+				free(b2);
+				checked_in_place = true;
+			}
 			free(buf);
 		}
 		if (p) {
@@ -204,6 +223,7 @@ static void test_models_no_loop_sched(void **state)
 	printf("# %d models merge more with the schedule; %d nodes in all with it, %d without\n", more, total[0],
 		total[1]);
 	assert_true(more >= 1);
+	assert_true(checked_in_place);
 	emitc_harness_options.no_loop_sched = true;
 	run_models();
 	emitc_harness_options.no_loop_sched = false;

@@ -144,7 +144,7 @@ static void test_schemes(void **state)
 {
 	(void)state;
 	const char *top = getenv("top_srcdir");
-	int checked = 0, fails = 0;
+	int checked = 0, fails = 0, in_place = 0;
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/plastc-perf-XXXXXX");
 	assert_non_null(mkdtemp(tmpdir));
 	for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
@@ -191,6 +191,16 @@ static void test_schemes(void **state)
 		snprintf(what, sizeof what, "%s C", models[k]);
 		fails += check_schemes(what, m, params, x, tg, mask, ref_loss, gd);
 		checked++;
+		/* the plastic models' descriptors let the runtime keep one buffer per plastic weight's adjoint
+		 * (bar_in_place), which the schemes above used; the first such model also with two buffers */
+		if (m->bar_in_place) {
+			if (in_place++ == 0) {
+				assert_int_equal(setenv("PLASTC_NO_BAR_IN_PLACE", "1", 1), 0);
+				snprintf(what, sizeof what, "%s C, two adjoint buffers", models[k]);
+				fails += check_schemes(what, m, params, x, tg, mask, ref_loss, gd);
+				assert_int_equal(unsetenv("PLASTC_NO_BAR_IN_PLACE"), 0);
+			}
+		}
 #ifdef HAVE_LLVM
 		JitModel *j = jit_compile(p, NULL, stderr);
 		assert_non_null(j);
@@ -223,8 +233,10 @@ static void test_schemes(void **state)
 		fprintf(stderr, "test_perf: could not remove %s\n", tmpdir);
 	printf("# %d model/backend pairs x %zu schemes, %d failures\n", checked,
 		sizeof schemes / sizeof *schemes, fails);
+	printf("# %d models update a plastic adjoint in place (bar_in_place)\n", in_place);
 	assert_int_equal(fails, 0);
 	assert_true(checked > 0);
+	assert_true(in_place > 0);
 }
 
 /* A C build of models/cue_reward/rnn_hebbian.plast with one --set, in its own temporary folder. */
