@@ -1712,9 +1712,7 @@ static void plan_groups(Em *e, int *order, int nemit)
 		NestKind kind;
 		int outl;
 		nest_add(e, &n, &t, first, &kind, &outl);
-		int part_end = EM_PART < nemit ? (k / EM_PART + 1) * EM_PART : nemit;
-		if (part_end > nemit)
-			part_end = nemit;
+		int part_end = nemit; /* parts are cut between groups (emit_function) */
 		int j = k + 1;
 		for (; j < part_end && m < EM_GROUP_MAX; j++) {
 			int rd0, rd1;
@@ -1925,16 +1923,28 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	/* gcc's optimiser is superlinear in the size of a function: a double-backward step of a few hundred
 	 * nodes in one function takes minutes at -O3. Steps longer than EM_PART nodes are cut into parts,
 	 * one noinline function each, called in order. */
-	int nparts = nemit > EM_PART ? (nemit + EM_PART - 1) / EM_PART : 0;
 	if (!e->o.no_fuse && !e->o.no_loop_fuse)
 		plan_groups(e, order, nemit);
+	/* part p is order[bound[p]..bound[p+1]-1]: EM_PART nodes, or a few more so that no merged nest is cut */
+	int *bound = em_alloc(sizeof *bound * (size_t)(nemit / EM_PART + 2));
+	int nparts = 0;
+	if (nemit > EM_PART) {
+		bound[0] = 0;
+		for (int lo = 0; lo < nemit;) {
+			int hi = lo + EM_PART < nemit ? lo + EM_PART : nemit;
+			while (hi < nemit && e->in_grp[order[hi]])
+				hi++;
+			bound[++nparts] = hi;
+			lo = hi;
+		}
+	}
 	e->inplace_in = em_alloc(sizeof *e->inplace_in * (size_t)(n ? n : 1));
 	for (int i = 0; i < n; i++)
 		e->inplace_in[i] = -1;
 	if (e->bar_ok && strcmp(fn, "step_vjp") == 0 && !e->o.no_fuse && !e->o.no_loop_fuse && !e->o.no_bar_in_place)
 		plan_bar_in_place(e, order, nemit);
 	for (int part = 0; part < nparts; part++) {
-		int lo = part * EM_PART, hi = lo + EM_PART < nemit ? lo + EM_PART : nemit;
+		int lo = bound[part], hi = bound[part + 1];
 		memset(need, 0, sizeof *need * (size_t)n);
 		for (int k = lo; k < hi; k++)
 			mark_need(e, need, order[k], true);
@@ -1969,6 +1979,7 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	out(e, "}\n\n");
 	free(need);
 	free(order);
+	free(bound);
 
 	for (int i = 0; i < n; i++)
 		free(e->var[i]);

@@ -150,6 +150,41 @@ static int adjoint_reads(const char *buf)
 	return n;
 }
 
+/* The most loop nests that read one plastic matrix's incoming adjoint (`cell_w_..._p_out_b`, declared
+ * with or without restrict). Long steps are
+ * emitted in parts of about EM_PART nodes; a part boundary that cut a merged nest in two made
+ * rnn_gradient read its w_ih adjoint in two nests (and then it could not be updated in place). */
+static int max_reads_of_one_adjoint(const char *buf)
+{
+	char names[64][128];
+	int count[64], nn = 0, best = 0;
+	for (const char *q = strstr(buf, "_p_out_b;"); q; q = strstr(q + 1, "_p_out_b;")) {
+		const char *l = q;
+		while (l > buf && l[-1] != '\n')
+			l--;
+		const char *d = strstr(l, "const real *");
+		const char *eq = d ? strstr(d, " = cell_w_") : NULL;
+		if (!d || d > q || !eq || eq > q)
+			continue;
+		int len = (int)(q - (eq + 3));
+		if (len <= 0 || len >= 128)
+			continue;
+		int k = 0;
+		while (k < nn && (strncmp(names[k], eq + 3, (size_t)len) != 0 || names[k][len] != '\0'))
+			k++;
+		if (k == nn) {
+			if (nn == 64)
+				continue;
+			memcpy(names[nn], eq + 3, (size_t)len);
+			names[nn][len] = '\0';
+			count[nn++] = 0;
+		}
+		if (++count[k] > best)
+			best = count[k];
+	}
+	return best;
+}
+
 /* The scheduling part of plan_groups (a later node moved up next to a group it can join) is off with
  * no_loop_sched: both codes agree with the interpreter, and the schedule must merge more nodes in at
  * least one model (the plastic models' VJP: e.g. the state adjoint's bmvt, kept from the others by
@@ -184,6 +219,12 @@ static void test_models_no_loop_sched(void **state)
 			fclose(m);
 			merged[ns] = merged_nodes(buf);
 			adj[ns] = adjoint_reads(buf);
+			if (ns == 0) {
+				int most = max_reads_of_one_adjoint(buf);
+				printf("# %s: at most %d nest(s) read one plastic matrix's adjoint\n", models[k], most);
+				if (!strstr(models[k], "models/rules/"))
+					assert_true(most <= 1); /* the task models; per_layer_modulator reads one in 3 */
+			}
 			/* the Hebbian RNN's plastic adjoints are updated in place (PlModel.bar_in_place): the flag
 			 * table and the nest's pointers without restrict; the option turns both off */
 			if (ns == 0 && strstr(models[k], "cue_reward/rnn_hebbian")) {
