@@ -219,6 +219,9 @@ void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, f
  * pl_task_new); synthetic tasks draw fresh trials and ignore it. */
 typedef enum PlSplit { PL_SPLIT_TRAIN = 0, PL_SPLIT_VAL, PL_SPLIT_TEST } PlSplit;
 void pl_task_set_split(PlTask *t, PlSplit s);
+/* The meta-training step the next training samples are for (0-based; a curriculum such as oneshot's grow=S
+ * reads it; other tasks ignore it). */
+void pl_task_set_step(PlTask *t, long step);
 /* 0 if the model's in/pred sizes match the task, else -1 with the reason in err. */
 int pl_task_check_model(const PlTask *t, const PlModel *m, char *err, size_t errlen);
 

@@ -31,6 +31,7 @@ struct PlTask {
 	PlLoss loss;
 	PlOneshot *oneshot;   /* oneshot: episodes from an image data set (owned; task_oneshot.c) */
 	PlSplit split;        /* oneshot: the split sampled from */
+	long step;            /* meta-training step about to run (pl_task_set_step; oneshot's grow=S) */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -243,6 +244,11 @@ void pl_task_set_split(PlTask *t, PlSplit s)
 	t->split = s;
 }
 
+void pl_task_set_step(PlTask *t, long step)
+{
+	t->step = step;
+}
+
 const char *pl_task_describe(const PlTask *t)
 {
 	return t->desc;
@@ -403,7 +409,7 @@ void pl_task_sample(const PlTask *t, PlRng *r, int B, float *x, float *target, f
 		pl_miconi_task_sample(t->miconi, r, B, x, target, mask);
 		break;
 	case TASK_ONESHOT:
-		pl_oneshot_sample(t->oneshot, t->split, r, B, x, target, mask);
+		pl_oneshot_sample(t->oneshot, t->split, t->step, r, B, x, target, mask);
 		break;
 	}
 }

@@ -38,6 +38,9 @@ struct PlOneshot {
 	int same;                    /* sanity option: the query image is its class's support image */
 	int rotate;                  /* meta-training classes x 4 rotations (square images only) */
 	int easy;                    /* percent of meta-training episodes with 2..ways-1 classes (docs/oneshot.md) */
+	int grow;                    /* curriculum: meta-training episodes have min(ways, 2 + step/grow) classes */
+	int grow_first;              /* grow: a k-way episode uses labels 0..k-1 (else k of the ways at random) */
+	int grow_pack;               /* grow: a k-way episode fills steps 0..2k-1 (else its support ends at ways) */
 	PlImageSet *own[3];          /* loaded sets (fashion: train file, test file) */
 	const PlImageSet *src[3];    /* per split: the set its indices point into */
 	PlClassIndex *ci[3];         /* per split: images of each class */
@@ -180,9 +183,15 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 			bad = parse_int(v, 0, 1, &o->rotate);
 		else if (strcmp(key, "easy") == 0)
 			bad = parse_int(v, 0, 100, &o->easy);
+		else if (strcmp(key, "grow_first") == 0)
+			bad = parse_int(v, 0, 1, &o->grow_first);
+		else if (strcmp(key, "grow_pack") == 0)
+			bad = parse_int(v, 0, 1, &o->grow_pack);
+		else if (strcmp(key, "grow") == 0)
+			bad = parse_int(v, 0, 100000000, &o->grow);
 		else {
 			seterr(err, errlen, "task oneshot has no option '%s' (options: data (fashion|cifar_fs|mini), dir, "
-					    "classes, side, ways, augment, jitter, rotate, easy, same)", key);
+					    "classes, side, ways, augment, jitter, rotate, easy, grow, grow_first, grow_pack, same)", key);
 			goto fail;
 		}
 		if (bad) {
@@ -281,6 +290,11 @@ PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t
 	if (o->easy) {
 		size_t n = strlen(o->desc);
 		snprintf(o->desc + n, sizeof o->desc - n, " easy=%d%%", o->easy);
+	}
+	if (o->grow) {
+		size_t n = strlen(o->desc);
+		snprintf(o->desc + n, sizeof o->desc - n, " grow=%d%s%s", o->grow, o->grow_first ? " grow_first=1" : "",
+			o->grow_pack ? " grow_pack=1" : "");
 	}
 	return o;
 fail:
@@ -441,9 +455,73 @@ static void easy_slots(PlRng *r, const int *active, int k, int N, int *slot, int
 	}
 }
 
-void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float *x, float *target, float *mask)
+int pl_oneshot_grow_ways(const PlOneshot *o, PlSplit split, long step)
+{
+	if (!o->grow || split != PL_SPLIT_TRAIN || o->ways <= 2)
+		return o->ways;
+	long k = 2 + step / o->grow;
+	return k < o->ways ? (int)k : o->ways;
+}
+
+/* grow=S, a k-way episode (k < ways) in the ways-way frame: ways-k blank steps (image and label input 0),
+ * the k support steps (k of the ways labels, at random, in a shuffled order; labels 0..k-1 with
+ * grow_first=1), the k query steps, ways-k blank steps; the mask is 1/k on the k queries. With grow_pack=1
+ * the support and queries take steps 0..2k-1 and the blank steps follow. */
+static void sample_grown(const PlOneshot *o, int k, PlRng *r, int B, float *x, float *target, float *mask)
 {
 	int N = o->ways, T = o->T, I = o->I, npix = I - N;
+	const PlClassIndex *ci = o->ci[PL_SPLIT_TRAIN];
+	const PlImageSet *s = o->src[PL_SPLIT_TRAIN];
+	int nrot = o->rotate ? 4 : 1;
+	int K = ci->n_classes * nrot;
+	int *cls = o->scratch, *ord_s = cls + K, *ord_q = ord_s + N, *sup = ord_q + N, *qry = sup + N, *rot = qry + N;
+	int *active = rot + N;
+	int aug = o->augment, jit = o->jitter;
+	memset(x, 0, (size_t)T * B * I * sizeof *x);
+	memset(target, 0, (size_t)T * B * N * sizeof *target);
+	for (int b = 0; b < B; b++) {
+		shuffle(r, cls, K);
+		if (o->grow_first)
+			for (int j = 0; j < N; j++)
+				active[j] = j;
+		else
+			shuffle(r, active, N); /* label active[j] shows class cls[j], j < k */
+		for (int j = 0; j < k; j++) {
+			int c = cls[j] / nrot, n = ci->start[c + 1] - ci->start[c];
+			rot[j] = cls[j] % nrot;
+			int a = (int)pl_rng_below(r, (uint64_t)n), q = (int)pl_rng_below(r, (uint64_t)n - 1);
+			q += q >= a;
+			if (o->same)
+				q = a;
+			sup[j] = ci->idx[ci->start[c] + a];
+			qry[j] = ci->idx[ci->start[c] + q];
+		}
+		shuffle(r, ord_s, k);
+		shuffle(r, ord_q, k);
+		for (int i = 0; i < 2 * k; i++) {
+			int query = i >= k, j = query ? ord_q[i - k] : ord_s[i], lab = active[j];
+			int t = o->grow_pack ? i : query ? N + i - k : N - k + i;
+			float *xs = x + ((size_t)t * B + b) * I, *ys = target + ((size_t)t * B + b) * N;
+			put_image(o, s, query ? qry[j] : sup[j], rot[j], aug, jit, r, xs);
+			if (!query)
+				xs[npix + lab] = 1.0f;
+			ys[lab] = 1.0f;
+		}
+	}
+	int q0 = o->grow_pack ? k : N;
+	for (int t = 0; t < T; t++)
+		mask[t] = t >= q0 && t < q0 + k ? 1.0f / (float)k : 0.0f;
+}
+
+void pl_oneshot_sample(const PlOneshot *o, PlSplit split, long step, PlRng *r, int B, float *x, float *target,
+	float *mask)
+{
+	int N = o->ways, T = o->T, I = o->I, npix = I - N;
+	int kg = pl_oneshot_grow_ways(o, split, step);
+	if (kg < N) {
+		sample_grown(o, kg, r, B, x, target, mask);
+		return;
+	}
 	const PlClassIndex *ci = o->ci[split];
 	const PlImageSet *s = o->src[split];
 	/* with rotate=1, meta-training class c of the episode is class c / 4 of the data turned (c % 4) quarters */

@@ -18,7 +18,7 @@
 typedef struct PlOneshot PlOneshot;
 
 /* opts "k=v": data=fashion|cifar_fs|mini, dir=PATH, classes=PATH (CIFAR-FS class lists folder),
- * side=N (mini), ways=N, augment=0|1, jitter=0|1, rotate=0|1, easy=P, same=0|1. Loads every split's
+ * side=N (mini), ways=N, augment=0|1, jitter=0|1, rotate=0|1, easy=P, grow=S, same=0|1. Loads every split's
  * images now, so errors in the data files are reported here (NULL, message "FILE: problem" in err) and never while sampling. */
 PlOneshot *pl_oneshot_new(int n_opts, const char *const *opts, char *err, size_t errlen);
 void pl_oneshot_free(PlOneshot *o);
@@ -30,7 +30,11 @@ const char *pl_oneshot_describe(const PlOneshot *o);
 void pl_oneshot_image(const PlOneshot *o, int *C, int *H, int *W);
 /* B episodes from the given split (augmentation, if on, only on PL_SPLIT_TRAIN). Layout as every task:
  * x [T,B,I], target [T,B,ways], mask [T]. */
-void pl_oneshot_sample(const PlOneshot *o, PlSplit split, PlRng *r, int B, float *x, float *target, float *mask);
+void pl_oneshot_sample(const PlOneshot *o, PlSplit split, long step, PlRng *r, int B, float *x, float *target,
+	float *mask);
+/* The number of classes of a meta-training episode at training step `step` (option grow=S: min(ways,
+ * 2 + step/S); otherwise, and for validation and test, `ways`). */
+int pl_oneshot_grow_ways(const PlOneshot *o, PlSplit split, long step);
 /* torchvision's ColorJitter on one image (C x H x W floats in [0, 1], changed in place): factor[0..2] are
  * the brightness, contrast and saturation factors, applied in the order order[0..2] (a permutation of 0, 1,
  * 2). Brightness scales every value; contrast blends with the mean of the grey image (0.2989 R + 0.587 G +

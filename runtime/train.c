@@ -983,6 +983,7 @@ static int train_main(const PlModel *m, int argc, char **argv)
 		}
 	}
 	while (tr.step < c->steps) {
+		pl_task_set_step(tr.task, tr.step);
 		pl_task_sample(tr.task, &tr.rng, tr.B, tr.x, tr.target, tr.mask);
 		PlBpttResult res = pl_engine_run(tr.eng, tr.params, tr.x, tr.target, tr.mask, tr.grads);
 		long s = tr.step + 1;

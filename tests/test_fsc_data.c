@@ -404,7 +404,7 @@ static void test_mini_task_pad(void **state)
 	pl_rng_seed(&r, 9);
 	int most = 0; /* the most leading rows of channel 0 equal to the padding */
 	for (int rep = 0; rep < 8; rep++) {
-		pl_oneshot_sample(o, PL_SPLIT_TRAIN, &r, B, x, y, mask);
+		pl_oneshot_sample(o, PL_SPLIT_TRAIN, 0, &r, B, x, y, mask);
 		/* the padding's normalised value is the smallest (pixel 0); images here rarely reach it */
 		float pad = x[0];
 		for (int k = 0; k < T * B; k++)
@@ -600,7 +600,7 @@ static void test_oneshot_splits(void **state)
 	for (int split = 0; split < 3; split++) {
 		PlRng r;
 		pl_rng_seed(&r, 7);
-		pl_oneshot_sample(o, (PlSplit)split, &r, B, x, y, mask);
+		pl_oneshot_sample(o, (PlSplit)split, 0, &r, B, x, y, mask);
 		for (int b = 0; b < B; b++) {
 			int cls_of_label[5];
 			for (int k = 0; k < 5; k++)
@@ -660,7 +660,7 @@ static void test_oneshot_easy(void **state)
 	for (int split = 0; split < 3; split++) {
 		PlRng r;
 		pl_rng_seed(&r, 11);
-		pl_oneshot_sample(o, (PlSplit)split, &r, B, x, y, mask);
+		pl_oneshot_sample(o, (PlSplit)split, 0, &r, B, x, y, mask);
 		int count_k[6] = {0};
 		for (int b = 0; b < B; b++) {
 			int n_sup[5] = {0}, n_qry[5] = {0};
@@ -705,6 +705,120 @@ static void test_oneshot_easy(void **state)
 	remove_fashion_dir("fm6");
 }
 
+/* grow=S: meta-training episodes at step s have k = min(ways, 2 + s/S) classes: ways-k blank steps, k support
+ * steps with k distinct labels, k queries of exactly those labels (new images), ways-k blank steps; mask 1/k
+ * on the queries. Validation and test stay ways-way at every step. */
+static void test_oneshot_grow(void **state)
+{
+	(void)state;
+	make_fashion_dir("fm7", 0);
+	char o1[600];
+	snprintf(o1, sizeof o1, "dir=%s/fm7", tmpdir);
+	const char *opts[2] = {o1, "grow=100"};
+	PlOneshot *o = pl_oneshot_new(2, opts, errbuf, sizeof errbuf);
+	assert_non_null(o);
+	assert_non_null(strstr(pl_oneshot_describe(o), "grow=100"));
+	assert_int_equal(pl_oneshot_grow_ways(o, PL_SPLIT_TRAIN, 0), 2);
+	assert_int_equal(pl_oneshot_grow_ways(o, PL_SPLIT_TRAIN, 99), 2);
+	assert_int_equal(pl_oneshot_grow_ways(o, PL_SPLIT_TRAIN, 100), 3);
+	assert_int_equal(pl_oneshot_grow_ways(o, PL_SPLIT_TRAIN, 299), 4);
+	assert_int_equal(pl_oneshot_grow_ways(o, PL_SPLIT_TRAIN, 300), 5);
+	assert_int_equal(pl_oneshot_grow_ways(o, PL_SPLIT_TRAIN, 1000000), 5);
+	assert_int_equal(pl_oneshot_grow_ways(o, PL_SPLIT_VAL, 0), 5);
+	assert_int_equal(pl_oneshot_grow_ways(o, PL_SPLIT_TEST, 0), 5);
+	enum { B = 100 };
+	int T = pl_oneshot_T(o), I = pl_oneshot_in_size(o);
+	float *x = malloc(sizeof(float) * T * B * I), *y = malloc(sizeof(float) * T * B * 5), mask[10];
+	const long steps[4] = {0, 150, 250, 400};
+	for (int si = 0; si < 4; si++)
+		for (int split = 0; split < 3; split++) {
+			int k = split == PL_SPLIT_TRAIN ? pl_oneshot_grow_ways(o, PL_SPLIT_TRAIN, steps[si]) : 5;
+			PlRng r;
+			pl_rng_seed(&r, 13);
+			pl_oneshot_sample(o, (PlSplit)split, steps[si], &r, B, x, y, mask);
+			for (int t = 0; t < T; t++)
+				assert_float_equal(mask[t], t >= 5 && t < 5 + k ? 1.0f / (float)k : 0.0f, 0.0f);
+			int used_labels[5] = {0};
+			for (int b = 0; b < B; b++) {
+				int n_sup[5] = {0}, n_qry[5] = {0};
+				float sup_px[5] = {0};
+				for (int t = 0; t < T; t++) {
+					const float *xs = x + ((size_t)t * B + b) * I, *ys = y + ((size_t)t * B + b) * 5;
+					int blank = (t < 5 && t < 5 - k) || t >= 5 + k, lab = -1, ones = 0;
+					for (int l = 0; l < 5; l++)
+						if (ys[l] == 1.0f) {
+							lab = l;
+							ones++;
+						} else
+							assert_true(ys[l] == 0.0f);
+					if (blank) {
+						assert_int_equal(ones, 0);
+						for (int i = 0; i < I; i++)
+							assert_true(xs[i] == 0.0f);
+						continue;
+					}
+					assert_int_equal(ones, 1);
+					used_labels[lab] = 1;
+					for (int l = 0; l < 5; l++)
+						assert_true(xs[I - 5 + l] == (t < 5 && l == lab ? 1.0f : 0.0f));
+					if (t < 5) {
+						assert_int_equal(n_sup[lab]++, 0); /* k distinct labels in the support */
+						sup_px[lab] = xs[0];
+					} else {
+						assert_int_equal(n_sup[lab], 1); /* a query's label was given */
+						assert_true(xs[0] != sup_px[lab]); /* with another image */
+						n_qry[lab]++;
+					}
+				}
+				int nl = 0;
+				for (int l = 0; l < 5; l++) {
+					nl += n_sup[l];
+					assert_int_equal(n_qry[l], n_sup[l]); /* each label in use is queried once */
+				}
+				assert_int_equal(nl, k);
+			}
+			for (int l = 0; l < 5; l++)
+				assert_true(used_labels[l]); /* the k labels are drawn from all five */
+		}
+	pl_oneshot_free(o);
+	/* grow_first=1 grow_pack=1: labels 0..k-1; support at steps 0..k-1, queries at k..2k-1, blanks after */
+	const char *opts2[4] = {o1, "grow=100", "grow_first=1", "grow_pack=1"};
+	o = pl_oneshot_new(4, opts2, errbuf, sizeof errbuf);
+	assert_non_null(o);
+	assert_non_null(strstr(pl_oneshot_describe(o), "grow=100 grow_first=1 grow_pack=1"));
+	PlRng r2;
+	pl_rng_seed(&r2, 17);
+	pl_oneshot_sample(o, PL_SPLIT_TRAIN, 150, &r2, B, x, y, mask);
+	for (int t = 0; t < T; t++)
+		assert_float_equal(mask[t], t >= 3 && t < 6 ? 1.0f / 3.0f : 0.0f, 0.0f);
+	for (int b = 0; b < B; b++) {
+		int seen[5] = {0};
+		for (int t = 0; t < T; t++) {
+			const float *xs = x + ((size_t)t * B + b) * I, *ys = y + ((size_t)t * B + b) * 5;
+			int lab = -1;
+			for (int l = 0; l < 5; l++)
+				if (ys[l] == 1.0f)
+					lab = l;
+			if (t >= 6) {
+				assert_int_equal(lab, -1);
+				assert_true(xs[0] == 0.0f && xs[I - 5] == 0.0f);
+				continue;
+			}
+			assert_true(lab >= 0 && lab < 3);
+			assert_true(xs[I - 5 + lab] == (t < 3 ? 1.0f : 0.0f));
+			seen[lab] += t < 3 ? 1 : 10;
+		}
+		for (int l = 0; l < 3; l++)
+			assert_int_equal(seen[l], 11); /* each of labels 0..2 once in the support, once queried */
+	}
+	free(x);
+	free(y);
+	pl_oneshot_free(o);
+	const char *bad[2] = {o1, "grow=-1"};
+	EXPECT_FAIL(pl_oneshot_new(2, bad, errbuf, sizeof errbuf), "oneshot", "bad value '-1' for option grow");
+	remove_fashion_dir("fm7");
+}
+
 /* A generated Fashion-MNIST folder `sub` (pattern 1) and two tasks on it: *a with the option `opt`, *p
  * without; o1 receives the dir= option. */
 static void task_pair(const char *sub, const char *opt, char o1[600], PlOneshot **a, PlOneshot **p)
@@ -727,9 +841,9 @@ static void same_outside_training(const PlOneshot *a, const PlOneshot *p, int B,
 	PlRng r;
 	for (int split = PL_SPLIT_VAL; split <= PL_SPLIT_TEST; split++) {
 		pl_rng_seed(&r, 5);
-		pl_oneshot_sample(a, (PlSplit)split, &r, B, xa, y, mask);
+		pl_oneshot_sample(a, (PlSplit)split, 0, &r, B, xa, y, mask);
 		pl_rng_seed(&r, 5);
-		pl_oneshot_sample(p, (PlSplit)split, &r, B, xp, y, mask);
+		pl_oneshot_sample(p, (PlSplit)split, 0, &r, B, xp, y, mask);
 		assert_memory_equal(xa, xp, sizeof(float) * n);
 	}
 }
@@ -748,14 +862,14 @@ static void test_oneshot_augment(void **state)
 	float *y = malloc(sizeof(float) * T * B * 5), mask[10];
 	PlRng r;
 	pl_rng_seed(&r, 3);
-	pl_oneshot_sample(a, PL_SPLIT_VAL, &r, B, xa, y, mask);
+	pl_oneshot_sample(a, PL_SPLIT_VAL, 0, &r, B, xa, y, mask);
 	pl_rng_seed(&r, 3);
-	pl_oneshot_sample(p, PL_SPLIT_VAL, &r, B, xp, y, mask);
+	pl_oneshot_sample(p, PL_SPLIT_VAL, 0, &r, B, xp, y, mask);
 	assert_memory_equal(xa, xp, sizeof(float) * T * B * I); /* no augmentation outside meta-training */
 	pl_rng_seed(&r, 3);
-	pl_oneshot_sample(a, PL_SPLIT_TRAIN, &r, B, xa, y, mask);
+	pl_oneshot_sample(a, PL_SPLIT_TRAIN, 0, &r, B, xa, y, mask);
 	pl_rng_seed(&r, 3);
-	pl_oneshot_sample(p, PL_SPLIT_TRAIN, &r, B, xp, y, mask);
+	pl_oneshot_sample(p, PL_SPLIT_TRAIN, 0, &r, B, xp, y, mask);
 	int changed = 0;
 	float pad = 0; /* the zero padding, normalised: the one value not found among the data's pixels */
 	int have_pad = 0;
@@ -879,7 +993,7 @@ static void test_oneshot_jitter(void **state)
 	PlRng r;
 	same_outside_training(a, p, B, xa, xp, y, mask);
 	pl_rng_seed(&r, 5);
-	pl_oneshot_sample(a, PL_SPLIT_TRAIN, &r, B, xa, y, mask);
+	pl_oneshot_sample(a, PL_SPLIT_TRAIN, 0, &r, B, xa, y, mask);
 	double mean, inv_std;
 	train_norm(&mean, &inv_std);
 	double lo = (0 - mean) * inv_std - 1e-5, hi = (1 - mean) * inv_std + 1e-5;
@@ -956,7 +1070,7 @@ static void test_oneshot_rotate(void **state)
 	PlRng r;
 	same_outside_training(a, p, B, xa, xp, y, mask); /* held-out classes are not turned */
 	pl_rng_seed(&r, 5);
-	pl_oneshot_sample(a, PL_SPLIT_TRAIN, &r, B, xa, y, mask);
+	pl_oneshot_sample(a, PL_SPLIT_TRAIN, 0, &r, B, xa, y, mask);
 	int turns_seen[4] = {0}, repeated_class = 0;
 	for (int b = 0; b < B; b++) {
 		int cls_of[5] = {0}, turn_of[5] = {0}, base_count[NCLS] = {0};
@@ -1234,6 +1348,7 @@ int main(void)
 		cmocka_unit_test(test_oneshot_jitter),
 		cmocka_unit_test(test_oneshot_rotate),
 		cmocka_unit_test(test_oneshot_easy),
+		cmocka_unit_test(test_oneshot_grow),
 		cmocka_unit_test(test_oneshot_errors),
 		cmocka_unit_test(test_cifar_fs_lists),
 		cmocka_unit_test(test_mutations),
