@@ -1511,21 +1511,6 @@ static void plan_fusion(Em *e)
 	free(reject);
 }
 
-/* Whether the storage of values a and b (slots of the memory plan, offsets affine in B) can overlap
- * for some B >= 1. Values without a slot (parameters, inputs) are caller buffers apart from the block. */
-static bool slots_overlap(Em *e, int a, int b)
-{
-	const MemPlan *mp = e->mp;
-	if (!mp->has_slot[a] || !mp->has_slot[b])
-		return false;
-	IrShape sa = e->f->nodes[a].shape, sb = e->f->nodes[b].shape;
-	if (sa.batch != sb.batch)
-		return false; /* batched values come first, unbatched ones after total_b * B */
-	int64_t a0 = sa.batch ? mp->off_b[a] : mp->off_c[a], b0 = sb.batch ? mp->off_b[b] : mp->off_c[b];
-	int64_t a1 = a0 + ir_shape_numel(sa), b1 = b0 + ir_shape_numel(sb);
-	return a0 < b1 && b0 < a1;
-}
-
 /* Horizontal loop fusion (e->grp): consecutive loop nests over the same index space run as one nest.
  * At block 1 a per-trial [H,H] tensor does not stay in cache between two nests, so each nest over it
  * streams it from memory again; merged, the tensors they share are read once per point.
@@ -1596,16 +1581,13 @@ static bool group_try(Em *e, Nest *n, Tree *t, const int *mem, int m, int id, Ir
 		int x = n2.leaf_node[q];
 		if (nest_link(e, &n2, q, before))
 			continue;
-		for (int r = 0; r < m; r++) {
-			if (x == mem[r] || slots_overlap(e, id, mem[r]))
+		for (int r = 0; r < m; r++)
+			if (x == mem[r])
 				return false;
-			if (q != outl && slots_overlap(e, x, mem[r]))
-				return false;
-		}
 	}
 	/* the new output against every array the earlier members read */
 	for (int q = 0; q < before; q++)
-		if (!n->is_out[q] && !n->alias1[q] && (n->leaf_node[q] == id || slots_overlap(e, n->leaf_node[q], id)))
+		if (!n->is_out[q] && !n->alias1[q] && n->leaf_node[q] == id)
 			return false;
 	*rd0 = before;
 	*rd1 = n2.nleaf;
@@ -1615,13 +1597,12 @@ static bool group_try(Em *e, Nest *n, Tree *t, const int *mem, int m, int id, Ir
 }
 
 /* Whether node h, whose nest leaves (arrays read, and its output) are nest->leaf_node[rd0..rd1-1],
- * may run before the nodes skip[0..ns-1] that precede it in emission order. Its place in the memory
- * plan was chosen for its original position, so besides the true dependences (h reads what a skipped
- * node writes) it must not write storage a skipped node reads or writes (a slot shared with a value
- * dead by h's original position but live across the skipped nodes). Skipped nodes that write a
- * caller's buffer directly are not crossed (those buffers are not in the plan), except state and
- * state-adjoint buffers (group_out_ok), which the ABI keeps apart from every other argument: a true
- * dependence on them shows as h reading the node itself. */
+ * may run before the nodes skip[0..ns-1] that precede it in emission order: the true dependences only
+ * (h reads what a skipped node writes, or a skipped node reads h, also through a fused value), as the
+ * memory plan is made afterwards for the order that runs (emit_function, memplan_build_timed). Skipped
+ * nodes that write a caller's buffer directly are not crossed (a parameter gradient they accumulate into
+ * is not a node h could depend on), except state and state-adjoint buffers (group_out_ok), which the ABI
+ * keeps apart from every other argument: a true dependence on them shows as h reading the node itself. */
 static bool hoist_safe(Em *e, const Nest *nest, int rd0, int rd1, int h, const int *skip, int ns, bool *tmp)
 {
 	int n = e->f->n;
@@ -1629,16 +1610,13 @@ static bool hoist_safe(Em *e, const Nest *nest, int rd0, int rd1, int h, const i
 		int s = skip[i];
 		if (!group_out_ok(e, s))
 			return false;
-		for (int q = rd0; q < rd1; q++) {
-			int x = nest->leaf_node[q];
-			if (x == s || slots_overlap(e, x, s))
+		for (int q = rd0; q < rd1; q++)
+			if (nest->leaf_node[q] == s)
 				return false;
-		}
 		memset(tmp, 0, sizeof *tmp * (size_t)n);
 		mark_need(e, tmp, s, true);
-		for (int x = 0; x < n; x++)
-			if (tmp[x] && (x == h || slots_overlap(e, x, h)))
-				return false;
+		if (tmp[h])
+			return false;
 	}
 	return true;
 }
@@ -1923,8 +1901,34 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	/* gcc's optimiser is superlinear in the size of a function: a double-backward step of a few hundred
 	 * nodes in one function takes minutes at -O3. Steps longer than EM_PART nodes are cut into parts,
 	 * one noinline function each, called in order. */
-	if (!e->o.no_fuse && !e->o.no_loop_fuse)
+	if (!e->o.no_fuse && !e->o.no_loop_fuse) {
 		plan_groups(e, order, nemit);
+		/* The memory plan again, for the order that runs: a merged nest writes its members' results and
+		 * reads their operands over all its points, so those arrays are live from its first member to
+		 * its last (plan_groups checks true dependences only; storage follows from this plan). */
+		int *t_def = em_alloc(sizeof *t_def * (size_t)(n ? n : 1));
+		int *t_run = em_alloc(sizeof *t_run * (size_t)(n ? n : 1));
+		for (int i = 0; i < n; i++)
+			t_def[i] = t_run[i] = -1;
+		for (int k = 0; k < nemit;) {
+			int g1 = k;
+			while (g1 + 1 < nemit && e->in_grp[order[g1 + 1]])
+				g1++;
+			for (int j = k; j <= g1; j++) {
+				t_def[order[j]] = k;
+				t_run[order[j]] = g1;
+			}
+			k = g1 + 1;
+		}
+		MemPlan *mp = memplan_build_timed(f, e->fuse, t_def, t_run, nemit);
+		for (int i = 0; i < n; i++)
+			if (mp->has_slot[i] != e->mp->has_slot[i])
+				ir_fatal("emit-c: the memory plan for the merged order differs in which values have slots");
+		memplan_free(e->mp);
+		e->mp = mp;
+		free(t_def);
+		free(t_run);
+	}
 	/* part p is order[bound[p]..bound[p+1]-1]: EM_PART nodes, or a few more so that no merged nest is cut */
 	int *bound = em_alloc(sizeof *bound * (size_t)(nemit / EM_PART + 2));
 	int nparts = 0;

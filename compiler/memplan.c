@@ -149,6 +149,76 @@ MemPlan *memplan_build_fused(const IrFunc *f, const int *fused_into)
 	return p;
 }
 
+MemPlan *memplan_build_timed(const IrFunc *f, const int *fused_into, const int *t_def, const int *t_run, int t_end)
+{
+	int n = f->n;
+	MemPlan *p = mp_calloc(1, sizeof *p);
+	p->n = n;
+	p->has_slot = mp_calloc((size_t)n, sizeof *p->has_slot);
+	p->off_b = mp_calloc((size_t)n, sizeof *p->off_b);
+	p->off_c = mp_calloc((size_t)n, sizeof *p->off_c);
+
+	int *last = mp_calloc((size_t)n, sizeof *last);
+	bool *linalg_user = mp_calloc((size_t)n, sizeof *linalg_user);
+	for (int i = 0; i < n; i++)
+		last[i] = t_def[i];
+	for (int i = 0; i < n; i++) {
+		const IrNode *nd = &f->nodes[i];
+		int r = effective_reader(fused_into, i);
+		int at = t_run[r];
+		for (int k = 0; k < ir_op_info[nd->op].nin; k++) {
+			if (at >= 0 && last[nd->in[k]] < at)
+				last[nd->in[k]] = at;
+			if (ir_op_info[nd->op].flags & IRF_LINALG)
+				linalg_user[nd->in[k]] = true;
+		}
+	}
+	for (int k = 0; k < f->nouts; k++)
+		last[f->outs[k].node] = t_end; /* copied out after the last node */
+
+	/* slots in order of definition time (ties by node id) */
+	int *ord = mp_calloc((size_t)n, sizeof *ord), m = 0;
+	for (int i = 0; i < n; i++) {
+		if (!needs_slot(f, i, linalg_user) || (fused_into && fused_into[i] >= 0))
+			continue;
+		p->has_slot[i] = true;
+		if (t_def[i] >= 0)
+			ord[m++] = i;
+	}
+	for (int a = 1; a < m; a++) { /* insertion sort: stable, the order is nearly sorted already */
+		int v = ord[a], b = a;
+		while (b > 0 && t_def[ord[b - 1]] > t_def[v]) {
+			ord[b] = ord[b - 1];
+			b--;
+		}
+		ord[b] = v;
+	}
+	Region rb = {mp_calloc((size_t)n, sizeof(Live)), 0, 0};
+	Region rc = {mp_calloc((size_t)n, sizeof(Live)), 0, 0};
+	for (int k = 0; k < m; k++) {
+		int i = ord[k];
+		region_release(&rb, t_def[i]);
+		region_release(&rc, t_def[i]);
+		IrShape s = f->nodes[i].shape;
+		int64_t size = (ir_shape_numel(s) + MP_ALIGN - 1) / MP_ALIGN * MP_ALIGN;
+		if (s.batch)
+			p->off_b[i] = region_place(&rb, size, last[i]);
+		else
+			p->off_c[i] = region_place(&rc, size, last[i]);
+	}
+	p->total_b = rb.high;
+	p->total_c = rc.high;
+	for (int i = 0; i < n; i++)
+		if (p->has_slot[i] && !f->nodes[i].shape.batch)
+			p->off_b[i] = p->total_b;
+	free(rb.v);
+	free(rc.v);
+	free(ord);
+	free(last);
+	free(linalg_user);
+	return p;
+}
+
 void memplan_free(MemPlan *p)
 {
 	if (!p)
