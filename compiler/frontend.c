@@ -229,8 +229,20 @@ Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagC
 			int nret = p && (flags & FE_RETIME) ? frontend_retime(p) : 0;
 			if (p && (flags & FE_VJP) && ad_step_vjp(p, stderr) != 0)
 				ir_fatal("autodiff failed on model '%s'", p->name);
-			if (p && nret > 0 && (flags & FE_VJP) && retime_next_enabled())
-				retime_vjp(p, stderr);
+			if (p && nret > 0 && (flags & FE_VJP) && retime_next_enabled()) {
+				int *rc = NULL, nrc = 0;
+				retime_vjp_ex(p, stderr, &rc, &nrc);
+				/* values the VJP would recompute with a pass over a plastic matrix become states */
+				if (nrc > 0 && retime_resid_enabled()) {
+					retime_residuals(p, rc, nrc);
+					ir_func_free(p->vjp);
+					p->vjp = NULL;
+					if (ad_step_vjp(p, stderr) != 0)
+						ir_fatal("autodiff failed on model '%s'", p->name);
+					retime_vjp(p, stderr);
+				}
+				free(rc);
+			}
 			if (p && (flags & FE_OPT)) {
 				opt_run(p->fwd, NULL);
 				if (p->fwd_eval)

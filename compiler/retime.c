@@ -382,7 +382,16 @@ static void substitute(IrFunc *g, const IrFunc *v, int x, int rep, int *map)
 
 int retime_vjp(Program *p, FILE *err)
 {
+	return retime_vjp_ex(p, err, NULL, NULL);
+}
+
+int retime_vjp_ex(Program *p, FILE *err, int **recomp, int *nrecomp)
+{
 	(void)err;
+	if (recomp)
+		*recomp = NULL;
+	if (nrecomp)
+		*nrecomp = 0;
 	IrFunc *v = p->vjp, *f = p->fwd;
 	if (!v || !f || p->fwd_eval)
 		return 0;
@@ -428,9 +437,94 @@ int retime_vjp(Program *p, FILE *err)
 	if (ir_verify(g, stderr) != 0)
 		ir_fatal("retime: the step VJP of model '%s' does not verify after reading the state leaving the step",
 			p->name);
+	if (recomp && nrecomp) {
+		/* the forward's matrix-vector products over a per-trial matrix that the VJP still computes again */
+		bool *live = rt_alloc(sizeof *live * (size_t)(g->n ? g->n : 1));
+		memset(live, 0, sizeof *live * (size_t)g->n);
+		for (int k = 0; k < g->nouts; k++)
+			live[g->outs[k].node] = true;
+		for (int i = g->n - 1; i >= 0; i--)
+			for (int k = 0; live[i] && k < ir_op_info[g->nodes[i].op].nin; k++)
+				live[g->nodes[i].in[k]] = true;
+		int *ids = rt_alloc(sizeof *ids * (size_t)(f->n ? f->n : 1)), nids = 0;
+		for (int x = 0; x < f->n && x < n; x++) {
+			const IrNode *nd = &v->nodes[x];
+			if (nd->op != IR_BMV || !live[map[x]])
+				continue;
+			IrShape sw = v->nodes[nd->in[1]].shape;
+			if (sw.batch && sw.rank >= 2)
+				ids[nids++] = x;
+		}
+		free(live);
+		if (nids) {
+			*recomp = ids;
+			*nrecomp = nids;
+		} else
+			free(ids);
+	}
 	ir_func_free(v);
 	p->vjp = g;
 	free(so);
 	free(map);
 	return nsub;
+}
+
+bool retime_resid_enabled(void)
+{
+	const char *e = getenv("PLASTC_NO_RESIDUALS");
+	return !(e && *e && strcmp(e, "0") != 0);
+}
+
+int retime_residuals(Program *p, const int *ids, int k)
+{
+	IrFunc *f = p->fwd;
+	int S = p->n_state, n = f->n;
+	if (k <= 0)
+		return 0;
+	IrFunc *g = ir_func_new(f->name);
+	int *map = rt_alloc(sizeof *map * (size_t)n);
+	for (int i = 0; i < n; i++)
+		map[i] = -1;
+	for (int q = 0; q < f->nins; q++) {
+		const IrPort *pt = &f->ins[q];
+		map[pt->node] = ir_input(g, pt->role, pt->index, f->nodes[pt->node].shape, pt->name);
+	}
+	char nm[200];
+	for (int q = 0; q < k; q++) {
+		const IrNode *u = &f->nodes[ids[q]];
+		snprintf(nm, sizeof nm, "resid%d%s%s", q, u->name ? "." : "", u->name ? u->name : "");
+		(void)ir_input(g, IR_ROLE_STATE, S + q, u->shape, nm); /* the step before's value: not read */
+	}
+	for (int i = 0; i < n; i++)
+		if (map[i] < 0)
+			map[i] = copy_node(g, f, i, map);
+	int last_state = -1;
+	for (int q = 0; q < f->nouts; q++)
+		if (f->outs[q].role == IR_ROLE_STATE)
+			last_state = q;
+	for (int q = 0; q < f->nouts; q++) {
+		const IrPort *pt = &f->outs[q];
+		ir_output(g, pt->role, pt->index, map[pt->node], pt->name);
+		if (q == last_state)
+			for (int r = 0; r < k; r++)
+				ir_output(g, IR_ROLE_STATE, S + r, map[ids[r]], g->ins[f->nins + r].name);
+	}
+	p->state = realloc(p->state, sizeof *p->state * (size_t)(S + k));
+	if (!p->state)
+		ir_fatal("out of memory");
+	for (int q = 0; q < k; q++) {
+		ProgTensor *t = &p->state[S + q];
+		memset(t, 0, sizeof *t);
+		t->name = rt_strdup(g->ins[f->nins + q].name);
+		t->shape = f->nodes[ids[q]].shape;
+		t->init = PL_INIT_ZERO;
+		t->trainable = false;
+	}
+	p->n_state = S + k;
+	if (ir_verify(g, stderr) != 0)
+		ir_fatal("retime: the step of model '%s' does not verify with its residual states", p->name);
+	ir_func_free(f);
+	p->fwd = g;
+	free(map);
+	return k;
 }

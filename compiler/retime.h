@@ -23,6 +23,20 @@ int retime_program(Program *p, FILE *err);
  * optimiser drops most of the recomputed forward. Returns the number of states read. */
 int retime_vjp(Program *p, FILE *err);
 
+/* retime_vjp, which also returns in *recomp (malloc'd, or NULL) the ids of the forward's matrix-vector
+ * products over a per-trial matrix that the VJP still computes again (*nrecomp of them): each is one more
+ * pass over a plastic matrix per step, e.g. the LSTM's gate pre-activations in a gradient-rule model. */
+int retime_vjp_ex(Program *p, FILE *err, int **recomp, int *nrecomp);
+
+/* Residual states: step_forward also returns the values of its nodes ids[0..k-1] as new small states
+ * ("residK", appended to p->state; the step before's value is an input nothing reads), so that the VJP,
+ * derived again afterwards, reads them leaving the step (retime_vjp) instead of recomputing them. The
+ * runtime stores them with the other states: B * k vectors per step. Returns k. */
+int retime_residuals(Program *p, const int *ids, int k);
+
+/* false when PLASTC_NO_RESIDUALS is set to a value other than 0 (no residual states, for A/B runs) */
+bool retime_resid_enabled(void);
+
 /* false when PLASTC_NO_RETIME is set to a value other than 0 */
 bool retime_enabled(void);
 /* false when PLASTC_NO_STATE_NEXT is set to a value other than 0 (retime_vjp off, for A/B runs) */
