@@ -37,7 +37,7 @@
 #define EM_MAX_OPS 3 /* destination + two sources */
 #define EM_PART 48   /* IR nodes per part function (see emit_function) */
 #define EM_MAX_LEAVES 8 /* arrays read by one loop nest (fusion stops there) */
-#define EM_GROUP_MAX 8  /* loop nests merged into one by plan_groups */
+#define EM_GROUP_MAX 12 /* loop nests merged into one by plan_groups */
 #define EM_NEST_CAP (EM_GROUP_MAX * (EM_MAX_LEAVES + 1)) /* arrays (outputs and inputs) of one merged nest */
 
 static const char part_attr[] = "#if defined(__GNUC__)\n__attribute__((noinline))\n#endif\nstatic void ";
@@ -61,6 +61,8 @@ typedef struct Em {
 	int *fuse;        /* [n] the node whose loop computes this value inline, or -1 (stored) */
 	int *grp;         /* [n] next node whose loop nest is merged with this one's (plan_groups), or -1 */
 	bool *in_grp;     /* [n] a later member of a merged group (emitted with the group's first node) */
+	bool *nostore;    /* [n] a member of a merged group whose value only its group reads, at the point
+	                   * where it is computed: kept in a local, never stored (plan_nostore) */
 	int *inplace_in;  /* [n] for a state adjoint computed into state_in_bar[j] in place of the incoming
 			   * state_out_bar[j]: that input node (plan_bar_in_place), else -1 */
 	unsigned char *bar_ok; /* [n_state] of the Program: PlModel.bar_in_place (set by the VJP's emission) */
@@ -659,7 +661,9 @@ static void emit_nest_multi(Em *e, Nest *n, const Tree *t, const int *root, cons
 			char dix[240];
 			snprintf(dix, sizeof dix, "%.200s", idx[outl[k]]);
 			add_term(dix, sizeof dix, "i", n->st[outl[k]][inner]);
-			if (noalias && noalias[outl[k]]) {
+			if (m > 1 && e->nostore && e->nostore[n->leaf_node[outl[k]]]) {
+				out(e, "const real v%d = %s;\n", outl[k], ex[k]); /* a later member reads it (alias1) */
+			} else if (noalias && noalias[outl[k]]) {
 				/* may share its buffer with an input read at this element (bar_in_place): stored
 				 * after every member has read it */
 				out(e, "const real v%d = %s;\n", outl[k], ex[k]);
@@ -856,6 +860,11 @@ static void emit_group(Em *e, int first)
 				noalias[q] = true;
 	}
 	for (int k = 0; k < m; k++) {
+		if (e->nostore[mem[k]]) {
+			out(e, "\t\t/* o%d = %s: not stored, only later members read it (plan_nostore) */\n", k,
+				e->var[mem[k]]);
+			continue;
+		}
 		out(e, "\t\treal *%so%d = %s;%s\n", noalias[outl[k]] ? "" : "restrict ", k, e->var[mem[k]],
 			noalias[outl[k]] ? " /* may be the incoming adjoint's buffer (bar_in_place) */" : "");
 		if (kind[k] == NEST_ACCUM && !e->acc_direct[mem[k]]) {
@@ -1294,7 +1303,7 @@ static void emit_decls(Em *e, const bool *need)
 			continue;
 		if (f->nodes[i].op == IR_INV_BATCH)
 			inv = true;
-		if (e->var[i] && e->mp->has_slot[i] && e->direct[i] < 0)
+		if (e->var[i] && e->mp->has_slot[i] && e->direct[i] < 0 && !(e->nostore && e->nostore[i]))
 			any_slot = true;
 	}
 	out(e, "\tconst long B = a->B;\n");
@@ -1321,7 +1330,7 @@ static void emit_decls(Em *e, const bool *need)
 	}
 	for (int i = 0; i < n; i++) {
 		char off[96], sh[64];
-		if (!need[i] || !e->var[i] || !e->mp->has_slot[i])
+		if (!need[i] || !e->var[i] || !e->mp->has_slot[i] || (e->nostore && e->nostore[i]))
 			continue;
 		ir_shape_str(f->nodes[i].shape, sh, sizeof sh);
 		if (e->direct[i] >= 0) {
@@ -1741,6 +1750,68 @@ static void mark_need(Em *e, bool *need, int id, bool root)
 		mark_need(e, need, nd->in[k], false);
 }
 
+/* Members of merged nests that need no store (e->nostore): a member stored at each point (not a sum, not
+ * a caller's buffer, not an output of the function) whose readers are all members of its own nest and
+ * take its value from a local at that point (alias1). With the memory plan made after the groups, such
+ * a value would otherwise cost a full write of its array per step for nothing (e.g. the adjoint chain
+ * inside the nest over a plastic matrix's adjoint). */
+static void plan_nostore(Em *e, const int *order, int nemit)
+{
+	const IrFunc *f = e->f;
+	int n = f->n;
+	bool *tmp = em_alloc(sizeof *tmp * (size_t)(n ? n : 1));
+	bool *is_out = em_alloc(sizeof *is_out * (size_t)(n ? n : 1));
+	for (int k = 0; k < f->nouts; k++)
+		is_out[f->outs[k].node] = true;
+	for (int i = 0; i < nemit; i++) {
+		int first = order[i];
+		if (e->in_grp[first] || e->grp[first] < 0)
+			continue;
+		Nest nest;
+		Tree t;
+		t.nn = 0;
+		nest_space(&nest, nest_space_shape(f, first));
+		int mem[EM_GROUP_MAX], outl[EM_GROUP_MAX], m = 0;
+		NestKind kind[EM_GROUP_MAX];
+		for (int id = first; id >= 0 && m < EM_GROUP_MAX; id = e->grp[id]) {
+			int before = nest.nleaf;
+			mem[m] = id;
+			nest_add(e, &nest, &t, id, &kind[m], &outl[m]);
+			for (int q = before; q < nest.nleaf; q++)
+				nest_link(e, &nest, q, before);
+			m++;
+		}
+		for (int k = 0; k + 1 < m; k++) {
+			int x = mem[k];
+			if (kind[k] == NEST_ACCUM || !nest.assign[outl[k]] || e->direct[x] >= 0 || is_out[x])
+				continue;
+			bool ok = false; /* read by a later member, always through the local */
+			for (int q = 0; q < nest.nleaf; q++)
+				if (!nest.is_out[q] && nest.leaf_node[q] == x) {
+					if (nest.alias1[q] != outl[k] + 1) {
+						ok = false;
+						break;
+					}
+					ok = true;
+				}
+			for (int z = 0; ok && z < nemit; z++) {
+				int y = order[z];
+				bool member = false;
+				for (int r = 0; r < m && !member; r++)
+					member = mem[r] == y;
+				if (member)
+					continue;
+				memset(tmp, 0, sizeof *tmp * (size_t)n);
+				mark_need(e, tmp, y, true);
+				ok = !tmp[x];
+			}
+			e->nostore[x] = ok;
+		}
+	}
+	free(tmp);
+	free(is_out);
+}
+
 /* In-place state adjoints of a step VJP (PlModel.bar_in_place). A VJP reads each state's incoming
  * adjoint (state_out_bar[j]) and writes its outgoing one (state_in_bar[j]); the runtime keeps the two in
  * separate ping-pong buffers. When the outgoing adjoint Y is computed straight into the caller's buffer by
@@ -1820,6 +1891,7 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	e->fuse = em_alloc(sizeof *e->fuse * (size_t)(n ? n : 1));
 	e->grp = em_alloc(sizeof *e->grp * (size_t)(n ? n : 1));
 	e->in_grp = em_alloc(sizeof *e->in_grp * (size_t)(n ? n : 1));
+	e->nostore = em_alloc(sizeof *e->nostore * (size_t)(n ? n : 1));
 	e->nused = 0;
 	e->in_src = false;
 	for (int i = 0; i < n; i++) {
@@ -1928,6 +2000,7 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 		e->mp = mp;
 		free(t_def);
 		free(t_run);
+		plan_nostore(e, order, nemit);
 	}
 	/* part p is order[bound[p]..bound[p+1]-1]: EM_PART nodes, or a few more so that no merged nest is cut */
 	int *bound = em_alloc(sizeof *bound * (size_t)(nemit / EM_PART + 2));
@@ -1997,6 +2070,8 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 	free(e->fuse);
 	free(e->grp);
 	free(e->in_grp);
+	free(e->nostore);
+	e->nostore = NULL;
 	free(e->inplace_in);
 	e->inplace_in = NULL;
 	e->in_grp = NULL;
