@@ -1979,27 +1979,34 @@ static void emit_function(Em *e, const IrFunc *f, const char *fn, const char *wh
 		 * reads their operands over all its points, so those arrays are live from its first member to
 		 * its last (plan_groups checks true dependences only; storage follows from this plan). */
 		int *t_def = em_alloc(sizeof *t_def * (size_t)(n ? n : 1));
-		int *t_run = em_alloc(sizeof *t_run * (size_t)(n ? n : 1));
+		int *t_read = em_alloc(sizeof *t_read * (size_t)(n ? n : 1));
 		for (int i = 0; i < n; i++)
-			t_def[i] = t_run[i] = -1;
+			t_def[i] = t_read[i] = -1;
+		/* the values each loop reads, through fused and recomputed values too (mark_need): a value
+		 * recomputed inline by several readers (plan_fusion) is read by all of them, and after the
+		 * schedule its fuse entry need not be the reader that runs last */
 		for (int k = 0; k < nemit;) {
 			int g1 = k;
 			while (g1 + 1 < nemit && e->in_grp[order[g1 + 1]])
 				g1++;
 			for (int j = k; j <= g1; j++) {
 				t_def[order[j]] = k;
-				t_run[order[j]] = g1;
+				memset(need, 0, sizeof *need * (size_t)n);
+				mark_need(e, need, order[j], true);
+				for (int x = 0; x < n; x++)
+					if (need[x] && x != order[j] && t_read[x] < g1)
+						t_read[x] = g1;
 			}
 			k = g1 + 1;
 		}
-		MemPlan *mp = memplan_build_timed(f, e->fuse, t_def, t_run, nemit);
+		MemPlan *mp = memplan_build_timed(f, e->fuse, t_def, t_read, nemit);
 		for (int i = 0; i < n; i++)
 			if (mp->has_slot[i] != e->mp->has_slot[i])
 				ir_fatal("emit-c: the memory plan for the merged order differs in which values have slots");
 		memplan_free(e->mp);
 		e->mp = mp;
 		free(t_def);
-		free(t_run);
+		free(t_read);
 		plan_nostore(e, order, nemit);
 	}
 	/* part p is order[bound[p]..bound[p+1]-1]: EM_PART nodes, or a few more so that no merged nest is cut */

@@ -149,7 +149,7 @@ MemPlan *memplan_build_fused(const IrFunc *f, const int *fused_into)
 	return p;
 }
 
-MemPlan *memplan_build_timed(const IrFunc *f, const int *fused_into, const int *t_def, const int *t_run, int t_end)
+MemPlan *memplan_build_timed(const IrFunc *f, const int *fused_into, const int *t_def, const int *t_read, int t_end)
 {
 	int n = f->n;
 	MemPlan *p = mp_calloc(1, sizeof *p);
@@ -160,18 +160,12 @@ MemPlan *memplan_build_timed(const IrFunc *f, const int *fused_into, const int *
 
 	int *last = mp_calloc((size_t)n, sizeof *last);
 	bool *linalg_user = mp_calloc((size_t)n, sizeof *linalg_user);
-	for (int i = 0; i < n; i++)
-		last[i] = t_def[i];
 	for (int i = 0; i < n; i++) {
+		last[i] = t_def[i] > t_read[i] ? t_def[i] : t_read[i];
 		const IrNode *nd = &f->nodes[i];
-		int r = effective_reader(fused_into, i);
-		int at = t_run[r];
-		for (int k = 0; k < ir_op_info[nd->op].nin; k++) {
-			if (at >= 0 && last[nd->in[k]] < at)
-				last[nd->in[k]] = at;
+		for (int k = 0; k < ir_op_info[nd->op].nin; k++)
 			if (ir_op_info[nd->op].flags & IRF_LINALG)
 				linalg_user[nd->in[k]] = true;
-		}
 	}
 	for (int k = 0; k < f->nouts; k++)
 		last[f->outs[k].node] = t_end; /* copied out after the last node */

@@ -33,11 +33,12 @@ MemPlan *memplan_build(const IrFunc *f);
 MemPlan *memplan_build_fused(const IrFunc *f, const int *fused_into);
 /* The same for an emitter that runs the nodes in an order of its own and may run several at once (a
  * merged loop nest): node i's slot is written from time t_def[i] (-1: the node is never run; a slot it
- * has then overlaps anything, as nothing refers to it) and its operands are read up to time t_run[i]
- * (>= t_def[i]; for a fused node, its fused-into node's time counts); outputs live to t_end. Every slot
- * written or read by a nest that runs over [t_def, t_run] is live over all of it, so the members of one
- * merged nest never share storage with each other's arrays. */
-MemPlan *memplan_build_timed(const IrFunc *f, const int *fused_into, const int *t_def, const int *t_run,
+ * has then overlaps anything, as nothing refers to it) and its value is read up to time t_read[i] (-1:
+ * not read; the emitter counts every loop that reads it, also through values fused or recomputed in
+ * that loop); outputs live to t_end. A merged nest that runs over [t0, t1] writes its members from t0
+ * and reads its arrays up to t1, so its arrays never share storage with each other. fused_into: as
+ * above (a fused value has no slot). */
+MemPlan *memplan_build_timed(const IrFunc *f, const int *fused_into, const int *t_def, const int *t_read,
 	int t_end);
 void memplan_free(MemPlan *p);
 

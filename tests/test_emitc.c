@@ -547,16 +547,16 @@ static void test_memplan(void **state)
 	/* memplan_build_timed: the same chain with nodes 3..6 (tanh 2..5) run as one merged nest (times 3..3
 	 * written, read up to 6): their four results and the operand of the first are live together, so no
 	 * two of them share storage, and the other values still reuse slots */
-	int n = f->n, t_def[16], t_run[16];
+	int n = f->n, t_def[16], t_read[16];
 	for (int i = 0; i < n; i++) {
 		t_def[i] = f->nodes[i].op == IR_INPUT ? -1 : i;
-		t_run[i] = t_def[i];
+		t_read[i] = -1;
 	}
-	for (int i = 3; i <= 6; i++) {
+	for (int i = 3; i <= 6; i++)
 		t_def[i] = 3;
-		t_run[i] = 6;
-	}
-	mp = memplan_build_timed(f, NULL, t_def, t_run, n);
+	for (int j = 1; j < n; j++) /* node j reads node j - 1 while it runs: up to 6 inside the nest */
+		t_read[j - 1] = j >= 3 && j <= 6 ? 6 : j;
+	mp = memplan_build_timed(f, NULL, t_def, t_read, n);
 	for (int i = 2; i <= 6; i++)
 		for (int j = i + 1; j <= 6; j++)
 			assert_true(mp->off_b[i] != mp->off_b[j]);
