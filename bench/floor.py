@@ -8,6 +8,12 @@ configuration of torch_step.py, two floors. The model of each is in docs/PERFORM
            (store-everything BPTT). Per trial and step the forward reads W~_t and writes W~_{t+1}; the
            backward reads W~_t and reads and writes the adjoint of W~: at least 5 S floats of DRAM traffic.
            bytes = 5 * 4 * S * B * T; floor = bytes / triad bandwidth. (~1 FLOP per byte: memory-bound.)
+           The gradient rule adds 2 S_ih floats (S_ih = the cell's input-side plastic weight, [H, H] or
+           [H, 4H]): its one-step inner gradient needs (W_ih + W~_ih)^T g of the step's own output error for
+           the encoder's update, so the forward reads W~_ih once more after the output is known (the matvec
+           that produces the output cannot have it yet), and the VJP reads it once more for that product's
+           input adjoint, whose value the main adjoint pass over W~_ih needs first. bytes = (5 S + 2 S_ih) *
+           4 * B * T for gradient-rule configurations (1.19x the Hebbian count at cue-reward sizes).
  hist   -- as dense, but the live W~ and its adjoint (B * S floats, 35 MB at cue-reward sizes) stay in the
            last-level cache: only the stored history goes to DRAM, written once and read once: 2 S floats.
  gemm   -- W~ kept in factored (rank-1 sum) form, so nothing of size S is streamed; what remains are the
@@ -24,6 +30,8 @@ configuration of torch_step.py, two floors. The model of each is in docs/PERFORM
            set of the reference sizes -- state, adjoints, static weights and alpha -- is ~2-3 MiB).
 
   floor.py MACHINE_OUTPUT [CONFIG...]   (default: every configuration)
+  floor.py --lines MACHINE_OUTPUT [CONFIG...]   one `floor config=C dense_1t_ms=X ...` line per configuration,
+                                                for bench/run.sh -m (its floor table)
 """
 import argparse
 import os
@@ -70,6 +78,8 @@ def main(argv=None):
     ap.add_argument("machine", help="output of bench/machine.sh")
     ap.add_argument("configs", nargs="*")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lines", action="store_true", help="key=value lines for bench/run.sh")
+    ap.add_argument("--hidden", type=int, default=0, help="override every hidden size (as run.sh -H)")
     a = ap.parse_args(argv)
     with open(a.machine) as f:
         text = f.read()
@@ -80,6 +90,19 @@ def main(argv=None):
         return 1
     threads = sorted(set(bw) & set(gf))
     B = a.batch
+    if a.lines:
+        for n in a.configs or [c for c in CONFIGS if not c.endswith("-none")]:
+            task, cell, rule, H, opts = CONFIGS[n]
+            H = a.hidden or H
+            T, I = task_shape(task, opts)
+            sizes = layer_sizes(cell, I, H)
+            S = sum(i * o for i, o in sizes) + (sum(o for _, o in sizes) if rule == "gradient" else 0)
+            s_ih = sizes[2][0] * sizes[2][1] if rule == "gradient" else 0
+            gbytes = (5 * S + 2 * s_ih) * 4 * B * T / 1e9
+            print(f"floor config={n} " + " ".join(f"dense_{t}t_ms={gbytes / bw[t] * 1e3:.1f}" for t in threads) +
+                  "".join(f" blkL3_{t}t_ms={gbytes / cache[t][1] * 1e3:.1f}" for t in threads
+                          if t in cache and cache[t][1]))
+        return 0
     print("machine: " + ", ".join(f"{t} thr: triad {bw[t]:.1f} GB/s, sgemm {gf[t]:.0f} GFLOP/s, balance "
                                   f"{gf[t] / bw[t]:.1f} FLOP/B" for t in threads))
     hdr = f"{'config':26} {'H':>4} {'T':>3} {'S floats':>9} {'GB/step':>8} " + " ".join(
@@ -94,12 +117,13 @@ def main(argv=None):
         T, I = task_shape(task, opts)
         sizes = layer_sizes(cell, I, H)
         S = sum(i * o for i, o in sizes) + (sum(o for _, o in sizes) if rule == "gradient" else 0)
-        gbytes = 5 * 4 * S * B * T / 1e9
+        s_ih = sizes[2][0] * sizes[2][1] if rule == "gradient" else 0
+        gbytes = (5 * S + 2 * s_ih) * 4 * B * T / 1e9
         flop = 6 * B * sum(i * o for i, o in sizes) * T * (2 if rule == "gradient" else 1) / 1e9
         fact = flop * (T - 1) / 2
         print(f"{n:26} {H:>4} {T:>3} {S:>9} {gbytes:>8.2f} " + " ".join(
             f"{gbytes / bw[t] * 1e3:>12.0f}" for t in threads) + " " + " ".join(
-            f"{gbytes * 2 / 5 / bw[t] * 1e3:>11.0f}" for t in threads) + f" {flop:>6.2f} " + " ".join(
+            f"{2 * 4 * S * B * T / 1e9 / bw[t] * 1e3:>11.0f}" for t in threads) + f" {flop:>6.2f} " + " ".join(
             f"{flop / gf[t] * 1e3:>11.1f}" for t in threads) + " " + " ".join(
             f"{fact / gf[t] * 1e3:>11.0f}" for t in threads) + " " + " ".join(
             f"{gbytes / cache[t][0] * 1e3 if cache[t][0] else 0:>10.0f} "

@@ -13,7 +13,8 @@
 #     -c  also time `plastc build` (DSL to binary) with the C and the LLVM backend
 # Default configurations: the four plastic cue-reward ones (bench/torch_step.py --list for all names).
 # Prints a table: config, plastc ms/step, torch ms/step, torch/plastc, peak RSS of each (MiB); with
-# several rounds the ms/step is the median of the rounds' medians. PyTorch is skipped when python3 torch is
+# several rounds the ms/step is the median of the rounds' medians. With -m also the floor table: plastc's
+# median and fastest step against the dense DRAM floor of bench/floor.py from this run's own triad rate. PyTorch is skipped when python3 torch is
 # absent; plastc when it cannot run yet (see bench/plastc_step.py). Set PLASTC=path (default ./plastc).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -60,8 +61,10 @@ export PLASTC
 res=$(mktemp "${TMPDIR:-/tmp}/plastc-bench.XXXXXX") || exit 2
 trap 'rm -f "$res"' EXIT INT TERM
 
+mres=$(mktemp "${TMPDIR:-/tmp}/plastc-machine-out.XXXXXX") || exit 2
+trap 'rm -f "$res" "$mres"' EXIT INT TERM
 if [ "$machine" = 1 ]; then
-	sh "$here/machine.sh"
+	sh "$here/machine.sh" | tee "$mres"
 fi
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  host: $(uname -n)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 r=1
@@ -88,6 +91,9 @@ while [ "$r" -le "$rounds" ]; do
 	r=$((r + 1))
 done
 
+if [ "$machine" = 1 ]; then
+	"$PYTHON" "$here/floor.py" --lines ${hidden:+--hidden "$hidden"} "$mres" "$@" >>"$res" || echo "floor.py failed: no floor table"
+fi
 echo
 # Table: per config the median (over rounds) of each tool's median ms and the max of its peak RSS.
 awk -v order="$*" '
@@ -95,7 +101,9 @@ function val(line, key,   m) { if (match(line, key "=[^ ]*")) return substr(line
 function med(list,   a, n, i, j, t) { n = split(list, a, " "); if (n == 0) return "";
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+$1 == "floor" { c = val($0, "config"); fl1[c] = val($0, "dense_1t_ms"); fl2[c] = val($0, "dense_2t_ms"); l3[c] = val($0, "blkL3_1t_ms"); next }
 { tool = $1; c = val($0, "config"); ms[tool, c] = ms[tool, c] " " val($0, "median_ms");
+  if (val($0, "min_ms") != "" && (mn[tool, c] == "" || val($0, "min_ms") + 0 < mn[tool, c] + 0)) mn[tool, c] = val($0, "min_ms")
   if (val($0, "cpu_ms") != "") cpu[tool, c] = cpu[tool, c] " " val($0, "cpu_ms")
   if (val($0, "val_trials_per_s") != "") vt[tool, c] = vt[tool, c] " " val($0, "val_trials_per_s")
   if (val($0, "compile_c_s") != "") cc[c] = val($0, "compile_c_s")
@@ -110,6 +118,19 @@ END {
 		ratio = (p != "" && t != "" && p > 0) ? sprintf("%.1fx", t / p) : "-"
 		printf "%-26s %14s %14s %9s %12s %12s\n", c, p == "" ? "-" : sprintf("%.1f", p), t == "" ? "-" : sprintf("%.1f", t),
 			ratio, mx["plastc", c] ? sprintf("%.0f", mx["plastc", c]) : "-", mx["torch", c] ? sprintf("%.0f", mx["torch", c]) : "-"
+	}
+	# the floor table (-m): plastc median and fastest step over the dense DRAM floor of this run (bench/floor.py)
+	nf = 0
+	for (i = 1; i <= n; i++) if (fl1[cs[i]] != "") nf = 1
+	if (nf) {
+		printf "\n%-26s %10s %10s %10s %10s %10s %10s %10s %10s\n", "config", "1t med ms", "1t min ms", "floor 1t", "med/floor", "min/floor", "2t med ms", "floor 2t", "L3 floor"
+		for (i = 1; i <= n; i++) {
+			c = cs[i]; p = med(ms["plastc", c]); q = med(ms["plastc_j", c]); m1 = mn["plastc", c]
+			printf "%-26s %10s %10s %10s %10s %10s %10s %10s %10s\n", c, p == "" ? "-" : sprintf("%.1f", p), m1 == "" ? "-" : sprintf("%.1f", m1),
+				fl1[c] == "" ? "-" : fl1[c], (p != "" && fl1[c] > 0) ? sprintf("%.2fx", p / fl1[c]) : "-",
+				(m1 != "" && fl1[c] > 0) ? sprintf("%.2fx", m1 / fl1[c]) : "-", q == "" ? "-" : sprintf("%.1f", q),
+				fl2[c] == "" ? "-" : fl2[c], l3[c] == "" ? "-" : l3[c]
+		}
 	}
 	# more plastc figures, when measured: other thread counts, CPU time, validation, compile latency
 	extra = 0

@@ -56,3 +56,23 @@ for s in 1-1 3-1 1-2; do
 		END { exit bad }' || fail "loss curve differs under block-threads $s"
 done
 ok "fixed-seed loss curve equal under blocks 0/1/3 and 2 threads"
+
+# bench/floor.py: the dense DRAM floor is bytes / triad rate; the gradient rule streams the cell's input-side
+# plastic weight twice more per step: (5 S + 2 S_ih) / (5 S) of the Hebbian floor at the same sizes
+if command -v python3 >/dev/null 2>&1; then
+	printf 'threads=1 triad_GBps=10.0\nthreads=1 M=64 N=K=256 sgemm_GFLOPs=100\n' >"$tmp/machine.txt"
+	python3 "$top_srcdir/bench/floor.py" --lines "$tmp/machine.txt" cue_reward-rnn-hebbian cue_reward-rnn-gradient \
+		>"$tmp/floor.log" 2>&1 || fail "floor.py --lines"
+	h=$(sed -n 's/.*rnn-hebbian dense_1t_ms=\([0-9.]*\).*/\1/p' "$tmp/floor.log")
+	g=$(sed -n 's/.*rnn-gradient dense_1t_ms=\([0-9.]*\).*/\1/p' "$tmp/floor.log")
+	# Hebbian RNN H=256, I=16, O=6: S = 16*256 + 2*256*256 + 256*6 = 136,704 floats; x 5 x 4 B x 64 x 20 / 10 GB/s
+	awk -v h="$h" -v g="$g" 'BEGIN { e = 5 * 136704 * 4 * 64 * 20 / 10e9 * 1e3; r = g / h
+		exit !(h > e - 0.2 && h < e + 0.2 && r > 1.18 && r < 1.21) }' || fail "floor.py: hebbian $h ms, gradient $g ms"
+	ok "floor.py dense floors"
+	# the harness's floor table (-m), plastc only, tiny sizes
+	PLASTC="$PLASTC" sh "$top_srcdir/bench/run.sh" -n -m -H 8 -s 2 cue_reward-rnn-gradient >"$tmp/run.log" 2>&1 ||
+		fail "bench/run.sh -m"
+	grep -q '^config  *1t med ms  *1t min ms  *floor 1t  *med/floor' "$tmp/run.log" || fail "run.sh -m: no floor table"
+	grep '^cue_reward-rnn-gradient ' "$tmp/run.log" | grep -q '[0-9]x ' || fail "run.sh -m: no ratio to the floor"
+	ok "bench/run.sh floor table"
+fi

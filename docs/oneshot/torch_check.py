@@ -1,7 +1,8 @@
 # docs/oneshot/torch_check.py -- independent PyTorch check of the one-shot plateau: same small CNNtoRNN (Conv-4 with F=16, proj relu,
-# vanilla relu RNN H=96, head), same Fashion-MNIST classes 0-4 episodes; usage: /usr/bin/python3 torch_check.py WAYS STEPS step|all|pix [BATCH=16]
+# vanilla relu RNN H=96, head), same Fashion-MNIST classes 0-4 episodes; usage: /usr/bin/python3 torch_check.py WAYS STEPS step|all|pix [BATCH=16] [FRAME=WAYS]
 # (step: batch norm over the B images of one time step, as plastc; all: over all T*B images at once (the reference normalises per step, as plastc); pix: no encoder). Prints the
-# training loss and query accuracy averaged over each 250 steps.
+# training loss and query accuracy averaged over each 250 steps. Environment IRNN=S: recurrent weight S*I, recurrent bias 0. FRAME > WAYS: the WAYS-way episode inside a FRAME-wide label input
+# and output (labels 0..WAYS-1, proj to H-FRAME), as plastc's --task-opt grow with grow_first=1 grow_pack=1 at its first stage.
 import gzip,numpy as np,torch,torch.nn as nn,sys
 torch.manual_seed(0); np.random.seed(0); torch.set_num_threads(1)
 D='/usr/share/datasets/fashion-mnist/'
@@ -10,8 +11,9 @@ Y=np.frombuffer(gzip.open(D+'train-labels-idx1-ubyte.gz').read(),np.uint8,offset
 m=X[Y<5].mean(); s=X[Y<5].std(); X=((X-m)/s).astype(np.float32)
 idx=[np.where(Y==c)[0] for c in range(10)]
 N=int(sys.argv[1]); F=16; H=96; B=int(sys.argv[4]) if len(sys.argv)>4 else 16; STEPS=int(sys.argv[2]); BNMODE=sys.argv[3]  # 'step' or 'all'
+W=int(sys.argv[5]) if len(sys.argv)>5 else N
 def episode(classes):
-    T=2*N; x=np.zeros((T,B,28,28),np.float32); lab=np.zeros((T,B,N),np.float32); tgt=np.zeros((T,B),np.int64)
+    T=2*N; x=np.zeros((T,B,28,28),np.float32); lab=np.zeros((T,B,W),np.float32); tgt=np.zeros((T,B),np.int64)
     for b in range(B):
         cl=np.random.choice(classes,N,replace=False); sup=[];qry=[]
         for c in cl:
@@ -24,7 +26,10 @@ def episode(classes):
 def blk(ci): return [nn.Conv2d(ci,F,3,padding=1,bias=False),nn.BatchNorm2d(F),nn.ReLU(),nn.MaxPool2d(2)]
 enc=nn.Sequential(*blk(1),*blk(F),*blk(F),*blk(F),nn.Flatten())
 if BNMODE=='pix': enc=nn.Flatten(); F=784
-proj=nn.Linear(F,H-N); cell=nn.RNNCell(H,H,nonlinearity='relu'); head=nn.Linear(H,N)
+proj=nn.Linear(F,H-W); cell=nn.RNNCell(H,H,nonlinearity='relu'); head=nn.Linear(H,W)
+import os
+if os.environ.get('IRNN'):  # IRNN=S: recurrent weight S*I and zero recurrent bias (Le et al. 2015) instead of U(+-1/sqrt(H))
+    with torch.no_grad(): cell.weight_hh.copy_(float(os.environ['IRNN'])*torch.eye(H)); cell.bias_hh.zero_()
 ps=[*enc.parameters(),*proj.parameters(),*cell.parameters(),*head.parameters()]
 opt=torch.optim.AdamW(ps,1e-3,weight_decay=5e-4,amsgrad=True)
 run=[]
