@@ -906,7 +906,7 @@ static bool parse_init(P *p, const AstExpr *e, InitSpec *out)
 {
 	memset(out, 0, sizeof *out);
 	out->at = e->span;
-	const char *hint = "init is fan_out(S), fan_in(S), normal(MEAN, STD), uniform(A, B), identity or a number";
+	const char *hint = "init is fan_out(S), fan_in(S), normal(MEAN, STD), uniform(A, B), identity, identity(S) or a number";
 	if (e->kind == AST_NAME && strcmp(e->name, "identity") == 0) {
 		out->kind = IK_IDENTITY;
 		out->a = 1;
@@ -918,7 +918,7 @@ static bool parse_init(P *p, const AstExpr *e, InitSpec *out)
 			InitKind k;
 			int n;
 		} fs[] = {{"fan_out", IK_FAN_OUT, 1}, {"fan_in", IK_FAN_IN, 1}, {"normal", IK_NORMAL, 2},
-			{"uniform", IK_UNIFORM, 2}};
+			{"uniform", IK_UNIFORM, 2}, {"identity", IK_IDENTITY, 1}};
 		for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) {
 			if (strcmp(e->name, fs[i].name) != 0)
 				continue;
@@ -1001,7 +1001,8 @@ typedef struct Plast {
 	const AstSetting *rule, *rate, *decay, *alpha, *max_norm;
 } Plast;
 
-static const char *const layer_keys[] = {"init", "bias_init", "bias", "fixed", "rule", "rate", "decay", "alpha"};
+static const char *const layer_keys[] = {"init", "bias_init", "hh_init", "bias", "fixed", "rule", "rate", "decay",
+	"alpha"};
 static const char *const plast_keys[] = {"rule", "rate", "decay", "max_norm", "alpha"};
 
 static const AstSetting **find_key(Plast *pl, const char *key)
@@ -1733,7 +1734,7 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 		Plast pl = model_pl;
 		Plast mine;
 		memset(&mine, 0, sizeof mine);
-		const AstSetting *init = NULL, *binit = NULL, *bias = NULL, *fixed = NULL;
+		const AstSetting *init = NULL, *binit = NULL, *hhinit = NULL, *bias = NULL, *fixed = NULL;
 		for (int k = 0; k < it->nattrs; k++) {
 			const AstSetting *s = it->attrs[k];
 			const AstSetting **slot = NULL;
@@ -1741,6 +1742,8 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 				slot = &init;
 			else if (strcmp(s->key, "bias_init") == 0)
 				slot = &binit;
+			else if (strcmp(s->key, "hh_init") == 0)
+				slot = &hhinit;
 			else if (strcmp(s->key, "bias") == 0)
 				slot = &bias;
 			else if (strcmp(s->key, "fixed") == 0)
@@ -1752,7 +1755,7 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 			} else
 				slot = find_key(&mine, s->key);
 			if (!slot) {
-				unknown_key(p, s, "layer attributes", layer_keys, 8);
+				unknown_key(p, s, "layer attributes", layer_keys, (int)(sizeof layer_keys / sizeof *layer_keys));
 				continue;
 			}
 			if (*slot) {
@@ -1809,6 +1812,25 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 		if (binit && bi.kind == IK_IDENTITY) {
 			diag_emit(p->diag, DIAG_ERROR, binit->value->span, NULL, NULL, "a bias cannot be initialised to identity");
 			init_ok = false;
+		}
+		/* hh_init: the recurrent weight w_hh of an rnn/lstm layer (e.g. identity for an IRNN, Le et al. 2015);
+		 * b_hh follows it as biases follow init (0 for identity) unless bias_init is set */
+		InitSpec hi = wi, hbi = bi;
+		if (hhinit) {
+			if (L->kind == LAYER_LINEAR) {
+				diag_emit(p->diag, DIAG_ERROR, hhinit->key_span, NULL, "use `init` for a linear layer",
+					"hh_init applies to the recurrent weight of an rnn or lstm layer; '%s' is linear", L->name);
+				init_ok = false;
+			} else if (parse_init(p, hhinit->value, &hi)) {
+				if (!binit) {
+					hbi = hi;
+					if (hbi.kind == IK_IDENTITY) {
+						hbi.kind = IK_CONST;
+						hbi.a = 0;
+					}
+				}
+			} else
+				init_ok = false;
 		}
 		/* plasticity */
 		bool bias_plastic = false;
@@ -1893,7 +1915,9 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 			t->param = m->nparams;
 			ProgTensor *pt = add_tensor(p, m->params, &m->nparams, name, s, it->name_span);
 			pt->trainable = !(t->is_bias ? fix_b : fix_w);
-			if (init_ok && !resolve_init(p, t->is_bias ? &bi : &wi, pt, t->in, t->out, t->in == t->out))
+			bool hh = strcmp(t->suffix, "w_hh") == 0 || strcmp(t->suffix, "b_hh") == 0;
+			const InitSpec *is = t->is_bias ? (hh ? &hbi : &bi) : (hh ? &hi : &wi);
+			if (init_ok && !resolve_init(p, is, pt, t->in, t->out, t->in == t->out))
 				init_ok = false;
 		}
 		if (L->plastic) {

@@ -38,6 +38,9 @@ t "params line" 0 "^enc.w  \[16,256\]  uniform(-0.0625,0.0625)$" -- dump tests/m
 t "params alpha" 0 "^cell.alpha_w_hh  \[256,256\]  uniform(-1,1)$" -- dump tests/models/rnn.plast --stage params
 t "params total (reference count, gradient rule)" 0 "^total 274962$" -- dump tests/models/rnn.plast --stage params --set rule=gradient
 t "params --set hidden" 0 "^cell.w_hh  \[128,128\]  uniform(-0.08838834764831843,0.08838834764831843)$" -- dump tests/models/rnn.plast --stage params --set hidden=128
+t "params hh_init" 0 "^cell.w_hh  \[4,4\]  identity(0.5)$" -- dump tests/models/irnn.plast --stage params
+t "params hh_init bias" 0 "^cell.b_hh  \[4\]  zero$" -- dump tests/models/irnn.plast --stage params
+t "params hh_init leaves w_ih" 0 "^cell.w_ih  \[3,4\]  uniform(-0.5,0.5)$" -- dump tests/models/irnn.plast --stage params
 t "params fixed" 0 "^cell.b_hh  \[8\]  uniform(-0.1,0.1)  fixed$" -- dump tests/models/features.plast --stage params
 t "state table" 0 "^cell.h  \[B,256\]$" -- dump tests/models/rnn.plast --stage state
 t "ast" 0 "^  plastic rnn cell (enc -> hidden) relu" -- dump tests/models/rnn.plast --stage ast
