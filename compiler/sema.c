@@ -303,9 +303,19 @@ typedef struct CVal {
 	double num;
 	const AstDecl *rule;
 	const char *alpha;
+	const char *init; /* a weight initialisation named by a constant: identity or default (see hh_init) */
 } CVal;
 
 static const char *const alpha_modes[] = {"random", "uniform", "negative", "none"};
+static const char *const init_names[] = {"identity", "default"};
+
+static const char *init_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof init_names / sizeof *init_names; i++)
+		if (strcmp(init_names[i], name) == 0)
+			return init_names[i];
+	return NULL;
+}
 
 /* The static spelling of an α initialisation named `name`, or NULL. */
 static const char *alpha_mode_name(const char *name)
@@ -342,6 +352,7 @@ static bool eval_const(P *p, int i, SrcSpan use, CVal *out)
 		c->num = v.num;
 		c->rule = v.rule;
 		c->alpha = v.alpha;
+		c->init = v.init;
 	}
 	if (!c->ok)
 		return false;
@@ -349,6 +360,7 @@ static bool eval_const(P *p, int i, SrcSpan use, CVal *out)
 	out->num = c->num;
 	out->rule = c->rule;
 	out->alpha = c->alpha;
+	out->init = c->init;
 	return true;
 }
 
@@ -361,9 +373,9 @@ static bool cnum(P *p, const AstExpr *e, double *v)
 		diag_emit(p->diag, DIAG_ERROR, e->span, NULL, NULL, "rule '%s' used where a number is needed", c.rule->name);
 		return false;
 	}
-	if (c.alpha) {
-		diag_emit(p->diag, DIAG_ERROR, e->span, NULL, NULL, "the alpha initialisation '%s' used where a number is needed",
-			c.alpha);
+	if (c.alpha || c.init) {
+		diag_emit(p->diag, DIAG_ERROR, e->span, NULL, NULL, "the %s initialisation '%s' used where a number is needed",
+			c.alpha ? "alpha" : "weight", c.alpha ? c.alpha : c.init);
 		return false;
 	}
 	*v = c.num;
@@ -391,6 +403,10 @@ static bool ceval(P *p, const AstExpr *e, CVal *out)
 		}
 		if (s.kind == SYM_NONE && alpha_mode_name(e->name)) {
 			out->alpha = alpha_mode_name(e->name);
+			return true;
+		}
+		if (s.kind == SYM_NONE && init_name(e->name)) {
+			out->init = init_name(e->name);
 			return true;
 		}
 		if (s.kind == SYM_NONE)
@@ -894,7 +910,7 @@ static void check_calls(P *p, const AstExpr *e)
 
 /* ---------------------------------------------------------------- initialisers */
 
-typedef enum InitKind { IK_FAN_OUT, IK_FAN_IN, IK_NORMAL, IK_UNIFORM, IK_IDENTITY, IK_CONST } InitKind;
+typedef enum InitKind { IK_FAN_OUT, IK_FAN_IN, IK_NORMAL, IK_UNIFORM, IK_IDENTITY, IK_CONST, IK_DEFAULT } InitKind;
 
 typedef struct InitSpec {
 	InitKind kind;
@@ -906,11 +922,25 @@ static bool parse_init(P *p, const AstExpr *e, InitSpec *out)
 {
 	memset(out, 0, sizeof *out);
 	out->at = e->span;
-	const char *hint = "init is fan_out(S), fan_in(S), normal(MEAN, STD), uniform(A, B), identity, identity(S) or a number";
+	const char *hint = "init is fan_out(S), fan_in(S), normal(MEAN, STD), uniform(A, B), identity, identity(S), default or a number";
 	if (e->kind == AST_NAME && strcmp(e->name, "identity") == 0) {
 		out->kind = IK_IDENTITY;
 		out->a = 1;
 		return true;
+	}
+	if (e->kind == AST_NAME && strcmp(e->name, "default") == 0) {
+		out->kind = IK_DEFAULT; /* the layer's own default: only hh_init accepts it */
+		return true;
+	}
+	if (e->kind == AST_NAME && lookup(p, e->name).kind == SYM_CONST) {
+		CVal v;
+		if (!ceval(p, e, &v))
+			return false;
+		if (v.init) { /* a constant naming an initialisation: `const rec_init = default`, --set rec_init=identity */
+			out->kind = strcmp(v.init, "identity") == 0 ? IK_IDENTITY : IK_DEFAULT;
+			out->a = 1;
+			return true;
+		}
 	}
 	if (e->kind == AST_CALL) {
 		struct {
@@ -991,6 +1021,10 @@ static bool resolve_init(P *p, const InitSpec *spec, ProgTensor *t, int64_t in, 
 		t->init = spec->a == 0 ? PL_INIT_ZERO : PL_INIT_CONST;
 		t->init_a = spec->a;
 		break;
+	case IK_DEFAULT:
+		diag_emit(p->diag, DIAG_ERROR, spec->at, NULL, "give an initialisation, e.g. fan_out(1)",
+			"'default' names a layer's own initialisation; '%s' has none", t->name);
+		return false;
 	}
 	return true;
 }
@@ -1794,15 +1828,18 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 		bool init_ok = true;
 		if (init)
 			init_ok = parse_init(p, init->value, &wi);
-		else {
+		if (!init || (init_ok && wi.kind == IK_DEFAULT)) {
 			memset(&wi, 0, sizeof wi);
 			wi.kind = IK_FAN_OUT;
 			wi.a = L->kind == LAYER_LSTM ? 2 : 1;
 			wi.at = it->name_span;
 		}
-		if (binit)
-			init_ok = parse_init(p, binit->value, &bi) && init_ok;
-		else {
+		bool bset = binit && parse_init(p, binit->value, &bi);
+		if (binit && !bset)
+			init_ok = false;
+		if (bset && bi.kind == IK_DEFAULT)
+			bset = false;
+		if (!bset) {
 			bi = wi;
 			if (bi.kind == IK_IDENTITY) {
 				bi.kind = IK_CONST;
@@ -1822,7 +1859,9 @@ static void check_model(P *p, const AstDecl *md, int nset, char **sets)
 					"hh_init applies to the recurrent weight of an rnn or lstm layer; '%s' is linear", L->name);
 				init_ok = false;
 			} else if (parse_init(p, hhinit->value, &hi)) {
-				if (!binit) {
+				if (hi.kind == IK_DEFAULT)
+					hi = wi;
+				else if (!bset) {
 					hbi = hi;
 					if (hbi.kind == IK_IDENTITY) {
 						hbi.kind = IK_CONST;
@@ -2098,7 +2137,7 @@ rules_only:
 		if (!c->is_rule)
 			fmt_num(c->num, v, sizeof v);
 		len += (size_t)snprintf(set + len, cap - len, "%s%s=%s", len ? " " : "", c->name,
-			c->is_rule ? c->rule->name : c->alpha ? c->alpha : v);
+			c->is_rule ? c->rule->name : c->alpha ? c->alpha : c->init ? c->init : v);
 	}
 	m->settings = set;
 }

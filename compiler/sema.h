@@ -117,6 +117,7 @@ typedef struct SemaConst {
 	double num;
 	const AstDecl *rule;
 	const char *alpha;    /* the α initialisation the constant names (random, uniform, negative, none), else NULL; static */
+	const char *init;     /* the weight initialisation the constant names (identity, default), else NULL; static */
 	int state;            /* evaluation: 0 not yet, 1 in progress, 2 done */
 	bool ok;
 } SemaConst;

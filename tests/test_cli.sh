@@ -41,6 +41,9 @@ t "params --set hidden" 0 "^cell.w_hh  \[128,128\]  uniform(-0.08838834764831843
 t "params hh_init" 0 "^cell.w_hh  \[4,4\]  identity(0.5)$" -- dump tests/models/irnn.plast --stage params
 t "params hh_init bias" 0 "^cell.b_hh  \[4\]  zero$" -- dump tests/models/irnn.plast --stage params
 t "params hh_init leaves w_ih" 0 "^cell.w_ih  \[3,4\]  uniform(-0.5,0.5)$" -- dump tests/models/irnn.plast --stage params
+t "params rec_init default" 0 "^cell.w_hh  \[768,768\]  uniform(-0.036084391824351615,0.036084391824351615)$" -- dump models/oneshot/rnn_none.plast --stage params
+t "params --set rec_init=identity" 0 "^cell.w_hh  \[768,768\]  identity(1)$" -- dump models/oneshot/rnn_none.plast --stage params --set rec_init=identity
+t "params rec_init: a number is no init name" 1 "unknown name 'glorot'" -- dump models/oneshot/rnn_none.plast --stage params --set rec_init=glorot
 t "params fixed" 0 "^cell.b_hh  \[8\]  uniform(-0.1,0.1)  fixed$" -- dump tests/models/features.plast --stage params
 t "state table" 0 "^cell.h  \[B,256\]$" -- dump tests/models/rnn.plast --stage state
 t "ast" 0 "^  plastic rnn cell (enc -> hidden) relu" -- dump tests/models/rnn.plast --stage ast
