@@ -330,11 +330,12 @@ static void link_libs(Argv *a, const Runtime *rt)
 
 /* ---- loading ---- */
 
-/* The Program of file with the --set values; d must outlive it (node locations point into d). For the
- * LLVM backend without retime.c (see load_timed). */
+/* The Program of file with the --set values; d must outlive it (node locations point into d). Both
+ * backends compile the retimed step (retime.c; PLASTC_NO_RETIME=1 turns it off). */
 static Program *load_for(const char *file, int nset, char **sets, DiagCtx *d, const char *backend)
 {
-	unsigned flags = FE_VJP | FE_OPT | (strcmp(backend, "llvm") == 0 ? 0u : FE_RETIME);
+	(void)backend;
+	unsigned flags = FE_VJP | FE_OPT | FE_RETIME;
 	Program *p = frontend_load_program_ex(file, nset, sets, d, flags);
 	if (!p && diag_error_count(d) == 0)
 		fprintf(stderr, "plastc: internal error: %s: the front end returned no program\n", file);
@@ -348,9 +349,9 @@ static Program *load(const char *file, int nset, char **sets, DiagCtx *d)
 
 #ifdef CMD_HAVE_LLVM
 /* frontend_load_program with the time of each stage (for the LLVM backend's --time-passes): the same
- * sequence as frontend_load_program_ex(..., FE_VJP | FE_OPT), without retime.c: the LLVM backend's merged
- * nests hold no producer-consumer pairs yet, and with the retimed step its code measured 8-15 % slower
- * (docs/PERFORMANCE.md "Deferred updates"); the trial and its gradients are the same either way. */
+ * sequence as frontend_load_program_ex(..., FE_RETIME | FE_VJP | FE_OPT). Retiming counts as lowering, the
+ * VJP's retiming as autodiff. (Until the LLVM backend's merged nests took producer-consumer members, its
+ * code ran the step without retime.c, which then measured 8-15 % faster there: docs/PERFORMANCE.md.) */
 static Program *load_timed(const char *file, int nset, char **sets, DiagCtx *d, LlvmFrontTimes *ft)
 {
 	double t0 = emitll_now();
@@ -369,9 +370,12 @@ static Program *load_timed(const char *file, int nset, char **sets, DiagCtx *d, 
 		diag_emit(d, DIAG_ERROR, none, NULL, "this command needs a file with a `model NAME { ... }`",
 			"%s: no model in this file", file);
 	}
+	int nret = p ? frontend_retime(p) : 0;
 	double t2 = emitll_now();
 	if (p && ad_step_vjp(p, stderr) != 0)
 		ir_fatal("autodiff failed on model '%s'", p->name);
+	if (p)
+		frontend_retime_vjp(p, nret);
 	double t3 = emitll_now();
 	if (p) {
 		opt_run(p->fwd, NULL);

@@ -141,6 +141,8 @@ typedef struct LlCtx {
 	 * pending group instead of emitting it */
 	bool no_loop_fuse;       /* one nest per node (--no-loop-fuse, PLASTC_NO_LOOP_FUSE=1) */
 	bool no_batch_inner;     /* keep the batch loop outermost (PLASTC_NO_BATCH_INNER=1; l_nest_batch_inner) */
+	bool no_loop_chain;      /* no producer-consumer members (PLASTC_NO_LOOP_CHAIN=1, as emit_c's nest_link) */
+	bool *dnode;             /* [f->n] computed straight into a caller's output buffer (a direct output) */
 	bool capture;
 	LlNest *grp;             /* the pending group's merged nest (owned by l_emit_body) */
 	int grp_m;               /* its members */
@@ -600,16 +602,25 @@ static LLVMValueRef l_entry_alloca(LlCtx *c, const char *name)
 
 /* Evaluates expression e at the leaf offsets off; pre[l] is leaf l's value when it was loaded before
  * the innermost loop (its stride there is 0). */
-static LLVMValueRef l_x_eval(LlCtx *c, const LlNest *n, int e, LLVMValueRef *off, LLVMValueRef *pre)
+static LLVMValueRef l_x_eval(LlCtx *c, const LlNest *n, int e, LLVMValueRef *off, LLVMValueRef *pre,
+	LLVMValueRef *memo)
 {
 	const LlExpr *x = &n->x[e];
 	if (x->kind == LX_UNI)
 		return x->uni;
+	if (memo && memo[e])
+		return memo[e]; /* an expression several outputs share: a producer's value its consumer reads */
+	LLVMValueRef v;
 	if (x->kind == LX_LEAF)
-		return pre[x->leaf] ? pre[x->leaf] : l_load(c, l_gep(c, n->leaf[x->leaf].base, off[x->leaf], ""));
-	LLVMValueRef a = l_x_eval(c, n, x->a, off, pre);
-	LLVMValueRef b = x->b >= 0 ? l_x_eval(c, n, x->b, off, pre) : NULL;
-	return l_scalar(c, x->op, a, b);
+		v = pre[x->leaf] ? pre[x->leaf] : l_load(c, l_gep(c, n->leaf[x->leaf].base, off[x->leaf], ""));
+	else {
+		LLVMValueRef a = l_x_eval(c, n, x->a, off, pre, memo);
+		LLVMValueRef b = x->b >= 0 ? l_x_eval(c, n, x->b, off, pre, memo) : NULL;
+		v = l_scalar(c, x->op, a, b);
+	}
+	if (memo)
+		memo[e] = v;
+	return v;
 }
 
 static LLVMValueRef l_off_step(LlCtx *c, LLVMValueRef off, LLVMValueRef iv, int64_t st)
@@ -633,8 +644,9 @@ static void l_nest_store(LlCtx *c, const LlNest *n, int o, LLVMValueRef v, LLVMV
 static void l_nest_rec(LlCtx *c, const LlNest *n, int d, LLVMValueRef *off, LLVMValueRef *pre)
 {
 	if (d == n->nd) {
+		LLVMValueRef memo[LL_MAXEXPR] = {NULL};
 		for (int o = 0; o < n->nout; o++)
-			l_nest_store(c, n, o, l_x_eval(c, n, n->oroot[o], off, pre), off);
+			l_nest_store(c, n, o, l_x_eval(c, n, n->oroot[o], off, pre, memo), off);
 		return;
 	}
 	bool inner = d == n->nd - 1;
@@ -670,8 +682,9 @@ static void l_nest_rec(LlCtx *c, const LlNest *n, int d, LLVMValueRef *off, LLVM
 	for (int l = 0; l < n->nleaf; l++)
 		o2[l] = l_off_step(c, off[l], L.iv, n->leaf[l].st[d]);
 	c->body_calls = false;
+	LLVMValueRef memo[LL_MAXEXPR] = {NULL};
 	for (int o = 0; o < n->nout; o++) {
-		LLVMValueRef v = l_x_eval(c, n, n->oroot[o], o2, pre2);
+		LLVMValueRef v = l_x_eval(c, n, n->oroot[o], o2, pre2, memo);
 		if (acc[o])
 			l_store(c, l_fadd(c, l_load(c, acc[o]), v), acc[o]);
 		else
@@ -753,6 +766,30 @@ static void l_group_flush(LlCtx *c)
 	c->grp_m = 0;
 }
 
+/* Producer to consumer (as emit_c's nest_link): link[l] of each leaf l of nest m is the output of the
+ * pending group g whose value m reads there, or -1. m may read a member's output only where that member
+ * assigns it at every point (not a sum) and m reads it at the same point (equal strides over the same
+ * space); then the loop body hands the value over as an expression (l_x_eval's memo evaluates it once
+ * per point) instead of a load. Returns false if m reads a member's output in any other way: the group
+ * must be emitted first (then m reads the stored array). */
+static bool l_group_links(const LlNest *g, const LlNest *m, int *link)
+{
+	for (int l = 0; l < m->nleaf; l++) {
+		link[l] = -1;
+		if (m->leaf[l].out)
+			continue;
+		for (int o = 0; o < g->nout; o++) {
+			const LlLeaf *ol = &g->leaf[g->oleaf[o]];
+			if (ol->base != m->leaf[l].base)
+				continue;
+			if (g->oacc[o] || memcmp(ol->st, m->leaf[l].st, sizeof(int64_t) * (size_t)m->nd) != 0)
+				return false;
+			link[l] = o;
+		}
+	}
+	return true;
+}
+
 /* Adds nest m (of node c->grp_cur) to the pending group: its leaves join the group's (a leaf read by an
  * earlier member with the same pointer and strides is shared), its expressions are renumbered, and its
  * output becomes one more output of the merged nest. The planner (l_group_joins) has checked that the
@@ -762,6 +799,7 @@ static void l_group_add(LlCtx *c, LlNest *m)
 {
 	LlNest *g = c->grp;
 	l_nest_outputs(m);
+	int link[LL_MAXLEAF];
 	if (c->grp_m > 0) {
 		bool same = g->nd == m->nd;
 		for (int d = 0; d < g->nd && same; d++)
@@ -771,7 +809,7 @@ static void l_group_add(LlCtx *c, LlNest *m)
 			return;
 		}
 		if (g->nleaf + m->nleaf > LL_MAXLEAF || g->nexpr + m->nexpr > LL_MAXEXPR ||
-			g->nout + m->nout > LL_GROUP_MAX)
+			g->nout + m->nout > LL_GROUP_MAX || !l_group_links(g, m, link))
 			l_group_flush(c);
 	}
 	if (c->grp_m == 0) {
@@ -782,6 +820,8 @@ static void l_group_add(LlCtx *c, LlNest *m)
 	int lmap[LL_MAXLEAF], xmap[LL_MAXEXPR];
 	for (int l = 0; l < m->nleaf; l++) {
 		lmap[l] = -1;
+		if (link[l] >= 0)
+			continue; /* read from the producer's expression, not from memory */
 		for (int q = 0; q < g->nleaf && lmap[l] < 0 && !m->leaf[l].out; q++)
 			if (!g->leaf[q].out && g->leaf[q].base == m->leaf[l].base &&
 				memcmp(g->leaf[q].st, m->leaf[l].st, sizeof(int64_t) * (size_t)m->nd) == 0)
@@ -793,6 +833,10 @@ static void l_group_add(LlCtx *c, LlNest *m)
 	}
 	for (int e = 0; e < m->nexpr; e++) {
 		LlExpr x = m->x[e];
+		if (x.kind == LX_LEAF && link[x.leaf] >= 0) {
+			xmap[e] = g->oroot[link[x.leaf]];
+			continue;
+		}
 		if (x.kind == LX_LEAF)
 			x.leaf = lmap[x.leaf];
 		if (x.kind == LX_OP) {
@@ -1300,19 +1344,25 @@ out:
  * instead of once per nest. A node joins the pending group when
  *   - its nest is elementwise, expand, outer, sum_to, bmv or bmvt over a space of rank >= 2 equal to the
  *     group's (batch flag and dims, before dims are merged);
- *   - it is computed into its own scratch slot (not into a caller's buffer);
- *   - it reads no value computed by a member, writes no array a member reads, and its slot overlaps no
- *     array read or written by a member (the memory plan may reuse a slot freed by an earlier member);
+ *   - it is computed into its own scratch slot or straight into a caller's output buffer (a state or
+ *     state adjoint, which the ABI keeps apart from every other argument);
+ *   - it writes no array a member reads, its slot overlaps no array read or written by a member (the
+ *     memory plan may reuse a slot freed by an earlier member), and it reads a value computed by a member
+ *     only where that member assigns it point by point and it reads it at the same point
+ *     (l_group_links: a producer-consumer pair; the value is handed over in a register, as emit_c's
+ *     nest_link; off with PLASTC_NO_LOOP_CHAIN=1); any other read of a member's value ends the group;
  *   - the group has fewer than LL_GROUP_MAX members.
- * There is no dependence inside a group, so the order of the points does not matter; each output keeps
- * its own expression and accumulator, so only the loop order of sums changes, never what is summed.
+ * The only dependences inside a group are those pairs, which hold at each point, so the order of the
+ * points does not matter; each output keeps its own expression and accumulator, so only the loop order
+ * of sums changes, never what is summed. With producer-consumer members the retimed step (retime.c:
+ * a plastic matrix's deferred update, then the product that reads it) streams the matrix once.
  * Nodes that emit no memory code (parameters, inputs, uniform values) do not end a group. */
 
 /* The index space of node id's nest, if it may join a group. */
 static bool l_group_space(LlCtx *c, int id, IrShape *space)
 {
 	const IrNode *nd = &c->f->nodes[id];
-	if (!c->plan->has_slot[id] || c->inl[id])
+	if ((!c->plan->has_slot[id] && !c->dnode[id]) || c->inl[id])
 		return false;
 	IrOp op = nd->op;
 	if ((ir_op_info[op].flags & IRF_EW) || op == IR_EXPAND) {
@@ -1378,6 +1428,14 @@ static bool l_slots_overlap(LlCtx *c, int a, int b)
 
 #define LL_GROUP_READS (2 * LL_MAXLEAF)
 
+/* Whether node id's nest assigns every point of its value once (elementwise, expand, outer): a value a
+ * later member of a merged nest can take at the same point. */
+static bool l_assigns(LlCtx *c, int id)
+{
+	IrOp op = c->f->nodes[id].op;
+	return (ir_op_info[op].flags & IRF_EW) || op == IR_EXPAND || op == IR_OUTER;
+}
+
 /* May node id (whose nest runs over c->grp_space) join the pending group? */
 static bool l_group_joins(LlCtx *c, int id)
 {
@@ -1389,9 +1447,17 @@ static bool l_group_joins(LlCtx *c, int id)
 		int mem = c->grp_mem[m];
 		if (l_slots_overlap(c, id, mem))
 			return false;
-		for (int q = 0; q < nr; q++)
-			if (r[q] == mem || l_slots_overlap(c, r[q], mem))
+		for (int q = 0; q < nr; q++) {
+			if (r[q] == mem) {
+				/* a producer-consumer pair, if mem assigns its value point by point (l_group_links
+				 * checks the strides when the nest is added) */
+				if (c->no_loop_chain || !l_assigns(c, mem))
+					return false;
+				continue;
+			}
+			if (l_slots_overlap(c, r[q], mem))
 				return false;
+		}
 		int r2[LL_GROUP_READS];
 		int n2 = l_group_reads(c, mem, r2, LL_GROUP_READS);
 		if (n2 > LL_GROUP_READS)
@@ -1610,11 +1676,12 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 	c->val = calloc((size_t)n + 1, sizeof *c->val);
 	c->uni = calloc((size_t)n + 1, sizeof *c->uni);
 	c->inl = calloc((size_t)n + 1, sizeof *c->inl);
+	c->dnode = calloc((size_t)n + 1, sizeof *c->dnode);
 	bool *live = calloc((size_t)n + 1, sizeof *live), *is_out = calloc((size_t)n + 1, sizeof *is_out);
 	bool *uni_static = calloc((size_t)n + 1, sizeof *uni_static), *need = calloc((size_t)n + 1, sizeof *need);
 	bool *direct = calloc((size_t)f->nouts + 1, sizeof *direct);
 	int *last = calloc((size_t)n + 1, sizeof *last), *emit_at = calloc((size_t)n + 1, sizeof *emit_at);
-	if (!c->val || !c->uni || !c->inl || !live || !is_out || !uni_static || !need || !direct || !last || !emit_at) {
+	if (!c->val || !c->uni || !c->inl || !c->dnode || !live || !is_out || !uni_static || !need || !direct || !last || !emit_at) {
 		l_fail(c, "%s", "out of memory");
 		goto out;
 	}
@@ -1673,6 +1740,7 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 		if (l_direct_role(f->outs[k].role) && !c->val[id] && !uni_static[id] && !l_is_leafish(f->nodes[id].op)) {
 			c->val[id] = LLVMGetParam(fn, (unsigned)(2 + np + f->nins + k));
 			direct[k] = true;
+			c->dnode[id] = true;
 		}
 	}
 	/* scratch for the rest, shared between values whose live ranges (fusion included) do not overlap:
@@ -1741,6 +1809,8 @@ out:
 	free(c->val);
 	free(c->uni);
 	free(c->inl);
+	free(c->dnode);
+	c->dnode = NULL;
 	free(c->grp);
 	c->grp = NULL;
 	c->val = c->uni = NULL;
@@ -2037,6 +2107,8 @@ LLVMModuleRef emitll_module(const Program *p, LLVMContextRef ctx, LLVMTargetMach
 	c.no_loop_fuse = (flags & EMITLL_NO_LOOP_FUSE) || (nlf && nlf[0] && strcmp(nlf, "0") != 0);
 	const char *nbi = getenv("PLASTC_NO_BATCH_INNER");
 	c.no_batch_inner = nbi && nbi[0] && strcmp(nbi, "0") != 0;
+	const char *nlc = getenv("PLASTC_NO_LOOP_CHAIN");
+	c.no_loop_chain = nlc && nlc[0] && strcmp(nlc, "0") != 0;
 	c.mod = LLVMModuleCreateWithNameInContext(p->name ? p->name : "model", ctx);
 	if (p->source)
 		LLVMSetSourceFileName(c.mod, p->source, strlen(p->source));

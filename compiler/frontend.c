@@ -204,6 +204,24 @@ int frontend_retime(Program *p)
 	return retime_program(p, stderr);
 }
 
+void frontend_retime_vjp(Program *p, int nret)
+{
+	if (nret <= 0 || !retime_next_enabled())
+		return;
+	int *rc = NULL, nrc = 0;
+	retime_vjp_ex(p, stderr, &rc, &nrc);
+	/* values the VJP would recompute with a pass over a plastic matrix become states */
+	if (nrc > 0 && retime_resid_enabled()) {
+		retime_residuals(p, rc, nrc);
+		ir_func_free(p->vjp);
+		p->vjp = NULL;
+		if (ad_step_vjp(p, stderr) != 0)
+			ir_fatal("autodiff failed on model '%s'", p->name);
+		retime_vjp(p, stderr);
+	}
+	free(rc);
+}
+
 Program *frontend_load_program(const char *path, int nset, char **sets, DiagCtx *d)
 {
 	return frontend_load_program_ex(path, nset, sets, d, FE_RETIME | FE_VJP | FE_OPT);
@@ -229,20 +247,8 @@ Program *frontend_load_program_ex(const char *path, int nset, char **sets, DiagC
 			int nret = p && (flags & FE_RETIME) ? frontend_retime(p) : 0;
 			if (p && (flags & FE_VJP) && ad_step_vjp(p, stderr) != 0)
 				ir_fatal("autodiff failed on model '%s'", p->name);
-			if (p && nret > 0 && (flags & FE_VJP) && retime_next_enabled()) {
-				int *rc = NULL, nrc = 0;
-				retime_vjp_ex(p, stderr, &rc, &nrc);
-				/* values the VJP would recompute with a pass over a plastic matrix become states */
-				if (nrc > 0 && retime_resid_enabled()) {
-					retime_residuals(p, rc, nrc);
-					ir_func_free(p->vjp);
-					p->vjp = NULL;
-					if (ad_step_vjp(p, stderr) != 0)
-						ir_fatal("autodiff failed on model '%s'", p->name);
-					retime_vjp(p, stderr);
-				}
-				free(rc);
-			}
+			if (p && (flags & FE_VJP))
+				frontend_retime_vjp(p, nret);
 			if (p && (flags & FE_OPT)) {
 				opt_run(p->fwd, NULL);
 				if (p->fwd_eval)

@@ -47,6 +47,10 @@ enum {
 
 /* retime_program after a first optimiser run on step_forward, unless PLASTC_NO_RETIME is set (FE_RETIME) */
 int frontend_retime(Program *p); /* the number of states retimed */
+/* After ad_step_vjp of a program frontend_retime changed nret > 0 states of: the VJP reads the states
+ * leaving the step (retime_vjp_ex) and matrix-vector products it would recompute become residual states
+ * (retime_residuals, then the VJP is derived again), as frontend_load_program_ex does with FE_RETIME. */
+void frontend_retime_vjp(Program *p, int nret);
 
 /* Parses, checks and lowers path, retimes the plastic updates, then derives step_vjp and optimises both
  * functions: the Program every backend consumes (FE_RETIME | FE_VJP | FE_OPT). Returns NULL after reporting errors to d. */
