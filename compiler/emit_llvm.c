@@ -142,7 +142,11 @@ typedef struct LlCtx {
 	bool no_loop_fuse;       /* one nest per node (--no-loop-fuse, PLASTC_NO_LOOP_FUSE=1) */
 	bool no_batch_inner;     /* keep the batch loop outermost (PLASTC_NO_BATCH_INNER=1; l_nest_batch_inner) */
 	bool no_loop_chain;      /* no producer-consumer members (PLASTC_NO_LOOP_CHAIN=1, as emit_c's nest_link) */
+	bool no_loop_sched;      /* emit in node order (PLASTC_NO_LOOP_SCHED=1, as emit_c's plan_groups) */
 	bool *dnode;             /* [f->n] computed straight into a caller's output buffer (a direct output) */
+	const bool *slotted;     /* [f->n] gets a scratch slot (the memory plan's need[]) */
+	const bool *ustat;       /* [f->n] uniform before any code exists (constants and functions of them) */
+	bool scheduling;         /* l_schedule is asking: uniformity from ustat, no code exists yet */
 	bool capture;
 	LlNest *grp;             /* the pending group's merged nest (owned by l_emit_body) */
 	int grp_m;               /* its members */
@@ -878,7 +882,7 @@ static void l_fill(LlCtx *c, LLVMValueRef dst, IrShape s, LLVMValueRef v)
 /* ---------------------------------------------------------------------------------------------------- */
 /* values                                                                                               */
 
-static bool l_is_uniform(LlCtx *c, int id) { return c->uni[id] != NULL; }
+static bool l_is_uniform(LlCtx *c, int id) { return c->uni[id] != NULL || (c->scheduling && c->ustat[id]); }
 
 /* Scratch beyond the memory plan, for uniform values that must live in memory (BLAS operands). */
 static LLVMValueRef l_extra_slot(LlCtx *c, IrShape s)
@@ -1362,7 +1366,7 @@ out:
 static bool l_group_space(LlCtx *c, int id, IrShape *space)
 {
 	const IrNode *nd = &c->f->nodes[id];
-	if ((!c->plan->has_slot[id] && !c->dnode[id]) || c->inl[id])
+	if ((!c->slotted[id] && !c->dnode[id]) || c->inl[id])
 		return false;
 	IrOp op = nd->op;
 	if ((ir_op_info[op].flags & IRF_EW) || op == IR_EXPAND) {
@@ -1390,7 +1394,7 @@ static bool l_group_space(LlCtx *c, int id, IrShape *space)
 /* The values in memory that node id's nest reads (through the values fused into it), appended to r. */
 static void l_group_reads_rec(LlCtx *c, int id, int *r, int *nr, int cap)
 {
-	if (c->uni[id])
+	if (l_is_uniform(c, id))
 		return;
 	if (c->inl[id]) {
 		const IrNode *nd = &c->f->nodes[id];
@@ -1500,15 +1504,124 @@ static void l_group_emit_node(LlCtx *c, int id, bool no_code)
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
+/* scheduling for merged nests                                                                          */
+
+/* emit_c's plan_groups scheduling, for the groups l_group_emit_node forms greedily in emission order:
+ * when the next node cannot join the group being formed, a later node within LL_SCHED_WINDOW that can
+ * join, and may run before the nodes between (true dependences only: it reads none of them, through fused
+ * values too, and none of them reads it), is moved up next to the group. In a step's VJP the nests over
+ * one [H,H] plastic tensor are often separated by BLAS calls on small vectors; moved together they stream
+ * the tensor once. Constants and other values known uniform before any code exists go first (their
+ * instructions must precede every use). Records each node's group (first and last position in *ord) in
+ * gfirst/glast, for the memory plan made afterwards (l_plan_timed). */
+#define LL_SCHED_WINDOW 24
+
+static bool l_no_code(LlCtx *c, int id)
+{
+	return c->inl[id] || c->ustat[id] || l_is_leafish(c->f->nodes[id].op);
+}
+
+/* May node x join the planned group mem[0..m-1] over space sp (the rules of l_group_joins that do not
+ * depend on the memory plan, which is made for the schedule afterwards)? */
+static bool l_sched_joins(LlCtx *c, int x, const int *mem, int m, IrShape sp)
+{
+	IrShape s2;
+	if (!l_group_space(c, x, &s2) || !l_same_space(s2, sp))
+		return false;
+	int r[LL_GROUP_READS];
+	int nr = l_group_reads(c, x, r, LL_GROUP_READS);
+	if (nr > LL_GROUP_READS)
+		return false;
+	for (int q = 0; q < nr; q++)
+		for (int k = 0; k < m; k++)
+			if (r[q] == mem[k] && (c->no_loop_chain || !l_assigns(c, mem[k])))
+				return false;
+	return true;
+}
+
+/* Does node a read node b (directly or through values fused into it)? */
+static bool l_reads(LlCtx *c, int a, int b)
+{
+	int r[LL_GROUP_READS];
+	int nr = l_group_reads(c, a, r, LL_GROUP_READS);
+	if (nr > LL_GROUP_READS)
+		return true; /* unknown: assume so */
+	for (int q = 0; q < nr; q++)
+		if (r[q] == b)
+			return true;
+	return false;
+}
+
+static void l_schedule(LlCtx *c, int *ord, int nord, int *gfirst, int *glast)
+{
+	for (int i = 0; i < nord; i++)
+		gfirst[i] = glast[i] = i;
+	if (c->no_loop_fuse)
+		return;
+	c->scheduling = true;
+	for (int k = 0; k < nord;) {
+		IrShape sp;
+		if (l_no_code(c, ord[k]) || !l_group_space(c, ord[k], &sp)) {
+			k++;
+			continue;
+		}
+		int mem[LL_GROUP_MAX], m = 1;
+		mem[0] = ord[k];
+		int j = k + 1;
+		while (j < nord && m < LL_GROUP_MAX) {
+			int x = ord[j];
+			if (l_no_code(c, x)) {
+				j++;
+				continue; /* emits no loop: does not end a group */
+			}
+			if (l_sched_joins(c, x, mem, m, sp)) {
+				mem[m++] = x;
+				j++;
+				continue;
+			}
+			if (c->no_loop_sched)
+				break;
+			int found = -1;
+			for (int j2 = j + 1; j2 < nord && j2 <= j + LL_SCHED_WINDOW && found < 0; j2++) {
+				int h = ord[j2];
+				if (l_no_code(c, h) || !l_sched_joins(c, h, mem, m, sp))
+					continue;
+				bool safe = true;
+				for (int i = j; i < j2 && safe; i++)
+					safe = !l_reads(c, h, ord[i]) && !l_reads(c, ord[i], h);
+				if (safe)
+					found = j2;
+			}
+			if (found < 0)
+				break;
+			int h = ord[found];
+			memmove(ord + j + 1, ord + j, sizeof *ord * (size_t)(found - j));
+			ord[j] = h;
+			mem[m++] = h;
+			j++;
+		}
+		for (int i = k; i < j; i++) {
+			gfirst[i] = k;
+			glast[i] = j - 1;
+		}
+		k = j;
+	}
+	c->scheduling = false;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
 /* memory plan                                                                                          */
 
 /* The scratch plan of one function. Values that need memory (need[i]) get a 16-float aligned slot in
  * one of two pools: per-trial (batched) values in the first total_b * B floats, per-model values after
- * them. Slots are shared first-fit between values whose live ranges do not overlap, where a value lives
- * from its definition to `last[i]`, the emission point of its last reader (for a fused reader: the
- * consumer whose loops compute it; for outputs: the end). This is memplan.h's layout (same MemPlan
- * type), computed here because fusion moves reads later than the IR's node order says. */
-static MemPlan *l_plan(const IrFunc *f, const bool *need, const int *last)
+ * them. Slots are shared first-fit between values whose live ranges do not overlap, for the emission
+ * order ord[0..nord-1]: value i lives from tdef[i] (the position where its merged nest starts) to
+ * last[i] (where the merged nest of its last reader ends; for a fused reader, of the consumer whose loops
+ * compute it; for outputs: the end). This is memplan.h's layout (same MemPlan type; memplan_build_timed
+ * is the C backend's version), computed here because fusion and scheduling move reads and definitions
+ * away from the IR's node order. */
+static MemPlan *l_plan_timed(const IrFunc *f, const bool *need, const int *ord_in, int nord, const int *tdef,
+	const int *last)
 {
 	MemPlan *p = calloc(1, sizeof *p);
 	int *order = calloc((size_t)f->n + 1, sizeof *order);
@@ -1530,7 +1643,8 @@ static MemPlan *l_plan(const IrFunc *f, const bool *need, const int *last)
 		return NULL;
 	}
 	int nplaced = 0;
-	for (int i = 0; i < f->n; i++) {
+	for (int oi = 0; oi < nord; oi++) {
+		int i = ord_in[oi];
 		if (!need[i])
 			continue;
 		const IrNode *nd = &f->nodes[i];
@@ -1543,7 +1657,7 @@ static MemPlan *l_plan(const IrFunc *f, const bool *need, const int *last)
 			moved = false;
 			for (int k = 0; k < nplaced; k++) {
 				int j = order[k];
-				if (f->nodes[j].shape.batch != batched || last[j] < i)
+				if (f->nodes[j].shape.batch != batched || last[j] < tdef[i])
 					continue;
 				int64_t jo = batched ? p->off_b[j] : p->off_c[j];
 				int64_t jsz = (l_numel(f->nodes[j].shape) + 15) / 16 * 16;
@@ -1681,7 +1795,11 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 	bool *uni_static = calloc((size_t)n + 1, sizeof *uni_static), *need = calloc((size_t)n + 1, sizeof *need);
 	bool *direct = calloc((size_t)f->nouts + 1, sizeof *direct);
 	int *last = calloc((size_t)n + 1, sizeof *last), *emit_at = calloc((size_t)n + 1, sizeof *emit_at);
-	if (!c->val || !c->uni || !c->inl || !c->dnode || !live || !is_out || !uni_static || !need || !direct || !last || !emit_at) {
+	int *ord = calloc((size_t)n + 1, sizeof *ord), *gfirst = calloc((size_t)n + 1, sizeof *gfirst);
+	int *glast = calloc((size_t)n + 1, sizeof *glast), *tdef = calloc((size_t)n + 1, sizeof *tdef);
+	int *teff = calloc((size_t)n + 1, sizeof *teff);
+	if (!c->val || !c->uni || !c->inl || !c->dnode || !live || !is_out || !uni_static || !need || !direct || !last ||
+		!emit_at || !ord || !gfirst || !glast || !tdef || !teff) {
 		l_fail(c, "%s", "out of memory");
 		goto out;
 	}
@@ -1743,25 +1861,50 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 			c->dnode[id] = true;
 		}
 	}
-	/* scratch for the rest, shared between values whose live ranges (fusion included) do not overlap:
-	 * a value is read where its readers' loops are emitted (emit_at, from l_plan_fusion) */
-	for (int i = 0; i < n; i++) {
+	/* the emission order: values known uniform before any code exists first, then the rest in node order,
+	 * scheduled for merged nests (l_schedule) */
+	for (int i = 0; i < n; i++)
 		need[i] = live[i] && !c->inl[i] && !uni_static[i] && !l_is_leafish(f->nodes[i].op) && !c->val[i];
-		last[i] = i;
+	c->slotted = need;
+	c->ustat = uni_static;
+	int nord = 0;
+	for (int i = 0; i < n; i++)
+		if (live[i] && (uni_static[i] || l_is_leafish(f->nodes[i].op)))
+			ord[nord++] = i;
+	for (int i = 0; i < n; i++)
+		if (live[i] && !(uni_static[i] || l_is_leafish(f->nodes[i].op)))
+			ord[nord++] = i;
+	l_schedule(c, ord, nord, gfirst, glast);
+	/* scratch for the rest, shared between values whose live ranges do not overlap: a value lives from
+	 * the start of its merged nest (or its own position) to the end of the merged nest of its last reader,
+	 * where a fused value is read where its readers' loops are */
+	for (int q = 0; q < nord; q++) {
+		tdef[ord[q]] = gfirst[q];
+		teff[ord[q]] = c->inl[ord[q]] ? -1 : glast[q];
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		last[i] = -1;
+		if (!live[i])
+			continue;
+		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
+			int o = f->nodes[i].in[k];
+			if (c->inl[o] && teff[i] > teff[o])
+				teff[o] = teff[i];
+		}
 	}
 	for (int i = 0; i < n; i++) {
 		if (!live[i])
 			continue;
 		for (int k = 0; k < ir_op_info[f->nodes[i].op].nin; k++) {
 			int o = f->nodes[i].in[k];
-			if (emit_at[i] > last[o])
-				last[o] = emit_at[i];
+			if (teff[i] > last[o])
+				last[o] = teff[i];
 		}
 	}
 	for (int i = 0; i < n; i++)
 		if (is_out[i])
-			last[i] = n; /* read by the output copies at the end */
-	c->plan = l_plan(f, need, last);
+			last[i] = nord + 1; /* read by the output copies at the end */
+	c->plan = l_plan_timed(f, need, ord, nord, tdef, last);
 	if (!c->plan) {
 		l_fail(c, "%s", "out of memory");
 		goto out;
@@ -1784,9 +1927,8 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 		l_fail(c, "%s", "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < n && !c->failed; i++)
-		if (live[i])
-			l_group_emit_node(c, i, c->inl[i] || uni_static[i] || l_is_leafish(f->nodes[i].op));
+	for (int q = 0; q < nord && !c->failed; q++)
+		l_group_emit_node(c, ord[q], l_no_code(c, ord[q]));
 	l_group_flush(c);
 	for (int k = 0; k < f->nouts && !c->failed; k++) {
 		bool array;
@@ -1806,6 +1948,12 @@ out:
 	free(direct);
 	free(last);
 	free(emit_at);
+	free(ord);
+	free(gfirst);
+	free(glast);
+	free(tdef);
+	free(teff);
+	c->slotted = c->ustat = NULL;
 	free(c->val);
 	free(c->uni);
 	free(c->inl);
@@ -2109,6 +2257,8 @@ LLVMModuleRef emitll_module(const Program *p, LLVMContextRef ctx, LLVMTargetMach
 	c.no_batch_inner = nbi && nbi[0] && strcmp(nbi, "0") != 0;
 	const char *nlc = getenv("PLASTC_NO_LOOP_CHAIN");
 	c.no_loop_chain = nlc && nlc[0] && strcmp(nlc, "0") != 0;
+	const char *nls = getenv("PLASTC_NO_LOOP_SCHED");
+	c.no_loop_sched = nls && nls[0] && strcmp(nls, "0") != 0;
 	c.mod = LLVMModuleCreateWithNameInContext(p->name ? p->name : "model", ctx);
 	if (p->source)
 		LLVMSetSourceFileName(c.mod, p->source, strlen(p->source));

@@ -596,6 +596,12 @@ static void test_loop_merge(void **state)
 		assert_int_equal(setenv("PLASTC_NO_LOOP_CHAIN", "1", 1), 0);
 		int unchained = count_loops(p, 0);
 		assert_int_equal(unsetenv("PLASTC_NO_LOOP_CHAIN"), 0);
+		/* scheduling (l_schedule) moves nodes next to a merged nest they can join */
+		assert_int_equal(setenv("PLASTC_NO_LOOP_SCHED", "1", 1), 0);
+		int unscheduled = count_loops(p, 0);
+		assert_int_equal(unsetenv("PLASTC_NO_LOOP_SCHED"), 0);
+		print_message("%s (hidden 8): %d loops in node order\n", models[m], unscheduled);
+		assert_true(merged < unscheduled);
 		print_message("%s (hidden 8): %d loops with merged nests, %d without producer-consumer members, %d "
 			"without merging\n", models[m], merged, unchained, apart);
 		assert_true(merged > 0);
@@ -611,6 +617,11 @@ static void test_loop_merge(void **state)
 		assert_int_equal(setenv("PLASTC_NO_LOOP_CHAIN", "1", 1), 0);
 		check_program(p);
 		assert_int_equal(unsetenv("PLASTC_NO_LOOP_CHAIN"), 0);
+		p = frontend_load_program(path, 1, sets, d);
+		assert_non_null(p);
+		assert_int_equal(setenv("PLASTC_NO_LOOP_SCHED", "1", 1), 0);
+		check_program(p);
+		assert_int_equal(unsetenv("PLASTC_NO_LOOP_SCHED"), 0);
 		/* and with the batch loop outermost in every nest (the default moves it inside the rows when a
 		 * nest reads a static matrix: l_nest_batch_inner) */
 		p = frontend_load_program(path, 1, sets, d); /* check_program freed the first */
