@@ -52,7 +52,7 @@
 #define LL_MAXD (IR_MAX_RANK + 1) /* batch dim + per-trial dims */
 #define LL_MAXLEAF 64             /* strided pointers in one loop nest (destinations included) */
 #define LL_MAXEXPR 192
-#define LL_GROUP_MAX 4            /* loop nests merged into one (l_group_*); emit_c allows 8 (EM_GROUP_MAX) */
+#define LL_GROUP_MAX 8            /* loop nests merged into one (l_group_*); emit_c allows 12 (EM_GROUP_MAX) */
 #define LL_INLINE_LEAVES 8        /* largest fused subtree, in leaves */
 #define LL_VEC_MIN_TRIP 16        /* shorter reductions get no vectorize hint */
 
