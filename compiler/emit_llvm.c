@@ -147,6 +147,9 @@ typedef struct LlCtx {
 	const bool *slotted;     /* [f->n] gets a scratch slot (the memory plan's need[]) */
 	const bool *ustat;       /* [f->n] uniform before any code exists (constants and functions of them) */
 	bool scheduling;         /* l_schedule is asking: uniformity from ustat, no code exists yet */
+	bool no_nostore;         /* store every merged nest's outputs (PLASTC_NO_NOSTORE=1) */
+	const bool *is_out;      /* [f->n] an output of the function (read by the copies at the end) */
+	const bool *nostore;     /* [nout] of the nest being emitted: outputs not stored (l_group_nostore), or NULL */
 	bool capture;
 	LlNest *grp;             /* the pending group's merged nest (owned by l_emit_body) */
 	int grp_m;               /* its members */
@@ -650,7 +653,8 @@ static void l_nest_rec(LlCtx *c, const LlNest *n, int d, LLVMValueRef *off, LLVM
 	if (d == n->nd) {
 		LLVMValueRef memo[LL_MAXEXPR] = {NULL};
 		for (int o = 0; o < n->nout; o++)
-			l_nest_store(c, n, o, l_x_eval(c, n, n->oroot[o], off, pre, memo), off);
+			if (!(c->nostore && c->nostore[o]))
+				l_nest_store(c, n, o, l_x_eval(c, n, n->oroot[o], off, pre, memo), off);
 		return;
 	}
 	bool inner = d == n->nd - 1;
@@ -688,6 +692,8 @@ static void l_nest_rec(LlCtx *c, const LlNest *n, int d, LLVMValueRef *off, LLVM
 	c->body_calls = false;
 	LLVMValueRef memo[LL_MAXEXPR] = {NULL};
 	for (int o = 0; o < n->nout; o++) {
+		if (c->nostore && c->nostore[o])
+			continue; /* its value reaches its readers in this nest through their expressions */
 		LLVMValueRef v = l_x_eval(c, n, n->oroot[o], o2, pre2, memo);
 		if (acc[o])
 			l_store(c, l_fadd(c, l_load(c, acc[o]), v), acc[o]);
@@ -762,11 +768,51 @@ static void l_nest_emit_now(LlCtx *c, LlNest *n)
 	l_nest_rec(c, n, 0, off, pre);
 }
 
+static bool l_reads(LlCtx *c, int a, int b);
+static bool l_assigns(LlCtx *c, int id);
+
+/* Outputs of the pending group that need no store (as emit_c's plan_nostore): a member's value assigned
+ * point by point into its own scratch slot (not an output of the function, not a caller's buffer) whose
+ * readers are all members of this nest, which then took it at the same point through its expression
+ * (l_group_links: any other read would have ended the group before the reader joined). Writing it would
+ * cost a pass over its array that nothing reads. */
+static void l_group_nostore(LlCtx *c, bool *ns)
+{
+	const LlNest *g = c->grp;
+	for (int r = 0; r < LL_GROUP_MAX; r++)
+		ns[r] = false;
+	if (c->no_nostore || g->nout != c->grp_m || c->grp_m < 2)
+		return;
+	for (int r = 0; r < c->grp_m; r++) {
+		int y = c->grp_mem[r];
+		if (g->oacc[r] || c->is_out[y] || c->dnode[y] || !c->slotted[y] || !l_assigns(c, y))
+			continue;
+		bool ok = true, read = false;
+		for (int z = 0; z < c->f->n && ok; z++) {
+			if (!c->slotted[z] && !c->dnode[z])
+				continue; /* no code of its own (fused, uniform, an argument): its readers are checked */
+			if (!l_reads(c, z, y))
+				continue;
+			bool member = false;
+			for (int k = r + 1; k < c->grp_m && !member; k++)
+				member = c->grp_mem[k] == z;
+			ok = member;
+			read = true;
+		}
+		ns[r] = ok && read;
+	}
+}
+
 /* Emits the pending merged nest, if any. */
 static void l_group_flush(LlCtx *c)
 {
-	if (c->grp_m > 0)
+	if (c->grp_m > 0) {
+		bool ns[LL_GROUP_MAX];
+		l_group_nostore(c, ns);
+		c->nostore = ns;
 		l_nest_emit_now(c, c->grp);
+		c->nostore = NULL;
+	}
 	c->grp_m = 0;
 }
 
@@ -1867,6 +1913,7 @@ static LLVMValueRef l_emit_body(LlCtx *c, const IrFunc *f, const char *name)
 		need[i] = live[i] && !c->inl[i] && !uni_static[i] && !l_is_leafish(f->nodes[i].op) && !c->val[i];
 	c->slotted = need;
 	c->ustat = uni_static;
+	c->is_out = is_out;
 	int nord = 0;
 	for (int i = 0; i < n; i++)
 		if (live[i] && (uni_static[i] || l_is_leafish(f->nodes[i].op)))
@@ -1953,7 +2000,7 @@ out:
 	free(glast);
 	free(tdef);
 	free(teff);
-	c->slotted = c->ustat = NULL;
+	c->slotted = c->ustat = c->is_out = NULL;
 	free(c->val);
 	free(c->uni);
 	free(c->inl);
@@ -2259,6 +2306,8 @@ LLVMModuleRef emitll_module(const Program *p, LLVMContextRef ctx, LLVMTargetMach
 	c.no_loop_chain = nlc && nlc[0] && strcmp(nlc, "0") != 0;
 	const char *nls = getenv("PLASTC_NO_LOOP_SCHED");
 	c.no_loop_sched = nls && nls[0] && strcmp(nls, "0") != 0;
+	const char *nns = getenv("PLASTC_NO_NOSTORE");
+	c.no_nostore = nns && nns[0] && strcmp(nns, "0") != 0;
 	c.mod = LLVMModuleCreateWithNameInContext(p->name ? p->name : "model", ctx);
 	if (p->source)
 		LLVMSetSourceFileName(c.mod, p->source, strlen(p->source));
