@@ -551,15 +551,22 @@ static void test_shipped_models(void **state)
 
 /* ---- merged loop nests: fewer loops than one nest per value, and the same values either way ---- */
 
-/* Loop headers in the unoptimised IR of p (the emitter names them outer, loop and red). */
-static int count_loops(const Program *p, unsigned flags)
+/* The unoptimised IR of p in a temporary file (path: a mkstemp template), open for reading. */
+static FILE *ir_file(const Program *p, unsigned flags, char *path)
 {
-	char path[] = "/tmp/plastc-test-llvm-XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	FILE *f = fdopen(fd, "r");
 	assert_non_null(f);
 	assert_int_equal(emitll_write_ir(p, path, EMITLL_NO_OPT | flags, NULL, stderr), 0);
+	return f;
+}
+
+/* Loop headers in the unoptimised IR of p (the emitter names them outer, loop and red). */
+static int count_loops(const Program *p, unsigned flags)
+{
+	char path[] = "/tmp/plastc-test-llvm-XXXXXX";
+	FILE *f = ir_file(p, flags, path);
 	char line[4096];
 	int n = 0;
 	while (fgets(line, sizeof line, f)) {
@@ -579,11 +586,7 @@ static int count_loops(const Program *p, unsigned flags)
 static int count_stores(const Program *p)
 {
 	char path[] = "/tmp/plastc-test-llvm-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	FILE *f = fdopen(fd, "r");
-	assert_non_null(f);
-	assert_int_equal(emitll_write_ir(p, path, EMITLL_NO_OPT, NULL, stderr), 0);
+	FILE *f = ir_file(p, 0, path);
 	char line[4096];
 	int n = 0;
 	while (fgets(line, sizeof line, f))
@@ -766,11 +769,7 @@ static void test_emitted_ir(void **state)
 	(void)state;
 	Program *p = rnn_program("tiny", 4, 8);
 	char path[] = "/tmp/plastc-test-llvm-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	FILE *tmp = fdopen(fd, "r");
-	assert_non_null(tmp);
-	assert_int_equal(emitll_write_ir(p, path, EMITLL_NO_OPT, NULL, stderr), 0);
+	FILE *tmp = ir_file(p, 0, path);
 	/* the stable part: the name of every defined and declared function, in order */
 	static const char *const want[] = {
 		"define internal void @tiny_step_forward.body(", "declare void @cblas_sgemm(",
@@ -805,7 +804,7 @@ static void test_emitted_ir(void **state)
 
 	/* the object file links with the runtime alone: it must define the descriptor and main */
 	char obj[] = "/tmp/plastc-test-llvm-XXXXXX";
-	fd = mkstemp(obj);
+	int fd = mkstemp(obj);
 	assert_true(fd >= 0);
 	close(fd);
 	EmitllTimes to = {0};
